@@ -1,0 +1,59 @@
+"""Token -> 50 character ids, exactly as the reference ELMo implementations make them.
+
+Each token becomes its UTF-8 bytes (at most 48, cut at byte level) between a begin-of-word and an
+end-of-word mark, padded with a within-word padding id to 50 slots; every id is then shifted by +1
+so that 0 can mean "no token here". The strings ``<S>`` and ``</S>`` map to the sentence-boundary
+arrays. Sentence boundaries are *not* added here: the biLM adds them once, itself.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Sequence
+
+import torch
+
+MAX_CHARS_PER_TOKEN = 50
+MAX_BYTES_PER_TOKEN = MAX_CHARS_PER_TOKEN - 2  # room for the begin/end-of-word marks
+
+# Raw ids (before the +1 offset); 0..255 are UTF-8 byte values.
+BOS_CHAR = 256
+EOS_CHAR = 257
+BOW_CHAR = 258
+EOW_CHAR = 259
+PAD_CHAR = 260
+N_RAW_CHARS = 261  # rows of the trained character table; inference adds a zero row -> 262
+
+BOS_TOKEN = "<S>"
+EOS_TOKEN = "</S>"
+
+
+def _with_marks(body: Sequence[int]) -> tuple[int, ...]:
+    raw = [BOW_CHAR, *body, EOW_CHAR]
+    raw += [PAD_CHAR] * (MAX_CHARS_PER_TOKEN - len(raw))
+    return tuple(r + 1 for r in raw)
+
+
+@lru_cache(maxsize=100_000)
+def token_to_char_ids(token: str) -> tuple[int, ...]:
+    """The 50 final (offset) character ids of one token."""
+    if token == BOS_TOKEN:
+        return _with_marks([BOS_CHAR])
+    if token == EOS_TOKEN:
+        return _with_marks([EOS_CHAR])
+    data = token.encode("utf-8", "ignore")[:MAX_BYTES_PER_TOKEN]
+    return _with_marks(data)
+
+
+BOS_IDS = token_to_char_ids(BOS_TOKEN)
+EOS_IDS = token_to_char_ids(EOS_TOKEN)
+
+
+def batch_to_ids(sentences: Sequence[Sequence[str]]) -> torch.Tensor:
+    """Character ids of a batch of tokenised sentences: int64 (B, max_len, 50), right-padded with 0."""
+    max_len = max((len(s) for s in sentences), default=0)
+    ids = torch.zeros(len(sentences), max_len, MAX_CHARS_PER_TOKEN, dtype=torch.long)
+    for row, sentence in enumerate(sentences):
+        if sentence:
+            ids[row, : len(sentence)] = torch.tensor([token_to_char_ids(t) for t in sentence])
+    return ids

@@ -1,0 +1,159 @@
+"""The biLM: token encoder plus independent forward and backward LSTM stacks, read top to bottom.
+
+``BiLM.forward`` takes character ids of the words only, (B, T, 50) right-padded with zero tokens,
+adds ``<S>``/``</S>`` around every sentence (exactly once), and returns its representation layers
+with the boundary positions removed:
+
+* layer 0: the token vector, duplicated to width 2P;
+* layer l (1..n_layers): [forward LSTM layer l ; backward LSTM layer l], residual included.
+
+States: by default every sentence starts from a zero state, so a sentence's vectors do not depend
+on its batch, its row or what ran before. With ``stateful=True`` the final state of each batch row
+is carried into the same row of the next call, as the reference implementations do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from elmo_tasks.bilm.chars import BOS_IDS, EOS_IDS
+from elmo_tasks.bilm.lstm import LSTMStack, State
+from elmo_tasks.bilm.options import BiLMOptions
+from elmo_tasks.bilm.token_encoder import CharCNNTokenEncoder
+
+
+@dataclass
+class BiLMOutput:
+    """``layers``: (B, n_layers + 1, T, 2P), zero at padding; ``mask``: (B, T) bool, True at words."""
+
+    layers: torch.Tensor
+    mask: torch.Tensor
+
+
+def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse each row's first ``lengths[b]`` positions of (B, T, D); padding stays at the end.
+
+    The permutation is its own inverse, so the same call maps outputs back.
+    """
+    positions = torch.arange(x.shape[1], device=x.device).unsqueeze(0)
+    index = torch.where(positions < lengths.unsqueeze(1), lengths.unsqueeze(1) - 1 - positions, positions)
+    return x.gather(1, index.unsqueeze(2).expand(-1, -1, x.shape[2]))
+
+
+class BiLM(nn.Module):
+    """A weight-compatible ELMo biLM (see ``elmo_tasks.bilm.weights`` for the file format)."""
+
+    def __init__(self, options: BiLMOptions, stateful: bool = False) -> None:
+        super().__init__()
+        self.options = options
+        self.stateful = stateful
+        self.token_encoder = CharCNNTokenEncoder(options)
+
+        def stack() -> LSTMStack:
+            return LSTMStack(options.n_layers, options.projection_dim, options.lstm_dim,
+                             options.cell_clip, options.proj_clip, options.use_skip_connections)
+
+        self.forward_lstm = stack()
+        self.backward_lstm = stack()
+        self.register_buffer("bos_ids", torch.tensor(BOS_IDS), persistent=False)
+        self.register_buffer("eos_ids", torch.tensor(EOS_IDS), persistent=False)
+        self._states: list[State] | None = None  # forward layers then backward layers, by batch row
+
+    @property
+    def num_layers(self) -> int:
+        """Number of representation layers (token layer + LSTM layers)."""
+        return self.options.n_layers + 1
+
+    @property
+    def output_dim(self) -> int:
+        return self.options.output_dim
+
+    def reset_states(self) -> None:
+        """Forget the carried LSTM states (only meaningful with ``stateful=True``)."""
+        self._states = None
+
+    # -- pieces -----------------------------------------------------------------------------------
+
+    def add_boundaries(self, char_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, T, 50) word ids -> (B, T+2, 50) with ``<S>`` at 0 and ``</S>`` after the last word."""
+        batch, width = char_ids.shape[0], char_ids.shape[1]
+        with_boundaries = char_ids.new_zeros(batch, width + 2, char_ids.shape[2])
+        with_boundaries[:, 1 : width + 1] = char_ids
+        with_boundaries[:, 0] = self.bos_ids
+        with_boundaries[torch.arange(batch, device=char_ids.device), lengths + 1] = self.eos_ids
+        return with_boundaries
+
+    def encode_tokens(self, char_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Token vectors (B, T, P) for (B, T, 50) ids; only real tokens are encoded, padding is 0."""
+        vectors = char_ids.new_zeros(*mask.shape, self.options.projection_dim, dtype=self.token_encoder.projection.weight.dtype)
+        if mask.any():
+            vectors[mask] = self.token_encoder(char_ids[mask])
+        return vectors
+
+    def _initial_states(self, batch: int, like: torch.Tensor) -> list[State]:
+        p, c = self.options.projection_dim, self.options.lstm_dim
+        zeros = [(like.new_zeros(batch, p), like.new_zeros(batch, c)) for _ in range(2 * self.options.n_layers)]
+        if not self.stateful or self._states is None:
+            return zeros
+        states = []
+        for (h0, c0), (h_old, c_old) in zip(zeros, self._states):
+            rows = min(batch, h_old.shape[0])
+            h0[:rows], c0[:rows] = h_old[:rows], c_old[:rows]
+            states.append((h0, c0))
+        return states
+
+    def _store_states(self, finals: list[State]) -> None:
+        """Row k of this call's final states replaces row k of the carried states (rows grow as needed)."""
+        if self._states is None:
+            self._states = [(h.detach().clone(), c.detach().clone()) for h, c in finals]
+            return
+        merged = []
+        for (h_new, c_new), (h_old, c_old) in zip(finals, self._states):
+            rows = max(h_new.shape[0], h_old.shape[0])
+            h = h_new.new_zeros(rows, h_new.shape[1])
+            c = c_new.new_zeros(rows, c_new.shape[1])
+            h[: h_old.shape[0]], c[: c_old.shape[0]] = h_old, c_old
+            h[: h_new.shape[0]], c[: c_new.shape[0]] = h_new.detach(), c_new.detach()
+            merged.append((h, c))
+        self._states = merged
+
+    # -- the whole model --------------------------------------------------------------------------
+
+    def forward(self, char_ids: torch.Tensor) -> BiLMOutput:
+        """Representation layers for (B, T, 50) character ids of words (no boundary tokens)."""
+        word_mask = (char_ids > 0).any(dim=2)
+        lengths = word_mask.sum(dim=1)
+        ids = self.add_boundaries(char_ids, lengths)
+        full_lengths = lengths + 2
+        full_mask = (ids > 0).any(dim=2)
+        tokens = self.encode_tokens(ids, full_mask)  # (B, T+2, P)
+
+        # sort longest first so that step t only runs the rows still active
+        order = torch.argsort(full_lengths, descending=True, stable=True)
+        restore = torch.argsort(order)
+        sorted_lengths = full_lengths[order]
+        length_list = sorted_lengths.tolist()
+        batch_sizes = [sum(1 for n in length_list if n > t) for t in range(length_list[0])] if length_list else []
+        x = tokens[order]
+
+        initial = self._initial_states(ids.shape[0], tokens)
+        n = self.options.n_layers
+        fwd_init = [(h[order], c[order]) for h, c in initial[:n]]
+        bwd_init = [(h[order], c[order]) for h, c in initial[n:]]
+        fwd_out, fwd_final = self.forward_lstm(x, batch_sizes, fwd_init)
+        bwd_out, bwd_final = self.backward_lstm(reverse_within_lengths(x, sorted_lengths), batch_sizes, bwd_init)
+        bwd_out = [reverse_within_lengths(out, sorted_lengths) for out in bwd_out]
+        if self.stateful:
+            self._store_states([(h[restore], c[restore]) for h, c in fwd_final + bwd_final])
+
+        # drop the boundaries: output position j is input position j + 1, for j < length
+        width = char_ids.shape[1]
+        keep = word_mask.unsqueeze(2).to(tokens.dtype)
+        layers = [torch.cat([tokens, tokens], dim=2)[:, 1 : width + 1] * keep]
+        for f, b in zip(fwd_out, bwd_out):
+            layer = torch.cat([f, b], dim=2)[restore]
+            layers.append(layer[:, 1 : width + 1] * keep)
+        return BiLMOutput(layers=torch.stack(layers, dim=1), mask=word_mask)

@@ -1,0 +1,50 @@
+"""The ``elmo-tasks`` command line: one module per subcommand under ``elmo_tasks/commands/``.
+
+Each command module defines ``HELP`` (one line), ``configure(parser)`` and ``run(args) -> int``.
+Adding a command means adding a module and one line to ``COMMANDS``. A ``UserError`` anywhere
+becomes a one-line ``elmo-tasks: error: ...`` message and exit code 2, never a traceback.
+Command modules import torch and other heavy libraries inside ``run`` so start-up stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from elmo_tasks.errors import UserError
+
+# subcommand name -> module under elmo_tasks.commands (imported only when that command runs)
+COMMANDS: dict[str, str] = {
+    "embed": "embed",
+    "embed-file": "embed_file",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="elmo-tasks", description="Frozen ELMo features for downstream NLP tasks.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(f"elmo_tasks.commands.{module_name}")
+        command = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.configure(command)
+        command.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except UserError as exc:
+        print(f"elmo-tasks: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("elmo-tasks: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""The ``--model DIR | --options F --weights F`` arguments shared by the commands that load a biLM."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from elmo_tasks.errors import UserError
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, files: bool = True) -> None:
+    parser.add_argument("--model", metavar="DIR", help="model folder with options.json and weights.hdf5 "
+                        "(default: the toolkit's default model)")
+    if files:
+        parser.add_argument("--options", metavar="F", help="options.json of the model (with --weights)")
+        parser.add_argument("--weights", metavar="F", help="weights.hdf5 of the model (with --options)")
+
+
+def load_embedder(args: argparse.Namespace, stateful: bool = False, batch_size: int = 64):
+    """The Embedder the arguments name; says so on stderr when it is the tiny fixture model."""
+    from elmo_tasks.embedder import Embedder, default_model_dir, is_fixture_model, FIXTURE_WARNING
+
+    options, weights = getattr(args, "options", None), getattr(args, "weights", None)
+    if options or weights:
+        if args.model:
+            raise UserError("give either --model or --options/--weights, not both")
+        if not (options and weights):
+            raise UserError("--options and --weights go together: give both")
+        return Embedder.from_files(options, weights, stateful=stateful, batch_size=batch_size)
+    directory = Path(args.model) if args.model else default_model_dir()
+    if is_fixture_model(directory):
+        print(FIXTURE_WARNING, file=sys.stderr)
+    return Embedder.from_dir(directory, stateful=stateful, batch_size=batch_size)
