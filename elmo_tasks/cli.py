@@ -18,6 +18,7 @@ from elmo_tasks.errors import UserError
 COMMANDS: dict[str, str] = {
     "embed": "embed",
     "embed-file": "embed_file",
+    "data": "data",
 }
 
 

