@@ -164,6 +164,8 @@ def test_uncertainty_on_a_written_sample(tmp_path):
     assert rows["Station 1 opened in 1950 ."] == "certain"
     assert rows["Station 0 may have opened in 1950 ."] == "uncertain"
     assert [len(data[s]) for s in ("train", "dev", "test")] == [16, 2, 2]
+    manifest = json.loads((tmp_path / "uncertainty" / "manifest.json").read_text())
+    assert manifest["tokenizer"] in ("elmo_tasks.data.tokenize.tokenize", "elmo_tasks.data.readers.fallback_tokenize")
 
 
 def test_retokenize_pretokenized():

@@ -109,6 +109,12 @@ def get_tokenizer(name: str | Callable[[str], list[str]] = "ptb") -> Callable[[s
     raise UserError(f"unknown tokeniser {name!r}: use 'whitespace' or 'ptb'")
 
 
+def ptb_tokenizer_name() -> str:
+    """Which tokeniser ``get_tokenizer("ptb")`` gives (recorded in the prepared sets' manifests)."""
+    tokenizer = get_tokenizer("ptb")
+    return f"{tokenizer.__module__}.{tokenizer.__qualname__}"
+
+
 def _dataset(columns: dict[str, list[Any]]) -> "Dataset":
     from datasets import Dataset
 

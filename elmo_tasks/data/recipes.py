@@ -493,6 +493,8 @@ def load_sense_frequencies(root: str | os.PathLike | None = None,
 
 
 RECIPES: dict[str, Recipe] = {}
+# the sets whose text goes through readers.get_tokenizer("ptb") (the others come tokenised)
+_USES_PTB_TOKENIZER = {"uncertainty", "wordnet-wsd", "wordnet-wsd-seen"}
 
 
 def _register(recipe: Recipe) -> None:
@@ -739,6 +741,7 @@ def prepare(name: str, out_dir: str | os.PathLike | None = None, *, force: bool 
             "source": {"description": recipe.source, **source_info},
             "licence": recipe.licence,
             "split_rule": recipe.split_rule,
+            "tokenizer": readers.ptb_tokenizer_name() if recipe.name in _USES_PTB_TOKENIZER else None,
             "columns": list(built.splits["train"][0]) if built.splits["train"] else [],
             "splits": {split: _split_stats(recipe.task, built.splits[split]) for split in SPLITS},
             "label_set": _label_set(recipe.task, built.splits),
