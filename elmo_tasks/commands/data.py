@@ -11,6 +11,7 @@ import importlib
 HELP = "build data: the pretraining corpus (data corpus) or a task set (data prepare NAME)"
 
 SUBCOMMANDS: dict[str, str] = {
+    "corpus": "data_corpus",
     "prepare": "data_prepare",
 }
 

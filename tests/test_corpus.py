@@ -1,0 +1,264 @@
+"""The pretraining-corpus builder: tokeniser, sentence splitter, GCIDE cleaning, R lazy-load reader,
+filters, exclusion, heldout split and atomic output. No network, no Debian/PyPI downloads."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import struct
+import zipfile
+import zlib
+from pathlib import Path
+
+import pytest
+
+from elmo_tasks.data import corpus
+from elmo_tasks.data.rdata import lazyload_objects, unserialize
+from elmo_tasks.data.tokenize import split_sentences, tokenize, tokenize_sentences
+
+FIXTURES = Path(__file__).parent / "fixtures" / "corpus"
+
+
+# --- tokeniser -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, expected", [
+    # the first sentences of the WSJ sample, tokenised as the treebank does
+    ("Pierre Vinken, 61 years old, will join the board as a nonexecutive director Nov. 29.",
+     "Pierre Vinken , 61 years old , will join the board as a nonexecutive director Nov. 29 ."),
+    ("Mr. Vinken is chairman of Elsevier N.V., the Dutch publishing group.",
+     "Mr. Vinken is chairman of Elsevier N.V. , the Dutch publishing group ."),
+    ("Has the Internet abandoned its role as the leading incubator of political rumor?",
+     "Has the Internet abandoned its role as the leading incubator of political rumor ?"),
+    # clitics as in the WSJ
+    ("I don't think they're coming; John's car can't start!",
+     "I do n't think they 're coming ; John 's car ca n't start !"),
+    ("We'll see what I'd done, and you've won, I'm sure.",
+     "We 'll see what I 'd done , and you 've won , I 'm sure ."),
+    ("I cannot go.", "I can not go ."),
+    # Austen's opening: double quotes become `` and ''
+    ('"My dear Mr. Bennet," said his lady to him one day, "have you heard that Netherfield Park is let at last?"',
+     "`` My dear Mr. Bennet , '' said his lady to him one day , `` have you heard that Netherfield Park "
+     "is let at last ? ''"),
+    ("He said 'hello' to me (twice)--and left...",
+     "He said ` hello ' to me ( twice ) -- and left ..."),
+    ("It cost $5.50, i.e. very little.", "It cost $ 5.50 , i.e. very little ."),
+    ("\u201cWell,\u201d she said \u2014 \u2018no\u2019.", "`` Well , '' she said -- ` no ' ."),
+    ("In the beginning God created the heaven and the earth.",
+     "In the beginning God created the heaven and the earth ."),
+])
+def test_tokenize_ptb_like(text, expected):
+    assert tokenize(text) == expected.split()
+
+
+def test_tokenize_keeps_case_and_empty():
+    assert tokenize("   ") == []
+    assert tokenize("NASA launched it") == ["NASA", "launched", "it"]
+
+
+def test_split_sentences():
+    text = ("It is a truth universally acknowledged, that a single man in possession\nof a good fortune, "
+            "must be in want of a wife. However little known the feelings or views of such a man may be "
+            "on his first entering a neighbourhood, this truth is so well fixed. \"My dear Mr. Bennet,\" "
+            "said his lady. \"Have you heard?\" Mr. Bennet replied that he had not. See p. 5 of "
+            "J. Smith's book. The U.S. Army came.")
+    assert split_sentences(text) == [
+        "It is a truth universally acknowledged, that a single man in possession of a good fortune, "
+        "must be in want of a wife.",
+        "However little known the feelings or views of such a man may be on his first entering a "
+        "neighbourhood, this truth is so well fixed.",
+        "\"My dear Mr. Bennet,\" said his lady.",
+        "\"Have you heard?\"",
+        "Mr. Bennet replied that he had not.",
+        "See p. 5 of J. Smith's book.",
+        "The U.S. Army came.",
+    ]
+    assert split_sentences("  \n ") == []
+    assert tokenize_sentences("Go home. Now!") == [["Go", "home", "."], ["Now", "!"]]
+
+
+# --- source readers ---------------------------------------------------------------------------
+
+def test_gcide_cleaning_on_real_excerpt():
+    text = (FIXTURES / "gcide-excerpt.txt").read_text(encoding="utf-8")
+    paragraphs = list(corpus.gcide_paragraphs(text))
+    assert paragraphs == [
+        "To infatuate.",
+        "To frighten.",
+        "To act upon; to produce an effect or change upon.",
+        "As might affect the earth with cold heat.",
+        "The climate affected their health and spirits.",
+        "To influence or move, as the feelings or passions; to touch.",
+        "a growth hormone produced by the anterior pituitary gland; stimulates the adrenal cortex.",
+        "To blind by a red-hot metal plate held before the eyes.",
+    ]
+    joined = " ".join(paragraphs)
+    for markup in ("\\", "[", "{", "--Milton", "Syn", "Webster", "WordNet"):
+        assert markup not in joined
+
+
+def test_gcide_block_letters_and_wordnet_examples():
+    assert corpus.clean_gcide_block("   the Ph[oe]nician alphabet, with the [aum] sound.", first=False) == \
+        "the Phoenician alphabet, with the a sound."
+    assert corpus.clean_gcide_block('   1. to run away; "he ran away from home"', first=False, wordnet=True) == \
+        "to run away;"
+    assert corpus.clean_gcide_block("   Syn: abamp", first=False) == ""
+
+
+def test_wordnet_gloss_examples_split_off():
+    line = ('00002724 29 v 01 choke 0 002 @ 00001740 v 0000 + 14058252 n 0101 01 + 02 00 | breathe with '
+            'great difficulty, as when experiencing a strong emotion; "She choked with emotion when she '
+            'spoke about her deceased husband"  ')
+    header = "  1 This software and database is being provided to you, the LICENSEE | by Princeton"
+    [(definition, examples)] = list(corpus.wordnet_glosses([header, line]))
+    assert definition == "breathe with great difficulty, as when experiencing a strong emotion"
+    assert examples == ["She choked with emotion when she spoke about her deceased husband"]
+
+
+def test_kjv_verses_and_austen_paragraphs():
+    out = "Ge1:1 In the beginning God created the heaven and the earth.\n1Jo1:1 That which was from the beginning.\n"
+    assert list(corpus.kjv_verses(out)) == ["In the beginning God created the heaven and the earth.",
+                                            "That which was from the beginning."]
+    lines = ["PRIDE AND PREJUDICE", "", "Chapter 1", "", "It is a truth universally acknowledged, that a",
+             "single man in _possession_.", "", None, "Next."]
+    assert list(corpus.austen_paragraphs(lines)) == [
+        "It is a truth universally acknowledged, that a single man in possession.", "Next."]
+
+
+def _xdr_strsxp(values):
+    out = b"X\n" + struct.pack(">iii", 2, 0x040201, 0x020300)
+    out += struct.pack(">ii", 16, len(values))
+    for v in values:
+        raw = v.encode("utf-8")
+        out += struct.pack(">ii", 9 | (1 << 15), len(raw)) + raw  # CHARSXP, UTF-8 flag in levels
+    return out
+
+
+def test_r_lazyload_reader(tmp_path):
+    # a character vector, as janeaustenr stores each novel
+    payload = _xdr_strsxp(["EMMA", "", "By Jane Austen"])
+    assert unserialize(payload) == ["EMMA", "", "By Jane Austen"]
+    record = struct.pack(">I", len(payload)) + zlib.compress(payload)
+    (tmp_path / "Rdata.rdb").write_bytes(record)
+    # the index: list(variables = list(emma = c(0, len)), references = list(), compressed = TRUE)
+    index = b"X\n" + struct.pack(">iii", 2, 0x040201, 0x020300)
+
+    def sym(name):
+        return struct.pack(">ii", 1, 9) + struct.pack(">i", len(name)) + name.encode()
+
+    # a tagged pairlist cell: LISTSXP with has_tag
+    index += struct.pack(">i", 2 | (1 << 10)) + sym("variables")
+    index += struct.pack(">i", 2 | (1 << 10)) + sym("emma")
+    index += struct.pack(">ii", 13, 2) + struct.pack(">ii", 0, len(record))
+    index += struct.pack(">i", 254)  # end of the variables pairlist
+    index += struct.pack(">i", 2 | (1 << 10)) + sym("compressed")
+    index += struct.pack(">ii", 10, 1) + struct.pack(">i", 1)
+    index += struct.pack(">i", 254)
+    (tmp_path / "Rdata.rdx").write_bytes(gzip.compress(index))
+    assert lazyload_objects(tmp_path / "Rdata.rdx") == {"emma": ["EMMA", "", "By Jane Austen"]}
+
+
+def test_docx_paragraphs():
+    xml = ('<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>'
+           '<w:p><w:r><w:t>One thing was certain, </w:t></w:r><w:r><w:t>that the WHITE kitten had had '
+           'nothing to do with it.</w:t></w:r></w:p><w:p></w:p></w:body></w:document>')
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr("word/document.xml", xml)
+    assert list(corpus.docx_paragraphs(buffer.getvalue())) == [
+        "One thing was certain, that the WHITE kitten had had nothing to do with it."]
+
+
+# --- filters, exclusion, split, output --------------------------------------------------------
+
+def test_normalized_key():
+    assert corpus.normalized_key("Don't stop!") == corpus.normalized_key(tokenize("don't stop !")) == "dontstop"
+    assert corpus.normalized_key('"Quoted," he said.') == corpus.normalized_key(tokenize('"Quoted," he said.'))
+
+
+def test_tagged_and_csv_exclusions():
+    tagged = "Pierre/NNP Vinken/NNP ,/, 61/CD years/NNS old/JJ ./. He/PRP left/VBD ./.\n"
+    keys = {corpus.normalized_key(s) for s in corpus._tagged_sentences(tagged)}
+    assert corpus.normalized_key("Pierre Vinken, 61 years old.") in keys
+    assert corpus.normalized_key("He left.") in keys
+    csv_text = '\ufeff"1","the rock is destined to be great . \nsecond line here . \n"\n'
+    keys = corpus._text_keys(corpus._csv_texts(csv_text))
+    assert corpus.normalized_key("The rock is destined to be great.") in keys
+    assert corpus.normalized_key("Second line here.") in keys
+
+
+def _builder(**kwargs):
+    exclusions = {"wsj-pos": {corpus.normalized_key("Pierre Vinken, 61 years old, will join the board.")},
+                  "wordnet-examples": {corpus.normalized_key("She choked with emotion")}}
+    return corpus.CorpusBuilder(exclusions, **kwargs)
+
+
+def test_builder_filters_dedup_and_exclusion():
+    builder = _builder(heldout_fraction=0.0, max_tokens=12)
+    stats = corpus.SourceStats()
+    builder.add_paragraphs([
+        "Pierre Vinken, 61 years old, will join the board. The sun rose over the hills.",
+        "The sun rose over the hills. She choked with emotion. Go.",
+        "This sentence is much too long to be kept because it has many more than twelve tokens in it, says the test.",
+        "To frighten by a ?way of the hand.",
+    ], stats)
+    assert builder.train == ["The sun rose over the hills ."]
+    assert stats.dropped == {"excluded:wsj-pos": 1, "excluded:wordnet-examples": 1, "duplicate": 1,
+                             "too-short": 1, "too-long": 1, "markup": 1}
+    assert stats.sentences_kept == 1 and stats.tokens_kept == 7 and stats.sentences_seen == 7
+
+
+def test_heldout_split_is_deterministic_and_by_sentence():
+    sentences = [f"This is sentence number {i} ." for i in range(4000)]
+    results = []
+    for _ in range(2):
+        builder = _builder(heldout_fraction=0.05, seed=3)
+        stats = corpus.SourceStats()
+        for s in sentences:
+            builder.add_sentence(s.split(), stats)
+        results.append((builder.train, builder.heldout))
+    assert results[0] == results[1]
+    heldout = results[0][1]
+    assert 120 < len(heldout) < 280  # about 5 %
+    # the choice depends on the sentence only, not on what came before it
+    builder = _builder(heldout_fraction=0.05, seed=3)
+    for s in reversed(sentences):
+        builder.add_sentence(s.split(), corpus.SourceStats())
+    assert sorted(builder.heldout) == sorted(heldout)
+    # another seed, another slice
+    assert [s for s in sentences if corpus.heldout_score(s, 4) < 0.05] != heldout
+
+
+def test_write_outputs_atomic(tmp_path, monkeypatch):
+    builder = _builder(heldout_fraction=0.5, seed=1)
+    stats = corpus.SourceStats()
+    for i in range(50):
+        builder.add_sentence(f"line number {i} here".split(), stats)
+    manifest = corpus.write_outputs(tmp_path, builder, {"seed": 1})
+    train = (tmp_path / "train.txt").read_text(encoding="utf-8").splitlines()
+    heldout = (tmp_path / "heldout.txt").read_text(encoding="utf-8").splitlines()
+    assert sorted(train) == sorted(builder.train) and heldout == builder.heldout
+    assert len(train) + len(heldout) == 50
+    on_disk = json.loads((tmp_path / "manifest.json").read_text())
+    assert on_disk == manifest
+    assert on_disk["files"]["train.txt"]["sha256"] == hashlib.sha256((tmp_path / "train.txt").read_bytes()).hexdigest()
+    assert on_disk["files"]["train.txt"]["tokens"] == 4 * len(train)
+    # no temporary files are left, and a failing write leaves the old file in place
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["heldout.txt", "manifest.json", "train.txt"]
+
+    def broken():
+        yield "first line"
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        corpus.write_atomic_lines(tmp_path / "train.txt", broken())
+    assert sorted((tmp_path / "train.txt").read_text(encoding="utf-8").splitlines()) == sorted(builder.train)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["heldout.txt", "manifest.json", "train.txt"]
+
+
+def test_cli_registers_data_corpus():
+    from elmo_tasks.cli import build_parser
+
+    args = build_parser().parse_args(["data", "corpus", "--out", "x", "--sources", "austen,kjv", "--seed", "2"])
+    assert args.out == "x" and args.sources == "austen,kjv" and args.seed == 2 and args.heldout_fraction == 0.01
