@@ -19,6 +19,8 @@ COMMANDS: dict[str, str] = {
     "embed": "embed",
     "embed-file": "embed_file",
     "data": "data",
+    "run": "run",
+    "cache": "cache",
 }
 
 

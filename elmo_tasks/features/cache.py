@@ -1,0 +1,198 @@
+"""The on-disk cache of biLM layers: computed once per (model weights, sentences), reused by every run.
+
+The biLM is frozen, so a split's layers never change: they are stored as one array of every token
+of the split, ``layers.npy`` (n_tokens, n_layers, 2P) in float16 or float32, with ``offsets.npy``
+(n_sentences + 1) marking where each sentence starts, and ``meta.json``. The folder's name is a
+hash of the model's files, the sentences' tokens (in order), the dtype and the cache format, so a
+different model or changed data never hits a stale cache, while labels and heads do not matter.
+
+Writes are atomic: the folder is written under a temporary name and renamed into place only once
+complete, so a killed build leaves nothing that a later run would trust (the leftover temporary
+folder is removed by the next build of the same key).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from elmo_tasks.errors import UserError
+
+CACHE_FORMAT = 1
+DTYPES = {"float16": np.float16, "float32": np.float32}
+
+
+def default_cache_root() -> Path:
+    from elmo_tasks.data.sources import cache_dir
+
+    return cache_dir() / "features"
+
+
+def file_digest(path: Path, _memo: dict[tuple[str, int, int], str] = {}) -> str:
+    """sha256 of a file (memoised by path, size and modification time within the process)."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _memo:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        _memo[key] = digest.hexdigest()
+    return _memo[key]
+
+
+def model_digest(model_dir: Path) -> str:
+    """Identity of a model: the hashes of its options and weights files."""
+    return hashlib.sha256((file_digest(model_dir / "options.json") + file_digest(model_dir / "weights.hdf5")).encode()).hexdigest()
+
+
+def sentences_digest(sentences: Sequence[Sequence[str]]) -> str:
+    digest = hashlib.sha256()
+    for tokens in sentences:
+        digest.update(json.dumps(list(tokens), ensure_ascii=False).encode("utf-8"))
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+@dataclass
+class CachedLayers:
+    """A split's layers: ``layers`` (n_tokens, L, D) and ``offsets`` (n_sentences + 1)."""
+
+    layers: torch.Tensor
+    offsets: np.ndarray
+    path: Path
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def batch(self, rows: Sequence[int], width: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Padded layers (B, L, T, D) in the cache's dtype and mask (B, T) for sentences ``rows``."""
+        starts = self.offsets[list(rows)]
+        lengths = self.offsets[np.asarray(rows) + 1] - starts
+        width = int(lengths.max(initial=0)) if width is None else width
+        index = np.concatenate([np.arange(s, s + n) for s, n in zip(starts, lengths)]) if len(rows) else np.zeros(0, dtype=np.int64)
+        mask = torch.from_numpy(np.arange(width)[None, :] < lengths[:, None])
+        out = self.layers.new_zeros(len(rows), width, *self.layers.shape[1:])
+        out[mask] = self.layers[torch.from_numpy(index)]
+        return out.transpose(1, 2), mask
+
+
+class LayerCache:
+    """Where and how cached layers live: ``root / <model hash> / <key>``."""
+
+    def __init__(self, model_dir: Path, root: Path | None = None, dtype: str = "float16", batch_size: int = 64) -> None:
+        if dtype not in DTYPES:
+            raise UserError(f"cache dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        self.model_dir = Path(model_dir)
+        self.root = Path(root) if root is not None else default_cache_root()
+        self.dtype = dtype
+        self.batch_size = batch_size
+        self._model_digest: str | None = None
+
+    @property
+    def model_key(self) -> str:
+        if self._model_digest is None:
+            self._model_digest = model_digest(self.model_dir)
+        return self._model_digest
+
+    def path_for(self, sentences: Sequence[Sequence[str]]) -> Path:
+        key = hashlib.sha256(f"{CACHE_FORMAT}:{self.dtype}:{sentences_digest(sentences)}".encode()).hexdigest()[:24]
+        return self.root / self.model_key[:16] / f"{key}-{self.dtype}"
+
+    def lookup(self, sentences: Sequence[Sequence[str]]) -> CachedLayers | None:
+        """The cached layers of ``sentences`` if a complete, matching cache exists."""
+        return self._open(self.path_for(sentences), sentences)
+
+    def get(self, sentences: Sequence[Sequence[str]], progress: bool = True, desc: str = "cache") -> CachedLayers:
+        """The cached layers, built first if needed (with a progress bar on stderr)."""
+        found = self.lookup(sentences)
+        if found is not None:
+            return found
+        self.build(sentences, progress=progress, desc=desc)
+        found = self.lookup(sentences)
+        if found is None:
+            raise UserError(f"the feature cache at {self.path_for(sentences)} could not be read back after building it")
+        return found
+
+    def _open(self, path: Path, sentences: Sequence[Sequence[str]]) -> CachedLayers | None:
+        meta_path = path / "meta.json"
+        if not meta_path.is_file():
+            return None
+        try:
+            meta = json.loads(meta_path.read_text())
+            offsets = np.load(path / "offsets.npy")
+            layers = np.load(path / "layers.npy", mmap_mode="r")
+        except (OSError, ValueError):
+            return None
+        expected = np.concatenate([[0], np.cumsum([len(s) for s in sentences])])
+        if (meta.get("format") != CACHE_FORMAT or meta.get("model") != self.model_key or meta.get("dtype") != self.dtype
+                or len(offsets) != len(expected) or not np.array_equal(offsets, expected)
+                or layers.shape[0] != expected[-1] or layers.dtype != DTYPES[self.dtype]):
+            return None
+        return CachedLayers(torch.from_numpy(np.array(layers)), offsets, path)  # read into memory
+
+    def build(self, sentences: Sequence[Sequence[str]], progress: bool = True, desc: str = "cache") -> Path:
+        """Run the biLM over ``sentences`` and store the layers atomically; returns the folder."""
+        from elmo_tasks.embedder import Embedder
+
+        target = self.path_for(sentences)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for stale in target.parent.glob(f"{target.name}.tmp-*"):  # left by a killed build
+            if time.time() - stale.stat().st_mtime > 60:
+                shutil.rmtree(stale, ignore_errors=True)
+        embedder = Embedder.from_dir(self.model_dir, batch_size=self.batch_size)
+        lengths = [len(s) for s in sentences]
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        tmp = Path(tempfile.mkdtemp(prefix=f"{target.name}.tmp-", dir=target.parent))
+        try:
+            layers = np.lib.format.open_memmap(tmp / "layers.npy", mode="w+", dtype=DTYPES[self.dtype],
+                                               shape=(int(offsets[-1]), embedder.num_layers, embedder.output_dim))
+            bar = None
+            if progress:
+                from tqdm import tqdm
+
+                bar = tqdm(total=len(sentences), unit=" sentences", desc=desc, file=sys.stderr)
+            started = time.perf_counter()
+            for row, array in enumerate(embedder.embed_sentences(sentences)):  # (L, n, D), input order
+                layers[offsets[row]:offsets[row + 1]] = array.transpose(1, 0, 2)
+                if bar is not None:
+                    bar.update(1)
+            if bar is not None:
+                bar.close()
+            layers.flush()
+            del layers
+            np.save(tmp / "offsets.npy", offsets)
+            meta = {"format": CACHE_FORMAT, "model": self.model_key, "model_dir": str(self.model_dir),
+                    "dtype": self.dtype, "sentences": len(sentences), "tokens": int(offsets[-1]),
+                    "num_layers": embedder.num_layers, "dim": embedder.output_dim,
+                    "seconds": round(time.perf_counter() - started, 3)}
+            for name in ("layers.npy", "offsets.npy"):
+                _fsync(tmp / name)
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")  # written last: marks completion
+            _fsync(tmp / "meta.json")
+            try:
+                os.rename(tmp, target)
+            except OSError:  # another process finished the same cache first
+                if self._open(target, sentences) is None:
+                    shutil.rmtree(target, ignore_errors=True)
+                    os.rename(tmp, target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return target
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())

