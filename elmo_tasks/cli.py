@@ -21,6 +21,8 @@ COMMANDS: dict[str, str] = {
     "data": "data",
     "run": "run",
     "cache": "cache",
+    "compare": "compare",
+    "bench": "bench",
 }
 
 

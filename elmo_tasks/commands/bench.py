@@ -1,0 +1,46 @@
+"""``elmo-tasks bench SUITE.yaml [--seeds N] [--out DIR]``: run every config of a benchmark suite
+for N seeds (reusing finished runs, resuming interrupted ones) and write the comparison tables.
+See elmo_tasks.comparison.suite for the suite file and elmo_tasks.comparison.bench for the output.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "run a benchmark suite (configs/suites/*.yaml) for N seeds and tabulate GloVe vs GloVe + ELMo"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("suite", metavar="SUITE", help="suite file (configs/suites/offline.yaml)")
+    parser.add_argument("--seeds", type=int, metavar="N", help="seeds 0..N-1 per config (default: the suite's seeds, 3)")
+    parser.add_argument("--out", metavar="DIR", help="output folder (default: the suite's output, runs/bench/NAME)")
+    parser.add_argument("--threads", type=int, metavar="N", help="torch threads (default: torch's; "
+                        "a config's trainer.threads wins)")
+    parser.add_argument("--verbose", action="store_true", help="show each run's log lines and progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from elmo_tasks.comparison.bench import command_line, run_suite
+    from elmo_tasks.comparison.suite import load_suite
+    from elmo_tasks.errors import UserError
+
+    suite = load_suite(args.suite, check_configs=False)  # run_suite checks the configs
+    seeds = args.seeds if args.seeds is not None else suite.seeds
+    if seeds < 1:
+        raise UserError(f"--seeds: must be at least 1, got {seeds}")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError(f"--threads: must be at least 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
+    argv = ["bench", args.suite, "--seeds", str(seeds)] + (["--out", args.out] if args.out else [])
+    result = run_suite(suite, list(range(seeds)), args.out or suite.output, command=command_line(argv),
+                       verbose=args.verbose)
+    print(result.written["comparison.md"].read_text(encoding="utf-8"), end="")
+    print(f"{result.trained} runs trained in {result.run_seconds / 60:.1f} min, {result.reused} reused; "
+          f"ELMo caches {result.cache_seconds:.0f}s; wrote {', '.join(str(p) for p in result.written.values())}",
+          file=sys.stderr)
+    return 0

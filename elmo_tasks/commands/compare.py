@@ -1,0 +1,38 @@
+"""``elmo-tasks compare RUN_DIRS... [--out DIR]``: the GloVe vs GloVe + ELMo table of finished runs.
+
+Each argument is a run folder or a folder holding run folders (at any depth: a bench output, or
+``runs/``). Runs are grouped by data set and setting (see elmo_tasks.comparison.runs); the markdown
+table goes to stdout, and with ``--out`` the CSVs and the layer-weight plot are written there too.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "tabulate finished runs: GloVe vs GloVe + ELMo per task (mean ± std over seeds), probes, layer weights"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dirs", metavar="RUN_DIR", nargs="+",
+                        help="run folders, or folders holding run folders (searched for metrics.json)")
+    parser.add_argument("--out", metavar="DIR", help="also write comparison.md, *.csv and layer_weights.png here")
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from elmo_tasks.comparison.bench import command_line
+    from elmo_tasks.comparison.runs import find_runs
+    from elmo_tasks.comparison.table import check_records, report_markdown, write_report
+
+    records = find_runs(args.run_dirs)
+    check_records(records)
+    note = f"Made by `{command_line(['compare', *args.run_dirs] + (['--out', args.out] if args.out else []))}` " \
+           f"from {len(records)} runs."
+    if args.out:
+        written = write_report(records, args.out, note=note)
+        print(written["comparison.md"].read_text(encoding="utf-8"), end="")
+        print("wrote " + ", ".join(str(p) for p in written.values()), file=sys.stderr)
+    else:
+        print(report_markdown(records, note=note), end="")
+    return 0

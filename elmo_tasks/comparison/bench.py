@@ -1,0 +1,160 @@
+"""Run a benchmark suite for N seeds and write its comparison tables.
+
+Layout of the output folder::
+
+    runs/TASK/glove/seedN, runs/TASK/glove_elmo/seedN, runs/TASK/probe_layerK/seedN   run folders
+    comparison.md, comparison.csv, probes.csv, layer_weights.csv, runs.csv,
+    layer_weights.png                                                                 see comparison.table
+    bench.json                                                                        seeds, timings, runs
+
+First the ELMo layer caches of every data set are built (timed apart: they are computed once per
+model and data set). Then runs go seed by seed (all tasks for seed 0, then seed 1, ...), so a killed
+bench already holds whole seeds. A run whose folder holds a finished run of the same config is
+reused and an interrupted one resumes after its last finished epoch (``elmo_tasks.training.trainer``),
+so running the same command again continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+from elmo_tasks.comparison.runs import GLOVE, GLOVE_ELMO, PROBE, SETTING_TITLES, RunRecord, read_run
+from elmo_tasks.comparison.suite import Suite, check_suite_configs
+from elmo_tasks.comparison.table import write_atomic, write_report
+from elmo_tasks.errors import UserError
+
+
+@dataclass
+class PlannedRun:
+    task: str
+    setting: str  # glove | glove_elmo | probe
+    layer: str  # probes only
+    seed: int
+    config: str  # config file
+    run_dir: Path
+
+    def title(self) -> str:
+        return f"{self.task} {SETTING_TITLES[self.setting]}" + (f" layer {self.layer}" if self.layer else "") \
+            + f" seed {self.seed}"
+
+
+def plan_runs(suite: Suite, seeds: list[int], out: Path) -> list[PlannedRun]:
+    """Every run of the suite, seed by seed, with its folder under ``out/runs``."""
+    planned = []
+    for seed in seeds:
+        for task in suite.tasks:
+            for setting, config in ((GLOVE, task.glove), (GLOVE_ELMO, task.glove_elmo)):
+                planned.append(PlannedRun(task.name, setting, "", seed, config,
+                                          out / "runs" / task.name / setting / f"seed{seed}"))
+        for probe in suite.probes:
+            for layer, config in probe.layers.items():
+                planned.append(PlannedRun(probe.name, PROBE, str(layer), seed, config,
+                                          out / "runs" / probe.name / f"probe_layer{layer}" / f"seed{seed}"))
+    return planned
+
+
+def build_caches(configs: list, progress: bool, log: Callable[[str], None]) -> float:
+    """Compute the ELMo layer caches of every (model, data set) the configs read; returns seconds."""
+    from elmo_tasks.config import SPLITS
+    from elmo_tasks.features.cache import LayerCache
+    from elmo_tasks.features.elmo import resolve_model_dir
+    from elmo_tasks.training.data import load_splits
+
+    started = time.perf_counter()
+    done = set()
+    for config in configs:
+        elmo = config.features.elmo
+        if elmo is None:
+            continue
+        model_dir = resolve_model_dir(elmo.model)
+        key = (str(model_dir), elmo.cache_dir, elmo.cache_dtype, repr(config.dataset))
+        if key in done:
+            continue
+        done.add(key)
+        cache = LayerCache(model_dir, elmo.cache_dir, elmo.cache_dtype, elmo.batch_size)
+        data = load_splits(config.dataset)
+        for split in SPLITS:
+            tokens = [list(t) for t in data[split]["tokens"]]
+            if cache.lookup(tokens) is None:
+                tick = time.perf_counter()
+                cache.get(tokens, progress=progress, desc=f"ELMo cache {config.name} {split}")
+                log(f"built the ELMo cache of {config.name} {split} ({len(tokens):,} sentences) "
+                    f"in {time.perf_counter() - tick:.0f}s")
+    return time.perf_counter() - started
+
+
+@dataclass
+class BenchResult:
+    records: list[RunRecord]
+    written: dict[str, Path]
+    cache_seconds: float
+    run_seconds: float  # wall time of the runs this invocation trained (reused ones cost ~0)
+    trained: int
+    reused: int
+
+
+def run_suite(suite: Suite, seeds: list[int], out: str | Path, command: str = "", verbose: bool = False,
+              log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> BenchResult:
+    """Run (or reuse) every run of ``suite`` for ``seeds`` under ``out`` and write the tables there."""
+    from elmo_tasks.config import load_config
+    from elmo_tasks.training.trainer import run as run_experiment
+
+    out = Path(out)
+    loaded = check_suite_configs(suite)
+    cache_seconds = build_caches(list(loaded.values()), progress=verbose, log=log)
+    planned = plan_runs(suite, seeds, out)
+    records, timings = [], []
+    run_seconds, trained, reused = 0.0, 0, 0
+    for i, item in enumerate(planned, start=1):
+        was_done = (item.run_dir / "metrics.json").is_file()
+        config = load_config(item.config, {"trainer.seed": item.seed})
+        tick = time.perf_counter()
+        try:
+            metrics = run_experiment(config, item.run_dir, progress=verbose, echo=verbose)
+        except UserError as exc:
+            if "another config" in str(exc):
+                raise UserError(f"{exc} (bench: {item.config} changed since that run; delete {item.run_dir} "
+                                "to run it again, or give another --out)") from None
+            raise
+        seconds = time.perf_counter() - tick
+        if was_done:
+            reused += 1
+        else:
+            trained += 1
+            run_seconds += seconds
+        record = replace(read_run(item.run_dir), task=item.task)
+        if record.setting != item.setting:
+            raise UserError(f"{item.run_dir}: a {record.setting} run in the {item.setting} slot of {suite.path}")
+        records.append(record)
+        main = metrics["main_metric"]
+        log(f"[{i}/{len(planned)}] {item.title()}: test {main} {metrics['test'][main]:.4f}, "
+            f"{'reused' if was_done else f'{seconds:.0f}s'}")
+        timings.append({"task": item.task, "setting": item.setting, "layer": item.layer, "seed": item.seed,
+                        "run_dir": str(item.run_dir), "reused": was_done, "seconds": round(seconds, 3),
+                        "run_total_seconds": record.total_seconds})
+
+    models = sorted({r.elmo_model for r in records if r.elmo_model})
+    note = (f"Made by `{command or f'elmo-tasks bench {suite.path} --seeds {len(seeds)}'}` "
+            f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}): suite {suite.name}, seeds "
+            f"{', '.join(map(str, seeds))}, {len(records)} runs taking {sum(r.total_seconds for r in records) / 60:.1f} "
+            f"min in all (sum of the runs' total_seconds; ELMo caches built beforehand)."
+            + (f" ELMo model: {', '.join(models)}." if models else ""))
+    written = write_report(records, out, order=suite.task_names(), note=note)
+    summary = {"suite": suite.path, "name": suite.name, "seeds": seeds, "command": command,
+               "cache_seconds": round(cache_seconds, 3), "run_seconds": round(run_seconds, 3),
+               "trained": trained, "reused": reused, "elmo_models": models,
+               "sum_run_total_seconds": round(sum(r.total_seconds for r in records), 3), "runs": timings}
+    write_atomic(out / "bench.json", json.dumps(summary, indent=1) + "\n")
+    written["bench.json"] = out / "bench.json"
+    return BenchResult(records, written, cache_seconds, run_seconds, trained, reused)
+
+
+def command_line(argv: list[str]) -> str:
+    """The command as a user would type it (for the table's note)."""
+    return "elmo-tasks " + " ".join(shlex.quote(a) for a in argv)

@@ -1,0 +1,200 @@
+"""Finished run folders as records: what was run (task, setting, seed) and what it scored.
+
+A run folder is what ``elmo-tasks run`` writes (see :mod:`elmo_tasks.training.trainer`); only its
+``metrics.json`` (present once the run is complete) and ``config.yaml`` (the resolved config) are
+read. The setting of a run follows from its config:
+
+* ``glove``: no ELMo (the baseline; other non-ELMo features such as ``chars`` join the task's name);
+* ``glove_elmo``: the same plus ELMo;
+* ``probe``: the ``probe`` head on ELMo alone, with a fixed mix (``layer0``, ``layer1``, ...).
+
+:func:`find_runs` collects the records under some folders and names each task after its data set
+(the prepared or hub name, else the folder of the training file); ``elmo-tasks bench`` names them
+after the suite's tasks instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from elmo_tasks.errors import UserError
+
+GLOVE, GLOVE_ELMO, PROBE = "glove", "glove_elmo", "probe"
+SETTING_TITLES = {GLOVE: "GloVe", GLOVE_ELMO: "GloVe + ELMo", PROBE: "probe"}
+
+# metrics.json keys a record needs (schema 1 of elmo_tasks.training.trainer)
+_REQUIRED = ("seed", "main_metric", "dev", "test", "features", "head")
+
+
+@dataclass
+class RunRecord:
+    """One finished run: where it is, what it is, and its scores on the main metric."""
+
+    run_dir: str
+    task: str  # the row of the table it belongs to
+    setting: str  # glove | glove_elmo | probe
+    seed: int
+    metric: str  # the main metric (what early stopping watched)
+    test: float  # test score of the best dev checkpoint, a fraction in [0, 1]
+    dev: float
+    layer: str = ""  # probes: the biLM layer ("0", "1", "2") or the fixed mix's name
+    config_name: str = ""
+    config_key: str = ""  # equal for runs of one config that differ only in seed (and output)
+    mix: list[dict[str, Any]] | None = None  # the learned ELMo mixes, as in metrics.json
+    epochs_run: int = 0
+    best_epoch: int = 0
+    total_seconds: float = 0.0
+    train_seconds: float = 0.0  # training + dev evaluation over all epochs
+    features: list[str] = field(default_factory=list)
+    elmo_model: str = ""  # the biLM folder the ELMo features came from
+
+
+def read_run(run_dir: str | Path) -> RunRecord:
+    """The record of a finished run folder (task named after its data set)."""
+    run_dir = Path(run_dir)
+    metrics_path, config_path = run_dir / "metrics.json", run_dir / "config.yaml"
+    if not metrics_path.is_file():
+        raise UserError(f"{run_dir}: no metrics.json (not a finished run)")
+    try:
+        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{metrics_path}: not valid JSON ({exc})") from None
+    if not isinstance(metrics, dict):
+        raise UserError(f"{metrics_path}: expected a JSON object")
+    for key in _REQUIRED:
+        if key not in metrics:
+            raise UserError(f"{metrics_path}: {key}: missing (not a metrics.json of elmo-tasks run)")
+    main = metrics["main_metric"]
+    for split in ("dev", "test"):
+        if not isinstance(metrics[split], dict) or not isinstance(metrics[split].get(main), (int, float)):
+            raise UserError(f"{metrics_path}: {split}.{main}: missing (the main metric's {split} score)")
+    if not config_path.is_file():
+        raise UserError(f"{run_dir}: no config.yaml next to metrics.json")
+    try:
+        config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise UserError(f"{config_path}: not valid YAML ({exc})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("dataset"), dict) \
+            or not isinstance(config.get("features"), dict):
+        raise UserError(f"{config_path}: not a resolved run config (needs dataset and features)")
+
+    features = [str(f) for f in metrics["features"]]
+    setting, layer = run_setting(config, metrics["head"])
+    history = metrics.get("history") or []
+    return RunRecord(
+        run_dir=str(run_dir), task=task_label(config), setting=setting, seed=int(metrics["seed"]), metric=main,
+        test=float(metrics["test"][main]), dev=float(metrics["dev"][main]), layer=layer,
+        config_name=str(metrics.get("name", "")), config_key=config_key(config), mix=metrics.get("mix"),
+        epochs_run=int(metrics.get("epochs_run", len(history))), best_epoch=int(metrics.get("best_epoch", 0)),
+        total_seconds=float(metrics.get("total_seconds", 0.0)),
+        train_seconds=round(sum(float(h.get("train_seconds", 0)) + float(h.get("eval_seconds", 0)) for h in history), 3),
+        features=features, elmo_model=str(((metrics.get("feature_info") or {}).get("elmo_model") or {}).get("dir", "")),
+    )
+
+
+def run_setting(config: dict[str, Any], head: str) -> tuple[str, str]:
+    """(setting, probe layer) of a resolved config: see the module docstring."""
+    features = config["features"]
+    elmo = features.get("elmo")
+    others = [name for name, value in features.items() if value is not None and name != "elmo"]
+    if elmo is None:
+        return GLOVE, ""
+    if head == "probe" and not others:
+        fixed = elmo.get("fixed")
+        if isinstance(fixed, str) and fixed.startswith("layer"):
+            return PROBE, fixed.removeprefix("layer")
+        return PROBE, "learned mix" if fixed is None else str(fixed)
+    return GLOVE_ELMO, ""
+
+
+def baseline_features(config: dict[str, Any]) -> list[str]:
+    """The features other than ELMo, in the config's order."""
+    return [name for name, value in config["features"].items() if value is not None and name != "elmo"]
+
+
+def task_label(config: dict[str, Any]) -> str:
+    """A short name for the run's data set (plus its non-GloVe features, so rows compare like with like)."""
+    dataset = config["dataset"]
+    if dataset.get("source") in ("prepared", "hub") and dataset.get("name"):
+        label = str(dataset["name"])
+    else:
+        train = (dataset.get("files") or {}).get("train", "")
+        label = Path(train).parent.name or Path(train).stem or "data"
+    if dataset.get("max_examples") is not None:
+        label += f" (first {dataset['max_examples']})"
+    others = baseline_features(config)
+    probe = config.get("head", {}).get("name") == "probe" if isinstance(config.get("head"), dict) else False
+    if not others and not probe:
+        label += " [ELMo only]"
+    elif others and others != ["glove"]:
+        label += " [" + "+".join(others) + "]"
+    return label
+
+
+def dataset_key(config: dict[str, Any]) -> str:
+    """What identifies the data a run read (two different sets with one label must not share a row)."""
+    dataset = dict(config["dataset"])
+    return json.dumps(dataset, sort_keys=True, default=str)
+
+
+def config_key(config: dict[str, Any]) -> str:
+    """A hash of the resolved config without what differs between seeds of one experiment."""
+    data = json.loads(json.dumps(config, default=str))
+    for key in ("name", "description", "output"):
+        data.pop(key, None)
+    trainer = data.get("trainer") if isinstance(data.get("trainer"), dict) else {}
+    for key in ("seed", "threads", "device"):
+        trainer.pop(key, None)
+    elmo = (data.get("features") or {}).get("elmo")
+    if isinstance(elmo, dict):
+        elmo.pop("cache_dir", None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def find_run_dirs(paths: list[str | Path]) -> tuple[list[Path], list[Path]]:
+    """(finished run folders, unfinished ones) at or under ``paths``, sorted, each once."""
+    finished: dict[Path, None] = {}
+    unfinished: dict[Path, None] = {}
+    for path in map(Path, paths):
+        if not path.exists():
+            raise UserError(f"{path}: no such run folder")
+        if (path / "metrics.json").is_file():
+            finished[path] = None
+            continue
+        if not path.is_dir():
+            raise UserError(f"{path}: not a run folder (give folders that elmo-tasks run or bench wrote)")
+        found = sorted(p.parent for p in path.rglob("metrics.json"))
+        started = sorted(p.parent for p in path.rglob("config.yaml") if not (p.parent / "metrics.json").is_file()
+                         and (p.parent / "log.txt").is_file())
+        if not found and not started:
+            raise UserError(f"{path}: no run folders in it (no metrics.json below it)")
+        finished.update(dict.fromkeys(found))
+        unfinished.update(dict.fromkeys(started))
+    return list(finished), [p for p in unfinished if p not in finished]
+
+
+def find_runs(paths: list[str | Path], warn: bool = True) -> list[RunRecord]:
+    """The records of every finished run at or under ``paths``; unfinished ones are named on stderr."""
+    finished, unfinished = find_run_dirs(paths)
+    if warn and unfinished:
+        print(f"left out {len(unfinished)} unfinished run(s) (no metrics.json yet): "
+              + ", ".join(str(p) for p in unfinished[:5]) + (" ..." if len(unfinished) > 5 else ""), file=sys.stderr)
+    if not finished:
+        raise UserError("no finished runs in " + ", ".join(str(p) for p in paths))
+    records = []
+    labels: dict[str, str] = {}  # task label -> dataset key, to catch two data sets with one name
+    for run_dir in finished:
+        record = read_run(run_dir)
+        config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+        key = dataset_key(config)
+        if labels.setdefault(record.task, key) != key:
+            record.task = f"{record.task} ({(config['dataset'].get('files') or {}).get('train', key)})"
+        records.append(record)
+    return records

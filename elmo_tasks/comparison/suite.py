@@ -1,0 +1,214 @@
+"""Benchmark suites: which configs ``elmo-tasks bench`` runs, paired per task. A suite file::
+
+    name: offline                       # default: the file's name
+    description: every offline set, GloVe vs GloVe + ELMo
+    output: runs/bench/offline          # where runs and tables go (relative to the working folder)
+    seeds: 3                            # default for --seeds
+    tasks:                              # one table row each: the same data with and without ELMo
+      - name: wsj-pos
+        glove: ../benchmarks/wsj-pos_glove.yaml
+        glove_elmo: ../benchmarks/wsj-pos_glove_elmo.yaml
+    probes:                             # rows of the probe table: one fixed biLM layer each
+      - name: wsj-pos
+        layers: {0: ../benchmarks/wsj-pos_probe_layer0.yaml, 1: ..., 2: ...}
+
+Config paths are relative to the suite file. Loading reads every config (so a typo fails before
+hours of runs) and checks that each sits in the right slot: ``glove`` without ``features.elmo``,
+``glove_elmo`` with it and on the same data set, a probe of layer K with ``features.elmo.fixed:
+layerK``. Problems raise a :class:`SuiteError` naming the file and the key (``tasks[2].glove``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from elmo_tasks.config import Config, ConfigError, load_config
+from elmo_tasks.errors import UserError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # task names become folder names
+
+
+class SuiteError(UserError):
+    """A suite file problem; the message starts with the file and the key."""
+
+
+@dataclass
+class SuiteTask:
+    """One row of the comparison: the same task with GloVe alone and with GloVe + ELMo."""
+
+    name: str
+    glove: str  # config path (absolute once loaded)
+    glove_elmo: str
+
+
+@dataclass
+class SuiteProbe:
+    """Probe rows of one task: biLM layer -> config of a linear probe on that layer."""
+
+    name: str
+    layers: dict[int, str]
+
+
+@dataclass
+class Suite:
+    tasks: list[SuiteTask]
+    probes: list[SuiteProbe] = field(default_factory=list)
+    name: str = ""
+    description: str = ""
+    output: str = ""  # default runs/bench/NAME
+    seeds: int = 3
+    path: str = ""  # the suite file (filled in, not a key)
+
+    def task_names(self) -> list[str]:
+        """Row order for the tables: tasks, then probe-only names."""
+        names = [t.name for t in self.tasks]
+        return names + [p.name for p in self.probes if p.name not in names]
+
+
+_TOP_KEYS = ("name", "description", "output", "seeds", "tasks", "probes")
+
+
+def load_suite(path: str | Path, check_configs: bool = True) -> Suite:
+    """Read and validate a suite file (and, with ``check_configs``, every config it names)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SuiteError(f"suite file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        raise SuiteError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise SuiteError(f"{path}: a suite must be a mapping with a tasks: list, got {_describe(data)}")
+
+    def error(key: str, message: str) -> SuiteError:
+        return SuiteError(f"{path}: {key}: {message}")
+
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise error(key, f"unknown key (known here: {', '.join(_TOP_KEYS)})")
+    for key in ("name", "description", "output"):
+        if key in data and not isinstance(data[key], str):
+            raise error(key, f"must be a string, got {_describe(data[key])}")
+    seeds = data.get("seeds", 3)
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise error("seeds", f"must be a whole number of at least 1, got {_describe(seeds)}")
+    if "tasks" not in data:
+        raise error("tasks", "missing (a list of {name, glove, glove_elmo})")
+    tasks_data, probes_data = data["tasks"], data.get("probes") or []
+    if not isinstance(tasks_data, list):
+        raise error("tasks", f"must be a list, got {_describe(tasks_data)}")
+    if not isinstance(probes_data, list):
+        raise error("probes", f"must be a list, got {_describe(probes_data)}")
+    if not tasks_data and not probes_data:
+        raise error("tasks", "is empty: a suite needs at least one task or probe")
+
+    def config_path(key: str, value: Any) -> str:
+        if not isinstance(value, str) or not value:
+            raise error(key, f"must be the path of a config file, got {_describe(value)}")
+        full = (path.parent / value).resolve()
+        if not full.is_file():
+            raise error(key, f"config file not found: {full}")
+        return str(full)
+
+    def entry(key: str, value: Any, required: tuple[str, ...]) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise error(key, f"must be a mapping with {', '.join(required)}, got {_describe(value)}")
+        for name in value:
+            if name not in required:
+                raise error(f"{key}.{name}", f"unknown key (known here: {', '.join(required)})")
+        for name in required:
+            if name not in value:
+                raise error(f"{key}.{name}", "missing")
+        if not isinstance(value["name"], str) or not _NAME.match(value["name"]):
+            raise error(f"{key}.name", f"must be a name of letters, digits, '.', '_' or '-', got {_describe(value['name'])}")
+        return value
+
+    tasks, seen = [], set()
+    for i, item in enumerate(tasks_data):
+        key = f"tasks[{i}]"
+        item = entry(key, item, ("name", "glove", "glove_elmo"))
+        if item["name"] in seen:
+            raise error(f"{key}.name", f"{item['name']!r} is used twice")
+        seen.add(item["name"])
+        tasks.append(SuiteTask(item["name"], config_path(f"{key}.glove", item["glove"]),
+                               config_path(f"{key}.glove_elmo", item["glove_elmo"])))
+    probes, seen = [], set()
+    for i, item in enumerate(probes_data):
+        key = f"probes[{i}]"
+        item = entry(key, item, ("name", "layers"))
+        if item["name"] in seen:
+            raise error(f"{key}.name", f"{item['name']!r} is used twice")
+        seen.add(item["name"])
+        layers = item["layers"]
+        if not isinstance(layers, dict) or not layers:
+            raise error(f"{key}.layers", f"must be a mapping of layer number to config, got {_describe(layers)}")
+        checked = {}
+        for layer, value in layers.items():
+            if isinstance(layer, bool) or not isinstance(layer, int) or layer < 0:
+                raise error(f"{key}.layers.{layer}", "layer numbers are whole numbers 0, 1, 2, ...")
+            checked[layer] = config_path(f"{key}.layers.{layer}", value)
+        probes.append(SuiteProbe(item["name"], dict(sorted(checked.items()))))
+
+    suite = Suite(tasks=tasks, probes=probes, name=data.get("name") or path.name.removesuffix(".yaml").removesuffix(".yml"),
+                  description=data.get("description", ""), seeds=seeds, path=str(path))
+    suite.output = data.get("output") or str(Path("runs") / "bench" / suite.name)
+    if check_configs:
+        check_suite_configs(suite)
+    return suite
+
+
+def check_suite_configs(suite: Suite) -> dict[str, Config]:
+    """Load every config of the suite and check it fits its slot; returns path -> Config."""
+    loaded: dict[str, Config] = {}
+
+    def load(key: str, config_file: str) -> Config:
+        if config_file not in loaded:
+            try:
+                loaded[config_file] = load_config(config_file)
+            except ConfigError as exc:  # names the config file and its key; add the suite's
+                raise SuiteError(f"{suite.path}: {key}: {exc}") from None
+        return loaded[config_file]
+
+    def error(key: str, message: str) -> SuiteError:
+        return SuiteError(f"{suite.path}: {key}: {message}")
+
+    for i, task in enumerate(suite.tasks):
+        glove = load(f"tasks[{i}].glove", task.glove)
+        elmo = load(f"tasks[{i}].glove_elmo", task.glove_elmo)
+        if glove.features.elmo is not None:
+            raise error(f"tasks[{i}].glove", f"{task.glove} sets features.elmo; the GloVe baseline must not use ELMo")
+        if elmo.features.elmo is None:
+            raise error(f"tasks[{i}].glove_elmo", f"{task.glove_elmo} has no features.elmo")
+        if glove.dataset != elmo.dataset:
+            raise error(f"tasks[{i}]", f"{task.glove} and {task.glove_elmo} read different data sets "
+                                       "(their dataset: sections differ)")
+        if glove.features.names() != [n for n in elmo.features.names() if n != "elmo"]:
+            raise error(f"tasks[{i}]", f"{task.glove_elmo} must have the features of {task.glove} plus elmo "
+                                       f"(has {', '.join(elmo.features.names())} vs {', '.join(glove.features.names())})")
+    for i, probe in enumerate(suite.probes):
+        for layer, config_file in probe.layers.items():
+            config = load(f"probes[{i}].layers.{layer}", config_file)
+            key = f"probes[{i}].layers.{layer}"
+            elmo = config.features.elmo
+            if config.head.name != "probe" or elmo is None or config.features.names() != ["elmo"]:
+                raise error(key, f"{config_file} is not a probe (head probe on features.elmo alone)")
+            if elmo.fixed != f"layer{layer}":
+                raise error(key, f"{config_file} probes features.elmo.fixed: {elmo.fixed}, not layer{layer}")
+    return loaded
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "nothing"
+    return f"{value!r}"
