@@ -47,6 +47,19 @@ FIXTURES = Path(__file__).parent / "fixtures" / "corpus"
     ("\u201cWell,\u201d she said \u2014 \u2018no\u2019.", "`` Well , '' she said -- ` no ' ."),
     ("In the beginning God created the heaven and the earth.",
      "In the beginning God created the heaven and the earth ."),
+    # Carroll's curly single quotes; an apostrophe inside a word stays
+    ("\u2018and what is the use of a book,\u2019 thought Alice \u2018without pictures or conversation?\u2019",
+     "` and what is the use of a book , ' thought Alice ` without pictures or conversation ? '"),
+    ("It was five o'clock, and the boys' toys were gone.",
+     "It was five o'clock , and the boys ' toys were gone ."),
+    # a sentence-final abbreviation keeps its period and the sentence gets its own, as in the WSJ
+    ("The shares went to Smith & Co.", "The shares went to Smith & Co. ."),
+    ("They met at 3:30 p.m.", "They met at 3:30 p.m. ."),
+    ("He paid $5,000 for AT&T shares.", "He paid $ 5,000 for AT & T shares ."),
+    ("He said no.", "He said no ."),
+    ("Rock 'n' roll came in the '50s.", "Rock 'n' roll came in the '50s ."),
+    ("It's \"gone.\"", "It 's `` gone . ''"),
+    ("the \ufb01eld", "the field"),
 ])
 def test_tokenize_ptb_like(text, expected):
     assert tokenize(text) == expected.split()
@@ -104,6 +117,43 @@ def test_gcide_block_letters_and_wordnet_examples():
     assert corpus.clean_gcide_block('   1. to run away; "he ran away from home"', first=False, wordnet=True) == \
         "to run away;"
     assert corpus.clean_gcide_block("   Syn: abamp", first=False) == ""
+
+
+def test_gcide_run_on_derivatives_and_second_heads():
+    block = ('   Full of passion or emotion; earnest. [Obs.] --\n   {Af*fec"tu*ous*ly}, adv. [Obs.] --Fabyan.')
+    assert corpus.clean_gcide_block(block, first=False) == "Full of passion or emotion; earnest."
+    block = 'bathyscaph \\bath"y*scaph\\, bathyscaphe \\bath"y*scaphe\\n.\n   navigable deep diving vessel.'
+    assert corpus.clean_gcide_block(block, first=True) == "navigable deep diving vessel."
+    block = 'Ligamentous \\Lig`a*men"tous\\ (lig"a*men"tus), a.\n   Composing a ligament; binding.'
+    assert corpus.clean_gcide_block(block, first=True) == "Composing a ligament; binding."
+
+
+def test_book_pages_text_drops_heads_and_joins_hyphens():
+    pages = [
+        "Alice in Wonderland\nLewis Carroll",
+        "Contents\n1 Down the Rabbit-Hole 13",
+        "Chapter 1\nDown the Rabbit-Hole\nAlice was beginning to get very tired of sitting by her sister\non "
+        "the bank. In another mo-\nment down went Alice, and a moment later a cherry-\ntart.",
+        "16 CHAPTER 1. DOWN THE RABBIT-HOLE\nThere seemed to be no use in waiting.",
+        "Chapter 2\nThe Pool of Tears\n\u2018Curiouser and curiouser!\u2019 cried Alice.\nTHE END",
+    ]
+    assert list(corpus.book_pages_text(pages)) == [
+        "Alice was beginning to get very tired of sitting by her sister on the bank. In another moment down "
+        "went Alice, and a moment later a cherry-tart. There seemed to be no use in waiting.",
+        "\u2018Curiouser and curiouser!\u2019 cried Alice.",
+    ]
+
+
+def test_split_long_at_semicolons():
+    tokens = "a b c ; d e f ; g h : i".split()
+    assert corpus.split_long(tokens, 8) == ["a b c ; d e f ;".split(), "g h : i".split()]
+    assert corpus.split_long(tokens, 4) == ["a b c ;".split(), "d e f ;".split(), "g h : i".split()]
+    assert corpus.split_long("a b c d e f".split(), 3) == ["a b c d e f".split()]
+    builder = _builder(heldout_fraction=0.0, max_tokens=8)
+    stats = corpus.SourceStats()
+    builder.add_paragraphs(["She came to the house; he went to the garden; they met in the lane."], stats)
+    assert builder.train == ["She came to the house ;", "he went to the garden ;", "they met in the lane ."]
+    assert stats.long_sentences_split == 1 and stats.sentences_seen == 3
 
 
 def test_wordnet_gloss_examples_split_off():

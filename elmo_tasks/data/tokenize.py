@@ -18,8 +18,8 @@ API (pure functions, no state, no dependencies)::
     split_sentences(text: str) -> list[str]     # running text -> sentence strings (untokenised)
     tokenize_sentences(text: str) -> list[list[str]]   # both: running text -> tokenised sentences
 
-The rules follow the Treebank sed script (as in NLTK's ``TreebankWordTokenizer``), written out here
-so that the project does not depend on NLTK.
+The conventions are those of the Penn Treebank's tokenisation guidelines; the code is this
+project's own (chunk by chunk, see ``_tokenize_chunk``) and has no dependencies.
 """
 
 from __future__ import annotations
@@ -29,86 +29,145 @@ import unicodedata
 
 # --- characters -------------------------------------------------------------------------------
 
-# typographic quotes say which side they are on: they become placeholders (private-use characters)
-# that the quote rules below leave alone, and are turned into PTB quotes at the end
-_OPEN2, _CLOSE2, _OPEN1 = "\ue000", "\ue001", "\ue002"
-_PLACEHOLDERS = {_OPEN2: "``", _CLOSE2: "''", _OPEN1: "`"}
+# typographic quotes say which side they are on, so they map straight to PTB quotes; ASCII quotes
+# are decided by position (see _peel_front / _peel_back)
 _CHAR_MAP = {
-    "\u201c": f" {_OPEN2} ", "\u201d": f" {_CLOSE2} ", "\u201e": f" {_OPEN2} ", "\u00ab": f" {_OPEN2} ",
-    "\u00bb": f" {_CLOSE2} ", "\u2018": f" {_OPEN1} ", "\u2019": "'", "\u201a": ",", "\u2032": "'", "\u2033": "''",
+    "\u201c": " `` ", "\u201d": " '' ", "\u201e": " `` ", "\u00ab": " `` ", "\u00bb": " '' ",
+    "\u2018": " ` ", "\u2019": "'", "\u201a": ",", "\u2032": "'", "\u2033": "''",
     "\u2014": " -- ", "\u2013": " -- ", "\u2012": "-", "\u2010": "-", "\u2011": "-", "\u2212": "-",
-    "\u2026": " ... ", "\u00a0": " ", "\u2009": " ", "\u200b": "", "\ufeff": "", "\u00ad": "",
+    "\u2026": " ... ", "\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl", "\u00a0": " ", "\u2009": " ", "\u200b": "", "\ufeff": "", "\u00ad": "",
 }
 _CHAR_TABLE = str.maketrans(_CHAR_MAP)
-
-# --- tokeniser rules (Treebank sed script order) ----------------------------------------------
-
-_STARTING_QUOTES = [
-    (re.compile(r'^"'), r" `` "),
-    (re.compile(r"(``)"), r" \1 "),
-    (re.compile(r'([ (\[{<])("|\'{2})'), r"\1 `` "),
-    # an opening single quote: at the start or after a space/bracket, before a letter, but not the
-    # elisions 'tis 'twas 'em 'll etc. (a following word character that makes a known clitic)
-    (re.compile(r"(^|[ (\[{<])'(?!(?:tis|twas|twere|em|s|ll|re|ve|d|m|t|n)\b)(?=[A-Za-z`])", re.I), r"\1 ` "),
-]
-
-_PUNCTUATION = [
-    (re.compile(r"([:,])([^\d])"), r" \1 \2"),
-    (re.compile(r"([:,])$"), r" \1 "),
-    (re.compile(r"\.\.\."), r" ... "),
-    (re.compile(r"[;@#$%&]"), r" \g<0> "),
-    # the final period (with any closing brackets/quotes after it)
-    (re.compile(r'([^\.])(\.)([\]\)}>"\']*)\s*$'), r"\1 \2\3 "),
-    (re.compile(r"[?!]"), r" \g<0> "),
-    (re.compile(r"([^'])' "), r"\1 ' "),
-]
-
-_PARENS = (re.compile(r"[\]\[\(\)\{\}\<\>]"), r" \g<0> ")
-_DASHES = (re.compile(r"--"), r" -- ")
-
-_ENDING_QUOTES = [
-    (re.compile(r'"'), " '' "),
-    (re.compile(r"(\S)('')"), r"\1 \2 "),
-    (re.compile(r"([^' ])('[sS]|'[mM]|'[dD]|') "), r"\1 \2 "),
-    (re.compile(r"([^' ])('ll|'LL|'re|'RE|'ve|'VE|n't|N'T) "), r"\1 \2 "),
-]
-
-_CONTRACTIONS = [
-    re.compile(r"(?i)\b(can)(not)\b"),
-    re.compile(r"(?i)\b(d)('ye)\b"),
-    re.compile(r"(?i)\b(gim)(me)\b"),
-    re.compile(r"(?i)\b(gon)(na)\b"),
-    re.compile(r"(?i)\b(got)(ta)\b"),
-    re.compile(r"(?i)\b(lem)(me)\b"),
-    re.compile(r"(?i)\b(wan)(na)\s"),
-    re.compile(r"(?i) ('t)(is)\b"),
-    re.compile(r"(?i) ('t)(was)\b"),
-]
 
 
 def normalize_chars(text: str) -> str:
     """NFC-normalise and map typographic quotes, dashes and spaces to their ASCII PTB forms."""
-    text = unicodedata.normalize("NFC", text).translate(_CHAR_TABLE)
-    for placeholder, quote in _PLACEHOLDERS.items():
-        text = text.replace(placeholder, quote)
-    return text
+    return unicodedata.normalize("NFC", text).translate(_CHAR_TABLE)
+
+
+# --- tokeniser --------------------------------------------------------------------------------
+#
+# Text is cut at whitespace into chunks; each chunk loses its opening marks at the front and its
+# closing marks at the back, its inner punctuation is cut out, and the remaining word loses its
+# clitic. Only the last chunk of the text gives up a final period (PTB keeps "Mr." and "N.V." whole
+# and splits only the sentence's own period).
+
+_ALWAYS_SPLIT = re.compile(r"(--|\.\.\.|[;@#$%&?!()\[\]{}<>]|[,:](?!\d))")  # "5,000" and "3:30" stay
+_OPENERS = ("``", "`", "(", "[", "{", "<")
+_CLOSERS = ("''", ")", "]", "}", ">")
+# a leading apostrophe that belongs to the word: 'tis 'twas 'em 'n' '90s
+_ELISION = re.compile(r"(?i)'(?:tis|twas|twere|em|n|\d\d?s?)\b")
+# word-final clitics, split off as in the WSJ ("do n't", "John 's", "they 're")
+_CLITIC = re.compile(r"(?i)^(.+?)(n't|'s|'m|'d|'ll|'re|'ve)$")
+# whole words that the treebank splits in two
+_SPLIT_WORDS = {
+    "cannot": (3,), "gonna": (3,), "gotta": (3,), "wanna": (3,), "gimme": (3,), "lemme": (3,),
+    "'tis": (2,), "'twas": (2,), "d'ye": (1,),
+}
+
+
+def _peel_front(chunk: str) -> tuple[list[str], str]:
+    """Opening quotes and brackets at the front of a chunk -> (tokens, rest)."""
+    tokens: list[str] = []
+    while chunk:
+        if chunk.startswith('"'):
+            tokens.append("``")
+            chunk = chunk[1:]
+        elif chunk.startswith("''") and len(chunk) > 2:  # '' before a word opens a quotation
+            tokens.append("``")
+            chunk = chunk[2:]
+        elif chunk.startswith("'") and len(chunk) > 1 and not _ELISION.match(chunk):
+            tokens.append("`")
+            chunk = chunk[1:]
+        else:
+            opener = next((o for o in _OPENERS if chunk.startswith(o)), None)
+            if opener is None or len(chunk) == len(opener):
+                break
+            tokens.append(opener)
+            chunk = chunk[len(opener):]
+    return tokens, chunk
+
+
+def _peel_back(chunk: str) -> tuple[str, list[str]]:
+    """Closing quotes and brackets at the back of a chunk -> (rest, tokens in order)."""
+    tokens: list[str] = []
+    while len(chunk) > 1:
+        if chunk.endswith(".") and chunk[-2] in "\"')]}>":  # a period after a closing mark: `no'.`
+            tokens.append(".")
+            chunk = chunk[:-1]
+        elif chunk.endswith('"'):
+            tokens.append("''")
+            chunk = chunk[:-1]
+        elif chunk.endswith("''"):
+            tokens.append("''")
+            chunk = chunk[:-2]
+        elif chunk.endswith("'"):  # a closing single quote, or the plural possessive: boys' -> boys '
+            tokens.append("'")
+            chunk = chunk[:-1]
+        else:
+            closer = next((c for c in _CLOSERS if chunk.endswith(c)), None)
+            if closer is None:
+                break
+            tokens.append(closer)
+            chunk = chunk[:-len(closer)]
+    return chunk, tokens[::-1]
+
+
+def _split_word(word: str) -> list[str]:
+    """A word without surrounding punctuation -> the word and its clitic, as the treebank has them."""
+    cuts = _SPLIT_WORDS.get(word.lower())
+    if cuts:
+        return [word[:cuts[0]], word[cuts[0]:]]
+    match = _CLITIC.match(word)
+    if match and match.group(1) not in ("'", "`"):
+        return [match.group(1), match.group(2)]
+    return [word]
+
+
+def _tokenize_chunk(chunk: str) -> list[str]:
+    if chunk in ("``", "''", "`", "'", "--", "...", "'n'"):
+        return [chunk]
+    front, chunk = _peel_front(chunk)
+    chunk, back = _peel_back(chunk)
+    middle: list[str] = []
+    for piece in _ALWAYS_SPLIT.split(chunk):
+        if not piece:
+            continue
+        if _ALWAYS_SPLIT.fullmatch(piece):
+            middle.append(piece)
+        else:
+            inner_front, piece = _peel_front(piece)
+            piece, inner_back = _peel_back(piece)
+            middle.extend(inner_front)
+            if piece:
+                middle.extend(_split_word(piece))
+            middle.extend(inner_back)
+    return front + middle + back
+
+
+# abbreviations that keep their own period at the end of a sentence, followed by the sentence's
+# period (as the WSJ has "Inc. ."); a word with an inner period ("p.m.", "U.S.") does the same
+_FINAL_ABBREVIATIONS = frozenset({"inc", "corp", "ltd", "co", "bros", "jr", "sr", "etc", "esq"})
 
 
 def tokenize(text: str) -> list[str]:
     """PTB-like tokens of one sentence (see the module docstring). Whitespace-only text gives []."""
-    text = unicodedata.normalize("NFC", text).translate(_CHAR_TABLE)
-    for regexp, substitution in _STARTING_QUOTES:
-        text = regexp.sub(substitution, text)
-    for regexp, substitution in _PUNCTUATION:
-        text = regexp.sub(substitution, text)
-    text = _PARENS[0].sub(_PARENS[1], text)
-    text = _DASHES[0].sub(_DASHES[1], text)
-    text = " " + text + " "
-    for regexp, substitution in _ENDING_QUOTES:
-        text = regexp.sub(substitution, text)
-    for regexp in _CONTRACTIONS:
-        text = regexp.sub(r" \1 \2 ", text)
-    return [_PLACEHOLDERS.get(token, token) for token in text.split()]
+    tokens: list[str] = []
+    for chunk in normalize_chars(text).split():
+        tokens.extend(_tokenize_chunk(chunk))
+    # the sentence's own period: split off the last word that ends in one (before closing marks)
+    for i in range(len(tokens) - 1, -1, -1):
+        token = tokens[i]
+        if token in _CLOSERS or token in ("'", "''"):
+            continue
+        if len(token) > 1 and token.endswith(".") and not token.endswith(".."):
+            word = token[:-1]
+            if "." in word or word.lower() in _FINAL_ABBREVIATIONS:  # "p.m." / "Inc." keep theirs
+                tokens.insert(i + 1, ".")
+            else:
+                tokens[i:i + 1] = [word, "."]
+        break
+    return tokens
 
 
 # --- sentence splitting -----------------------------------------------------------------------
