@@ -7,6 +7,11 @@ Equations (gate order i, f, g, o; the forget-gate bias of +1 is folded into ``st
     h_t = clip(projection(sigmoid(o) * tanh(c_t)), proj_clip)
 
 ``nn.LSTM(proj_size=...)`` has no clipping, so it cannot reproduce the public models exactly.
+
+``LSTMStack.forward`` is the plain, differentiable path (training uses it). ``run_bidirectional``
+is the inference path: the same equations for both directions at once, with the input half of the
+gates computed in a few large matrix products and every per-step operation done in place on
+preallocated buffers (see its docstring).
 """
 
 from __future__ import annotations
@@ -91,3 +96,80 @@ class LSTMStack(nn.Module):
             finals.append(final)
             x = out
         return outputs, finals
+
+
+# rows (timesteps x batch rows) per matrix product for the input half of the gates
+INPUT_GATE_ROWS = 1024
+
+
+@torch.no_grad()
+def run_bidirectional(forward_stack: LSTMStack, backward_stack: LSTMStack, inputs: torch.Tensor,
+                      batch_sizes: list[int], states: list[State]) -> tuple[list[torch.Tensor], list[State]]:
+    """Both stacks over time-major ``inputs`` (T, B, 2, P): ``[:, :, 0]`` feeds the forward stack,
+    ``[:, :, 1]`` the backward stack (already reversed within each row's length).
+
+    Rows must be sorted longest first; ``batch_sizes[t]`` rows are active at step t. ``states``
+    lists the initial (h, c) of the forward layers, then the backward layers. Returns each layer's
+    output (T, B, 2, P) in the same frames (residual included, 0 at padding) and the final states
+    in the order of ``states``. Inference only (no autograd); equal to ``LSTMStack.forward`` run on
+    each direction up to float rounding.
+
+    Layout: at step t the gates of both directions are one contiguous (n, 2, 4C) block, so each
+    elementwise operation runs once for both; the recurrent and projection products are one matrix
+    product per direction written straight into that block and into the output buffer.
+    """
+    n_layers = len(forward_stack.layers)
+    steps, batch = inputs.shape[0], inputs.shape[1]
+    steps = min(steps, len(batch_sizes))
+    row_lengths = torch.tensor([sum(1 for n in batch_sizes if n > b) for b in range(batch)], device=inputs.device)
+    outputs: list[torch.Tensor] = []
+    finals: list[State | None] = [None] * (2 * n_layers)
+    x = inputs
+    for index in range(n_layers):
+        cells = (forward_stack.layers[index], backward_stack.layers[index])
+        c_dim, p_dim = cells[0].cell_dim, cells[0].projection_dim
+        h0 = torch.stack([states[index][0], states[n_layers + index][0]], dim=1).to(x.dtype)  # (B, 2, P)
+        c = torch.stack([states[index][1], states[n_layers + index][1]], dim=1).to(x.dtype).contiguous()  # (B, 2, C)
+        out = x.new_zeros(x.shape[0], batch, 2, p_dim)
+        m = x.new_empty(batch, 2, c_dim)
+        recurrent = [cell.state_linear.weight.t() for cell in cells]
+        projection = [cell.projection.weight.t() for cell in cells]
+        chunk = max(1, INPUT_GATE_ROWS // max(1, batch))
+        for t0 in range(0, steps, chunk):
+            t1 = min(steps, t0 + chunk)
+            n0 = batch_sizes[t0]
+            gates = x.new_empty(t1 - t0, n0, 2, 4 * c_dim)
+            for d, cell in enumerate(cells):
+                source = x[t0:t1, :n0, d].reshape(-1, x.shape[3])
+                torch.addmm(cell.state_linear.bias, source, cell.input_linear.weight.t(),
+                            out=gates[:, :, d].view(-1, 4 * c_dim))
+            for t in range(t0, t1):
+                n = batch_sizes[t]
+                z = gates[t - t0, :n]  # (n, 2, 4C)
+                h_prev = out[t - 1, :n] if t > 0 else h0[:n]
+                for d in range(2):
+                    z[:, d].addmm_(h_prev[:, d], recurrent[d])
+                z[..., : 2 * c_dim].sigmoid_()  # i, f
+                z[..., 2 * c_dim : 3 * c_dim].tanh_()  # g
+                z[..., 3 * c_dim :].sigmoid_()  # o
+                c_t = c[:n]
+                c_t.mul_(z[..., c_dim : 2 * c_dim]).addcmul_(z[..., :c_dim], z[..., 2 * c_dim : 3 * c_dim])
+                if cells[0].cell_clip:
+                    c_t.clamp_(-cells[0].cell_clip, cells[0].cell_clip)
+                m_t = torch.tanh(c_t, out=m[:n]).mul_(z[..., 3 * c_dim :])
+                h_t = out[t, :n]
+                for d in range(2):
+                    torch.mm(m_t[:, d], projection[d], out=h_t[:, d])
+                if cells[0].proj_clip:
+                    h_t.clamp_(-cells[0].proj_clip, cells[0].proj_clip)
+        # each row's state after its last step: c stopped changing there; h is that step's output
+        last = (row_lengths - 1).clamp(min=0)
+        h_final = out[last, torch.arange(batch, device=x.device)]  # (B, 2, P)
+        h_final = torch.where((row_lengths > 0).view(-1, 1, 1), h_final, h0)
+        finals[index] = (h_final[:, 0].clone(), c[:, 0].clone())
+        finals[n_layers + index] = (h_final[:, 1].clone(), c[:, 1].clone())
+        if index > 0 and forward_stack.use_skip_connections:
+            out += x
+        outputs.append(out)
+        x = out
+    return outputs, finals  # type: ignore[return-value]

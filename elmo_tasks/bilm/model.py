@@ -10,6 +10,11 @@ with the boundary positions removed:
 States: by default every sentence starts from a zero state, so a sentence's vectors do not depend
 on its batch, its row or what ran before. With ``stateful=True`` the final state of each batch row
 is carried into the same row of the next call, as the reference implementations do.
+
+Two paths compute the same numbers: the plain path (``forward_plain``, differentiable, one module
+call per direction) and, whenever autograd is off, the inference path (``forward_inference``):
+distinct tokens encoded once through a bounded cache, both LSTM directions run together in place
+(``lstm.run_bidirectional``). ``model.fast = False`` forces the plain path.
 """
 
 from __future__ import annotations
@@ -20,9 +25,9 @@ import torch
 from torch import nn
 
 from elmo_tasks.bilm.chars import BOS_IDS, EOS_IDS
-from elmo_tasks.bilm.lstm import LSTMStack, State
+from elmo_tasks.bilm.lstm import LSTMStack, State, run_bidirectional
 from elmo_tasks.bilm.options import BiLMOptions
-from elmo_tasks.bilm.token_encoder import CharCNNTokenEncoder
+from elmo_tasks.bilm.token_encoder import DEFAULT_TOKEN_CACHE_SIZE, CharCNNTokenEncoder, _needs_grad
 
 
 @dataclass
@@ -46,11 +51,13 @@ def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tens
 class BiLM(nn.Module):
     """A weight-compatible ELMo biLM (see ``elmo_tasks.bilm.weights`` for the file format)."""
 
-    def __init__(self, options: BiLMOptions, stateful: bool = False) -> None:
+    def __init__(self, options: BiLMOptions, stateful: bool = False, *,
+                 token_cache_size: int = DEFAULT_TOKEN_CACHE_SIZE) -> None:
         super().__init__()
         self.options = options
         self.stateful = stateful
-        self.token_encoder = CharCNNTokenEncoder(options)
+        self.token_encoder = CharCNNTokenEncoder(options, token_cache_size=token_cache_size)
+        self._fast = True
 
         def stack() -> LSTMStack:
             return LSTMStack(options.n_layers, options.projection_dim, options.lstm_dim,
@@ -70,6 +77,16 @@ class BiLM(nn.Module):
     @property
     def output_dim(self) -> int:
         return self.options.output_dim
+
+    @property
+    def fast(self) -> bool:
+        """Whether calls without autograd take the inference path (token cache, joint directions)."""
+        return self._fast
+
+    @fast.setter
+    def fast(self, value: bool) -> None:
+        self._fast = bool(value)
+        self.token_encoder.fast = bool(value)
 
     def reset_states(self) -> None:
         """Forget the carried LSTM states (only meaningful with ``stateful=True``)."""
@@ -124,6 +141,12 @@ class BiLM(nn.Module):
 
     def forward(self, char_ids: torch.Tensor) -> BiLMOutput:
         """Representation layers for (B, T, 50) character ids of words (no boundary tokens)."""
+        if self._fast and char_ids.shape[0] > 0 and not _needs_grad(self, char_ids):
+            return self.forward_inference(char_ids)
+        return self.forward_plain(char_ids)
+
+    def forward_plain(self, char_ids: torch.Tensor) -> BiLMOutput:
+        """The differentiable path: each direction through ``LSTMStack.forward``."""
         word_mask = (char_ids > 0).any(dim=2)
         lengths = word_mask.sum(dim=1)
         ids = self.add_boundaries(char_ids, lengths)
@@ -157,3 +180,48 @@ class BiLM(nn.Module):
             layer = torch.cat([f, b], dim=2)[restore]
             layers.append(layer[:, 1 : width + 1] * keep)
         return BiLMOutput(layers=torch.stack(layers, dim=1), mask=word_mask)
+
+    @torch.no_grad()
+    def forward_inference(self, char_ids: torch.Tensor) -> BiLMOutput:
+        """The inference path: same outputs as ``forward_plain`` up to float rounding, no autograd."""
+        word_mask = (char_ids > 0).any(dim=2)
+        lengths = word_mask.sum(dim=1)
+        ids = self.add_boundaries(char_ids, lengths)
+        full_lengths = lengths + 2
+        tokens = self.encode_tokens(ids, (ids > 0).any(dim=2))  # (B, T+2, P)
+        batch, steps, p = tokens.shape
+
+        order = torch.argsort(full_lengths, descending=True, stable=True)
+        restore = torch.argsort(order)
+        sorted_lengths = full_lengths[order]
+        length_list = sorted_lengths.tolist()
+        batch_sizes = [sum(1 for n in length_list if n > t) for t in range(length_list[0])]
+
+        # time-major inputs, [:, :, 0] forward, [:, :, 1] reversed within each row's length
+        x = tokens[order].transpose(0, 1)  # (T+2, B, P)
+        positions = torch.arange(steps, device=x.device).unsqueeze(1)
+        row_lengths = sorted_lengths.unsqueeze(0)
+        reverse = torch.where(positions < row_lengths, row_lengths - 1 - positions, positions)  # (T+2, B)
+        inputs = x.new_empty(steps, batch, 2, p)
+        inputs[:, :, 0] = x
+        inputs[:, :, 1] = x.gather(0, reverse.unsqueeze(2).expand(-1, -1, p))
+
+        initial = [(h[order], c[order]) for h, c in self._initial_states(batch, tokens)]
+        outputs, finals = run_bidirectional(self.forward_lstm, self.backward_lstm, inputs, batch_sizes, initial)
+        if self.stateful:
+            self._store_states([(h[restore], c[restore]) for h, c in finals])
+
+        width = char_ids.shape[1]
+        keep = word_mask.unsqueeze(2).to(tokens.dtype)
+        layers = tokens.new_empty(batch, self.num_layers, width, 2 * p)
+        layers[:, 0, :, :p] = tokens[:, 1 : width + 1] * keep
+        layers[:, 0, :, p:] = layers[:, 0, :, :p]
+        back_index = reverse[1 : width + 1].unsqueeze(2).expand(-1, -1, p)
+        for index, out in enumerate(outputs, start=1):
+            layer = layers[:, index].view(batch, width, 2, p)
+            forward_part = out[1 : width + 1, :, 0]  # (T, B, P), sorted rows
+            backward_part = out[:, :, 1].gather(0, back_index)  # back to the forward frame
+            layer[:, :, 0] = forward_part.transpose(0, 1)[restore]
+            layer[:, :, 1] = backward_part.transpose(0, 1)[restore]
+            layers[:, index] *= keep
+        return BiLMOutput(layers=layers, mask=word_mask)

@@ -1,0 +1,230 @@
+"""The inference fast paths against the plain (differentiable) path and allennlp's golden fixtures.
+
+Fast paths: the token encoder's distinct-token, length-cut CNN with its bounded cache; the joint
+bidirectional in-place LSTM (``lstm.run_bidirectional``); the Embedder's length-sorted batching.
+Each is held to the reference tests' bar: ``allclose(atol=1e-6)``.
+"""
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from elmo_tasks.bilm.chars import batch_to_ids, token_to_char_ids
+from elmo_tasks.bilm.lstm import LSTMStack, run_bidirectional
+from elmo_tasks.bilm.model import BiLM, reverse_within_lengths
+from elmo_tasks.bilm.options import BiLMOptions
+from elmo_tasks.bilm.token_encoder import TokenVectorCache
+from elmo_tasks.bilm.weights import load_bilm
+from elmo_tasks.embedder import Embedder
+
+ATOL = 1e-6
+# long tokens (43..60 bytes, multi-byte characters) exercise the full-width CNN chunk
+ODD_TOKENS = ["a" * 41, "b" * 42, "c" * 43, "d" * 44, "e" * 48, "f" * 60, "日本語" * 9, "Résumé", "<S>", "</S>", "x"]
+
+
+def load(elmo_fixtures, stateful=False, fast=True, token_cache_size=None):
+    model = load_bilm(elmo_fixtures / "options.json", elmo_fixtures / "lm_weights.hdf5", stateful=stateful)
+    if token_cache_size is not None:
+        model.token_encoder.cache = TokenVectorCache(token_cache_size)
+    model.fast = fast
+    return model
+
+
+def char_rows(tokens):
+    return torch.tensor([token_to_char_ids(t) for t in tokens])
+
+
+def run(model, sentences):
+    with torch.no_grad():
+        return model(batch_to_ids(sentences))
+
+
+# -- token encoder ----------------------------------------------------------------------------------
+
+
+def test_token_encoder_inference_path_matches_plain_path_and_fixture(elmo_fixtures):
+    model = load(elmo_fixtures)
+    vocab = (elmo_fixtures / "vocab_test.txt").read_text().splitlines()
+    with h5py.File(elmo_fixtures / "elmo_token_embeddings.hdf5", "r") as handle:
+        expected = torch.from_numpy(handle["embedding"][...])
+    enc = model.token_encoder
+    ids = char_rows(vocab + ODD_TOKENS)
+    with torch.no_grad():
+        plain = enc.encode_plain(ids)
+        fast = enc.encode_inference(ids)
+        cached = enc.encode_inference(ids)  # every row now comes from the cache
+    assert enc.cache.hits >= len(set(vocab + ODD_TOKENS))
+    assert torch.allclose(plain[: len(vocab)], expected, atol=ATOL)
+    assert torch.allclose(fast[: len(vocab)], expected, atol=ATOL)
+    assert torch.allclose(fast, plain, atol=ATOL)
+    assert torch.equal(cached, fast)
+
+
+def test_duplicate_tokens_are_encoded_once_and_scattered_back(elmo_fixtures):
+    enc = load(elmo_fixtures).token_encoder
+    tokens = ["the", "cat", "the", "the", "sat", "cat"]
+    with torch.no_grad():
+        out = enc(char_rows(tokens))
+    assert enc.cache.misses == 3 and len(enc.cache) == 3
+    assert torch.equal(out[0], out[2]) and torch.equal(out[0], out[3]) and torch.equal(out[1], out[5])
+    assert torch.allclose(out, enc.encode_plain(char_rows(tokens)), atol=ATOL)
+
+
+def test_token_cache_bound_and_lru_order(elmo_fixtures):
+    enc = load(elmo_fixtures, token_cache_size=8).token_encoder
+    words = [f"word{i}" for i in range(30)]
+    with torch.no_grad():
+        first = enc(char_rows(words))  # more distinct tokens than the cache holds
+        assert len(enc.cache) == 8 and enc.cache._table.shape[0] == 8
+        enc.cache.clear()
+        for word in words:  # one at a time: the cache ends with words 22..29
+            enc(char_rows([word]))
+        assert len(enc.cache) == 8 and enc.cache._table.shape[0] == 8
+        hits, misses = enc.cache.hits, enc.cache.misses
+        enc(char_rows(["word22"]))  # a hit, and now the most recently used
+        for i in range(100, 107):  # seven new words evict the seven least recently used: 23..29
+            enc(char_rows([f"word{i}"]))
+        enc(char_rows(["word22"]))
+        assert (enc.cache.hits, enc.cache.misses) == (hits + 2, misses + 7)
+        enc(char_rows(["word23"]))
+        assert enc.cache.misses == misses + 8 and len(enc.cache) == 8
+        again = enc(char_rows(words))
+    assert torch.allclose(again, first, atol=ATOL)
+    assert torch.allclose(again, enc.encode_plain(char_rows(words)), atol=ATOL)
+
+
+def test_token_cache_is_dropped_when_the_weights_change(elmo_fixtures):
+    enc = load(elmo_fixtures).token_encoder
+    ids = char_rows(["alpha", "beta"])
+    with torch.no_grad():
+        before = enc(ids)
+        enc.projection.bias.add_(1.0)  # an in-place update, as an optimiser step makes
+        after = enc(ids)
+    assert torch.allclose(after, before + 1.0, atol=ATOL)
+    assert torch.allclose(after, enc.encode_plain(ids), atol=ATOL)
+
+
+def test_with_gradients_the_plain_differentiable_path_runs(elmo_fixtures):
+    model = load(elmo_fixtures)
+    model.requires_grad_(True)
+    enc = model.token_encoder
+    vectors = enc(char_rows(["the", "cat", "the"]))
+    assert vectors.requires_grad and len(enc.cache) == 0
+    vectors.sum().backward()
+    assert enc.highways[0].carry.weight.grad is not None
+    out = model(batch_to_ids([["the", "cat"], ["sat"]]))
+    assert out.layers.requires_grad
+    out.layers.sum().backward()
+    assert model.forward_lstm.layers[1].state_linear.weight.grad.abs().sum() > 0
+
+
+# -- the joint bidirectional LSTM ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("skip,clip", [(True, 3.0), (False, None)])
+def test_run_bidirectional_matches_two_plain_stacks(skip, clip):
+    torch.manual_seed(0)
+    p, c, n_layers = 6, 10, 2
+    stacks = [LSTMStack(n_layers, p, c, clip, clip, skip) for _ in range(2)]
+    for stack in stacks:
+        for param in stack.parameters():
+            torch.nn.init.normal_(param, std=0.6)  # large enough for the clips to bind
+    lengths = torch.tensor([7, 7, 5, 2, 1])  # sorted, longest first
+    batch, steps = len(lengths), int(lengths[0])
+    x = torch.randn(batch, steps, p) * (torch.arange(steps) < lengths.unsqueeze(1)).unsqueeze(2)
+    sizes = [int((lengths > t).sum()) for t in range(steps)]
+    states = [(torch.randn(batch, p), torch.randn(batch, c)) for _ in range(2 * n_layers)]
+    with torch.no_grad():
+        fwd, fwd_final = stacks[0](x, sizes, states[:n_layers])
+        bwd, bwd_final = stacks[1](reverse_within_lengths(x, lengths), sizes, states[n_layers:])
+        inputs = torch.stack([x, reverse_within_lengths(x, lengths)], dim=2).transpose(0, 1).contiguous()
+        outputs, finals = run_bidirectional(stacks[0], stacks[1], inputs, sizes, states)
+    assert len(outputs) == n_layers
+    for layer in range(n_layers):
+        assert torch.allclose(outputs[layer][:, :, 0].transpose(0, 1), fwd[layer], atol=ATOL)
+        assert torch.allclose(outputs[layer][:, :, 1].transpose(0, 1), bwd[layer], atol=ATOL)
+    for got, want in zip(finals, fwd_final + bwd_final):
+        assert torch.allclose(got[0], want[0], atol=ATOL) and torch.allclose(got[1], want[1], atol=ATOL)
+    if clip:
+        assert max(out.abs().max() for out in fwd) > 2.0  # the clip was reached somewhere
+
+
+# -- the whole biLM ---------------------------------------------------------------------------------
+
+
+def test_stateless_fast_path_matches_plain_path_and_first_reference_batch(elmo_fixtures, fixture_sentences,
+                                                                          expected_top_layers):
+    fast, plain = load(elmo_fixtures), load(elmo_fixtures, fast=False)
+    # all 30 sentences in one unsorted batch, plus an empty one and odd tokens
+    sentences = [s.split() for k in range(3) for s in fixture_sentences[k]] + [[], ODD_TOKENS]
+    got, want = run(fast, sentences), run(plain, sentences)
+    assert torch.equal(got.mask, want.mask)
+    assert torch.allclose(got.layers, want.layers, atol=ATOL)
+    first = run(fast, [fixture_sentences[k][0].split() for k in range(3)])
+    for k in range(3):
+        n = len(fixture_sentences[k][0].split())
+        assert np.allclose(first.layers[k, 2, :n].numpy(), expected_top_layers[k][0], atol=ATOL)
+
+
+def test_extra_padding_columns_do_not_change_the_fast_path(elmo_fixtures):
+    model = load(elmo_fixtures)
+    sentences = [["a", "short", "one"], ["and", "a", "slightly", "longer", "one"]]
+    ids = batch_to_ids(sentences)
+    padded = torch.cat([ids, torch.zeros(2, 3, 50, dtype=ids.dtype)], dim=1)
+    with torch.no_grad():
+        a, b = model(ids), model(padded)
+    assert b.layers.shape == (2, 3, 8, 32) and b.layers[:, :, 5:].abs().max() == 0
+    assert torch.allclose(b.layers[:, :, :5], a.layers, atol=ATOL)
+
+
+def test_stateful_fast_path_reproduces_the_reference_and_the_plain_states(elmo_fixtures, fixture_sentences,
+                                                                          expected_top_layers):
+    fast, plain = load(elmo_fixtures, stateful=True), load(elmo_fixtures, stateful=True, fast=False)
+    worst = 0.0
+    for i in range(10):
+        batch = [fixture_sentences[k][i].split() for k in range(3)]
+        if i == 4:  # a smaller batch in between: only rows 0-1 are used and updated
+            run(fast, batch[:2])
+            run(plain, batch[:2])
+        got = run(fast, batch)
+        assert torch.allclose(got.layers, run(plain, batch).layers, atol=ATOL)
+        for k in range(3):
+            worst = max(worst, float(np.abs(got.layers[k, 2, : len(batch[k])].numpy() - expected_top_layers[k][i]).max()))
+        for (h_fast, c_fast), (h_plain, c_plain) in zip(fast._states, plain._states):
+            assert torch.allclose(h_fast, h_plain, atol=ATOL) and torch.allclose(c_fast, c_plain, atol=ATOL)
+    # batch 4 ran after an extra call, so it no longer matches the reference; the others do
+    assert worst > 1e-3
+    fast.reset_states()
+    for i in range(10):
+        got = run(fast, [fixture_sentences[k][i].split() for k in range(3)])
+        for k in range(3):
+            n = len(fixture_sentences[k][i].split())
+            assert np.allclose(got.layers[k, 2, :n].numpy(), expected_top_layers[k][i], atol=ATOL), (i, k)
+
+
+def test_fast_path_on_a_random_model_without_skip_or_clipping():
+    torch.manual_seed(1)
+    options = BiLMOptions(lstm_dim=12, projection_dim=5, cell_clip=None, proj_clip=None, use_skip_connections=False,
+                          char_embedding_dim=3, filters=[[1, 4], [3, 6]], n_highway=1)
+    fast = BiLM(options).eval()
+    plain = BiLM(options).eval()
+    plain.load_state_dict(fast.state_dict())
+    plain.fast = False
+    sentences = [["one"], ["two", "words"], [], ["three", "words", "here", "and", "more"]]
+    assert torch.allclose(run(fast, sentences).layers, run(plain, sentences).layers, atol=ATOL)
+
+
+# -- the Embedder's length-sorted batching ---------------------------------------------------------------
+
+
+def test_embedder_sorts_by_length_and_restores_the_order(elmo_fixtures, fixture_sentences):
+    sentences = [s.split() for k in range(3) for s in fixture_sentences[k]] + [[], ["one"]]
+    sorted_embedder = Embedder(load(elmo_fixtures), batch_size=4)
+    arrays = list(sorted_embedder.embed_sentences(sentences))
+    assert len(arrays) == len(sentences)
+    one_by_one = Embedder(load(elmo_fixtures, fast=False), batch_size=1)
+    for sentence, array in zip(sentences, arrays):
+        want = one_by_one.embed_batch([sentence])[0]
+        assert array.shape == (3, len(sentence), 32)
+        assert np.allclose(array, want, atol=ATOL)
