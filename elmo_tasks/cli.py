@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "data": "data",
     "run": "run",
     "cache": "cache",
+    "pretrain": "pretrain",
     "compare": "compare",
     "bench": "bench",
 }

@@ -1,0 +1,39 @@
+"""``elmo-tasks pretrain CONFIG.yaml [--resume] [--device cpu|cuda] [--out DIR]``: train a biLM, export it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+HELP = "pretrain a biLM on plain text (forward + backward LM) and export options.json + weights.hdf5"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", metavar="CONFIG.yaml", help="pretraining config (see configs/pretrain/)")
+    parser.add_argument("--out", metavar="DIR", help="run folder for checkpoints, logs and the exported model "
+                        "(default: runs/pretrain/<config name>)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--device", choices=["cpu", "cuda"], help="default: the config's training.device "
+                        "(auto: the GPU when there is one)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from elmo_tasks.pretrain.config import load_config
+    from elmo_tasks.pretrain.trainer import Trainer
+
+    config = load_config(args.config)
+    out = Path(args.out) if args.out else Path("runs") / "pretrain" / Path(args.config).stem
+    trainer = Trainer(config, out, device=args.device, resume=args.resume, progress=not args.quiet)
+    print(f"pretrain: {trainer.data.train.n_tokens:,} training tokens, vocabulary {len(trainer.data.vocab):,}, "
+          f"{trainer.total_steps:,} steps of {config.training.batch_size} x {config.training.unroll_steps} "
+          f"({trainer.batches_per_epoch:,} per epoch), device {trainer.device}, run folder {out}"
+          + (f", resuming at step {trainer.step}" if args.resume else ""), file=sys.stderr)
+    summary = trainer.train()
+    final = summary["final_heldout"]
+    if final:
+        print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in final.items()}), file=sys.stderr)
+    print(f"exported the biLM to {out / 'model'} (options.json + weights.hdf5)", file=sys.stderr)
+    return 0

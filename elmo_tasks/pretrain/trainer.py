@@ -1,0 +1,538 @@
+"""Pretrain a biLM (the bilm-tf recipe, §10 of the reference note) and export it in the public format.
+
+The model is ``elmo_tasks.bilm.model.BiLM`` itself; training calls its parts directly: the token
+encoder on the distinct tokens of a batch, then each direction's LSTM stack over (B, T, P) windows
+with the states carried in (stateful) or reset where a sentence starts (per_sentence). The two
+directions share the token encoder and the softmax; the loss is the mean of their mean negative
+log-likelihoods, and the gradients are those of (loss x unroll_steps), as the recipe takes them.
+
+A run folder holds ``checkpoint.pt`` (resume from it with ``resume=True``), ``log.jsonl`` (one
+JSON record per log line and evaluation), ``vocab.txt``, ``config.json``, ``summary.json`` and, at
+the end, ``model/`` with ``options.json`` + ``weights.hdf5`` (+ ``vocab.txt``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from elmo_tasks.bilm.chars import PAD_CHAR
+from elmo_tasks.bilm.model import BiLM
+from elmo_tasks.bilm.options import BiLMOptions
+from elmo_tasks.bilm.weights import save_bilm
+from elmo_tasks.errors import UserError
+from elmo_tasks.pretrain.batches import Batch, Streams, build_streams, epoch_order, stream_length
+from elmo_tasks.pretrain.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from elmo_tasks.pretrain.config import PretrainConfig
+from elmo_tasks.pretrain.corpus import EncodedText, TypeTable, encode_dataset, encode_files
+from elmo_tasks.pretrain.softmax import IGNORE, LogUniformSampler, Softmax
+from elmo_tasks.pretrain.vocab import Vocabulary
+
+State = tuple[torch.Tensor, torch.Tensor]
+MAX_SKIPPED_IN_A_ROW = 20
+
+
+# -- model construction ----------------------------------------------------------------------------
+
+
+def bilm_options(config: PretrainConfig) -> BiLMOptions:
+    m = config.model
+    return BiLMOptions(
+        lstm_dim=m.lstm_dim, projection_dim=m.projection_dim, n_layers=m.n_layers,
+        cell_clip=m.cell_clip or None, proj_clip=m.proj_clip or None,
+        use_skip_connections=m.use_skip_connections, char_embedding_dim=m.char_embedding_dim,
+        filters=[list(f) for f in m.filters], n_highway=m.n_highway, activation=m.activation,
+    )
+
+
+def init_bilm(model: BiLM) -> None:
+    """The recipe's initialisers (§10.3), in this model's layout."""
+    enc = model.token_encoder
+    with torch.no_grad():
+        nn.init.uniform_(enc.char_embedding.weight, -1.0, 1.0)
+        enc.char_embedding.weight[0].zero_()  # the padding row (not a trained character)
+        for conv in enc.convolutions:
+            if model.options.activation == "relu":
+                nn.init.uniform_(conv.weight, -0.05, 0.05)
+            else:
+                nn.init.normal_(conv.weight, std=math.sqrt(1.0 / (conv.kernel_size[0] * conv.in_channels)))
+            conv.bias.zero_()
+        f = model.options.n_filters
+        for highway in enc.highways:
+            nn.init.normal_(highway.carry.weight, std=math.sqrt(1.0 / f))
+            nn.init.normal_(highway.transform.weight, std=math.sqrt(1.0 / f))
+            highway.carry.bias.fill_(-2.0)
+            highway.transform.bias.zero_()
+        nn.init.normal_(enc.projection.weight, std=math.sqrt(1.0 / f))
+        enc.projection.bias.zero_()
+        for stack in (model.forward_lstm, model.backward_lstm):
+            for layer in stack.layers:
+                c = layer.cell_dim
+                fan_in = layer.input_linear.in_features + layer.state_linear.in_features
+                limit = math.sqrt(6.0 / (fan_in + 4 * c))  # Glorot on the joint [x; h] kernel
+                nn.init.uniform_(layer.input_linear.weight, -limit, limit)
+                nn.init.uniform_(layer.state_linear.weight, -limit, limit)
+                layer.state_linear.bias.zero_()
+                layer.state_linear.bias[c : 2 * c] = 1.0  # TF's forget bias (gate order i, f, g, o)
+                limit = math.sqrt(6.0 / (c + layer.projection_dim))
+                nn.init.uniform_(layer.projection.weight, -limit, limit)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def exported_parameters(model: BiLM) -> int:
+    """Parameters in the exported file (the char table without its padding row)."""
+    return count_parameters(model) - model.options.char_embedding_dim
+
+
+SOFTMAX_NAME = "softmax.hdf5"  # not part of the public format: W (V, P) and b (V) for vocab.txt
+
+
+def save_softmax(softmax: Softmax, path: Path, dtype: str = "float32") -> None:
+    """The output softmax next to the exported biLM (for perplexity; ELMo users never need it)."""
+    import h5py
+
+    tmp = path.with_name(path.name + ".tmp-write")
+    with h5py.File(tmp, "w") as handle:
+        handle.create_dataset("softmax/W", data=softmax.weight.detach().cpu().float().numpy().astype(dtype))
+        handle.create_dataset("softmax/b", data=softmax.bias.detach().cpu().float().numpy().astype(dtype))
+    os.replace(tmp, path)
+
+
+def load_softmax(path: Path) -> Softmax:
+    import h5py
+
+    if not Path(path).is_file():
+        raise UserError(f"softmax file not found: {path} (pretraining writes it next to the exported model)")
+    with h5py.File(path, "r") as handle:
+        weight = torch.from_numpy(np.asarray(handle["softmax/W"], dtype=np.float32))
+        bias = torch.from_numpy(np.asarray(handle["softmax/b"], dtype=np.float32))
+    softmax = Softmax(weight.shape[0], weight.shape[1])
+    with torch.no_grad():
+        softmax.weight.copy_(weight)
+        softmax.bias.copy_(bias)
+    return softmax
+
+
+def encode_by_length(encoder: nn.Module, chars: torch.Tensor, max_width: int, groups: int = 4) -> torch.Tensor:
+    """``encoder(chars)`` for (N, 50) ids, with the convolutions cut to the characters tokens have.
+
+    A token of L ids (marks included) followed by within-word padding has, besides its windows
+    over its characters, only identical all-padding windows; keeping the first L + max_width
+    positions keeps one of those and every other window, so the max-pooled features are the same.
+    Tokens are sorted by length and encoded in ``groups`` groups, each cut to its longest token.
+    Most tokens are short, so the CNN does about a third of the work, gradients included.
+    """
+    n, width = chars.shape
+    if n == 0:
+        return encoder(chars)
+    positions = torch.arange(1, width + 1, device=chars.device)
+    lengths = ((chars != PAD_CHAR + 1) * positions).amax(dim=1)
+    order = torch.argsort(lengths)
+    pieces = []
+    for rows in torch.tensor_split(order, min(groups, n)):
+        if len(rows) == 0:
+            continue
+        keep = min(width, max(int(lengths[rows].max()) + max_width, max_width))
+        pieces.append(encoder(chars[rows, :keep]))
+    restore = torch.argsort(order)
+    return torch.cat(pieces)[restore]
+
+
+# -- data ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Data:
+    types: TypeTable
+    train: EncodedText
+    heldout: EncodedText | None
+    vocab: Vocabulary
+    target_map: np.ndarray
+    char_table: np.ndarray
+
+
+def load_data(config: PretrainConfig) -> Data:
+    types = TypeTable()
+    c = config.corpus
+    if c.dataset is not None:
+        d = c.dataset
+        train = encode_dataset(d.path, d.name, d.data_files, d.split, d.column, types)
+        heldout = (encode_dataset(d.path, d.name, d.data_files, d.heldout_split, d.column, types)
+                   if d.heldout_split else None)
+    else:
+        train = encode_files(c.train, types)
+        heldout = encode_files(c.heldout, types) if c.heldout else None
+    if config.vocab.file:
+        vocab = Vocabulary.load(config.vocab.file)
+    else:
+        vocab = Vocabulary.build(train, types, config.vocab.max_size, config.vocab.min_count)
+    return Data(types, train, heldout, vocab, vocab.target_map(types), types.char_table())
+
+
+# -- the trainer -----------------------------------------------------------------------------------
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available here (use --device cpu)")
+    return torch.device(name)
+
+
+class Trainer:
+    def __init__(self, config: PretrainConfig, out_dir: str | Path, device: str | None = None,
+                 resume: bool = False, progress: bool = True, data: Data | None = None) -> None:
+        self.config = config
+        self.out = Path(out_dir)
+        t = config.training
+        self.device = _resolve_device(device or t.device)
+        self.progress = progress
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        if not resume and (self.out / CHECKPOINT_NAME).exists():
+            raise UserError(f"{self.out} already holds a run ({CHECKPOINT_NAME}); pass --resume to continue it "
+                            "or --out to start a new one elsewhere")
+        self.data = data or load_data(config)
+        d = self.data
+        self.per_sentence = t.state_mode == "per_sentence"
+        self.max_filter_width = max(width for width, _ in config.model.filters)
+
+        torch.manual_seed(t.seed)
+        self.model = BiLM(bilm_options(config))
+        init_bilm(self.model)
+        self.softmax = Softmax(len(d.vocab), config.model.projection_dim)
+        self.model.to(self.device)
+        self.softmax.to(self.device)
+        self.sampled = t.softmax == "sampled" or (t.softmax == "auto" and len(d.vocab) > t.n_negative_samples)
+        if self.sampled and t.n_negative_samples >= len(d.vocab):
+            raise UserError(f"{config.source}: training.n_negative_samples ({t.n_negative_samples}) must be smaller "
+                            f"than the vocabulary ({len(d.vocab)}) for a sampled softmax; use softmax: full")
+        self.sampler = LogUniformSampler(len(d.vocab), t.n_negative_samples) if self.sampled else None
+        self.sample_generator = torch.Generator().manual_seed(t.seed + 1)
+        params = list(self.model.parameters()) + list(self.softmax.parameters())
+        if t.optimizer == "adagrad":
+            self.optimizer = torch.optim.Adagrad(params, lr=t.learning_rate, initial_accumulator_value=t.initial_accumulator)
+        else:
+            self.optimizer = torch.optim.Adam(params, lr=t.learning_rate)
+        self.params = params
+
+        self.batches_per_epoch = stream_length(d.train, self.per_sentence, t.unroll_steps) // (t.batch_size * t.unroll_steps)
+        if self.batches_per_epoch == 0:
+            build_streams(d.train, np.arange(1), d.target_map, t.batch_size, t.unroll_steps, self.per_sentence)  # raises
+        self.total_steps = t.max_steps or max(1, math.ceil(t.epochs * self.batches_per_epoch))
+        self.step = 0
+        self.tokens_seen = 0
+        self.elapsed = 0.0  # training wall time, summed over resumed runs
+        self.history: list[dict[str, Any]] = []
+        self.skipped_steps = self.skipped_in_a_row = 0  # updates skipped for a non-finite loss
+        self.states: tuple[list[State], list[State]] = (self._zero_states(t.batch_size), self._zero_states(t.batch_size))
+        self._streams: tuple[int, Streams] | None = None
+        self.command = " ".join(["elmo-tasks", "pretrain", *sys.argv[2:]]) if sys.argv[1:2] == ["pretrain"] else None
+        if resume:
+            self._restore(load_checkpoint(self.out))
+        else:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "log.jsonl").write_text("")
+        d.vocab.save(self.out / "vocab.txt")
+        (self.out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+
+    # -- pieces -------------------------------------------------------------------------------------
+
+    def _zero_states(self, batch: int) -> list[State]:
+        o = self.model.options
+        return [(torch.zeros(batch, o.projection_dim, device=self.device), torch.zeros(batch, o.lstm_dim, device=self.device))
+                for _ in range(o.n_layers)]
+
+    def _autocast(self):
+        if self.device.type == "cuda" and self.config.training.amp:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return nullcontext()
+
+    def _train_streams(self, epoch: int) -> Streams:
+        if self._streams is None or self._streams[0] != epoch:
+            t = self.config.training
+            order = epoch_order(self.data.train.n_sentences, t.seed, epoch)
+            self._streams = (epoch, build_streams(self.data.train, order, self.data.target_map, t.batch_size,
+                                                  t.unroll_steps, self.per_sentence))
+        return self._streams[1]
+
+    def _token_vectors(self, inputs: np.ndarray) -> torch.Tensor:
+        """(R, T) type ids -> (R, T, P): the char CNN runs once per distinct token of the batch."""
+        unique, inverse = np.unique(inputs, return_inverse=True)
+        chars = torch.from_numpy(self.data.char_table[unique].astype(np.int64)).to(self.device)
+        vectors = encode_by_length(self.model.token_encoder, chars, self.max_filter_width)
+        index = torch.from_numpy(inverse.reshape(inputs.shape).astype(np.int64)).to(self.device)
+        return vectors[index]
+
+    def _run_lstms(self, batch: Batch, states: tuple[list[State], list[State]], dropout: float):
+        b, steps = batch.fwd_inputs.shape
+        x = self._token_vectors(np.concatenate([batch.fwd_inputs, batch.bwd_inputs]))
+        if batch.reset is not None and batch.reset.any():
+            keep = torch.from_numpy(~batch.reset).to(self.device).unsqueeze(1).float()
+            states = tuple([(h * keep, c * keep) for h, c in direction] for direction in states)
+        sizes = [b] * steps
+        fwd, fwd_final = self.model.forward_lstm(x[:b], sizes, states[0], dropout=dropout)
+        bwd, bwd_final = self.model.backward_lstm(x[b:], sizes, states[1], dropout=dropout)
+        finals = ([(h.detach(), c.detach()) for h, c in fwd_final], [(h.detach(), c.detach()) for h, c in bwd_final])
+        return fwd[-1], bwd[-1], finals
+
+    def _targets(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(array.reshape(-1).astype(np.int64)).to(self.device)
+
+    # -- training -----------------------------------------------------------------------------------
+
+    def train_step(self, batch: Batch) -> tuple[float, float]:
+        t = self.config.training
+        self.model.train()
+        with self._autocast():
+            top_f, top_b, finals = self._run_lstms(batch, self.states, t.dropout)
+            if t.dropout:
+                top_f = nn.functional.dropout(top_f, t.dropout, training=True)
+                top_b = nn.functional.dropout(top_b, t.dropout, training=True)
+        p = top_f.shape[-1]
+        losses = []
+        for top, targets in ((top_f, batch.fwd_targets), (top_b, batch.bwd_targets)):
+            target = self._targets(targets)
+            hidden = top.reshape(-1, p)
+            if self.sampled:
+                nll = self.softmax.sampled_nll(hidden, target, self.sampler, self.sample_generator)
+            else:
+                nll = self.softmax.full_nll(hidden, target, chunk=hidden.shape[0])
+            losses.append(nll.sum() / (target != IGNORE).sum().clamp(min=1))
+        loss = 0.5 * (losses[0] + losses[1])
+        self.optimizer.zero_grad(set_to_none=True)
+        if torch.isfinite(loss):
+            (loss * t.unroll_steps).backward()
+            if t.clip_norm:
+                nn.utils.clip_grad_norm_(self.params, t.clip_norm)
+            self.optimizer.step()
+            self.skipped_in_a_row = 0
+        else:  # skip the update; give up only when it keeps happening
+            self.skipped_steps += 1
+            self.skipped_in_a_row += 1
+            finals = tuple([(torch.zeros_like(h), torch.zeros_like(c)) for h, c in d] for d in finals)
+            if self.skipped_in_a_row >= MAX_SKIPPED_IN_A_ROW:
+                raise UserError(f"training diverged at step {self.step}: {MAX_SKIPPED_IN_A_ROW} non-finite losses "
+                                "in a row; lower training.learning_rate or set training.clip_norm")
+        self.states = finals
+        self.step += 1
+        self.tokens_seen += int((batch.fwd_targets != IGNORE).sum())
+        return float(losses[0].detach()), float(losses[1].detach())
+
+    @torch.no_grad()
+    def evaluate(self, max_tokens: int | None = None) -> dict[str, float] | None:
+        """Held-out perplexity (full softmax): forward, backward and exp of their mean loss."""
+        if self.data.heldout is None:
+            return None
+        t = self.config.training
+        self.model.eval()
+        text = self.data.heldout
+        rows = t.eval_batch_size
+        need = stream_length(text, self.per_sentence, t.unroll_steps)
+        if need < rows * t.unroll_steps:  # a small held-out set: fewer rows
+            rows = max(1, need // t.unroll_steps)
+        streams = build_streams(text, np.arange(text.n_sentences), self.data.target_map, rows, t.unroll_steps,
+                                self.per_sentence, max_positions=max_tokens)
+        states = (self._zero_states(rows), self._zero_states(rows))
+        sums, counts = [0.0, 0.0], [0, 0]
+        for k in range(streams.n_batches):
+            batch = streams.batch(k, self.per_sentence)
+            with self._autocast():
+                top_f, top_b, states = self._run_lstms(batch, states, 0.0)
+            for i, (top, targets) in enumerate(((top_f, batch.fwd_targets), (top_b, batch.bwd_targets))):
+                target = self._targets(targets)
+                sums[i] += float(self.softmax.full_nll(top.reshape(-1, top.shape[-1]), target).sum())
+                counts[i] += int((target != IGNORE).sum())
+        mean_f, mean_b = sums[0] / counts[0], sums[1] / counts[1]
+        return {"heldout_ppl_forward": math.exp(mean_f), "heldout_ppl_backward": math.exp(mean_b),
+                "heldout_ppl": math.exp(0.5 * (mean_f + mean_b)), "heldout_tokens": counts[0]}
+
+    def _log(self, record: dict[str, Any]) -> None:
+        with open(self.out / "log.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def train(self) -> dict[str, Any]:
+        """Run (or continue) training to ``total_steps``, then export; returns the summary."""
+        t = self.config.training
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=self.total_steps, initial=self.step, unit="step", desc="pretrain", file=sys.stderr,
+                       mininterval=1.0 if sys.stderr.isatty() else 30.0, dynamic_ncols=True)
+        last_checkpoint_time = time.monotonic()
+        last_checkpoint_step = self.step
+        window: list[float] = []
+        window_tokens, window_start = 0, time.monotonic()
+        run_start = time.monotonic()
+        elapsed_at_start = self.elapsed
+        deadline = None if t.max_minutes is None else 60.0 * t.max_minutes
+        while self.step < self.total_steps:
+            if deadline is not None and self.elapsed >= deadline:
+                message = f"stopping at step {self.step}: training.max_minutes = {t.max_minutes} reached"
+                (bar.write if bar is not None else (lambda m: print(m, file=sys.stderr)))(message)
+                self._log({"step": self.step, "stopped": "max_minutes", "elapsed_s": round(self.elapsed, 1)})
+                self.save()
+                break
+            epoch, k = divmod(self.step, self.batches_per_epoch)
+            batch = self._train_streams(epoch).batch(k, self.per_sentence)
+            loss_f, loss_b = self.train_step(batch)
+            if math.isfinite(loss_f) and math.isfinite(loss_b):
+                window.append(0.5 * (loss_f + loss_b))
+            window_tokens += batch.fwd_targets.size
+            self.elapsed = elapsed_at_start + (time.monotonic() - run_start)
+            if bar is not None:
+                bar.update(1)
+            if self.step % t.log_every_steps == 0 or self.step == self.total_steps:
+                seconds = max(time.monotonic() - window_start, 1e-9)
+                loss = float(np.mean(window)) if window else float("nan")
+                record = {"step": self.step, "epoch": self.step / self.batches_per_epoch, "loss": loss,
+                          "ppl": math.exp(min(loss, 50.0)), "tokens_per_s": window_tokens / seconds,
+                          "tokens_seen": self.tokens_seen, "skipped_steps": self.skipped_steps,
+                          "elapsed_s": round(self.elapsed, 1)}
+                self._log(record)
+                if bar is not None:
+                    bar.set_postfix(tok_s=f"{record['tokens_per_s']:.0f}", loss=f"{loss:.3f}", ppl=f"{record['ppl']:.1f}")
+                window, window_tokens, window_start = [], 0, time.monotonic()
+            if self.step % t.eval_every_steps == 0 and self.step < self.total_steps:
+                self._evaluate_and_log(t.eval_max_tokens, bar)
+            due = (self.step - last_checkpoint_step >= t.checkpoint_every_steps
+                   or time.monotonic() - last_checkpoint_time >= 60 * t.checkpoint_every_minutes)
+            if due or self.step == self.total_steps:
+                self.save()
+                last_checkpoint_time, last_checkpoint_step = time.monotonic(), self.step
+        if bar is not None:
+            bar.close()
+        final = self._evaluate_and_log(None, None, final=True)
+        self.save()
+        self.export(self.out / "model")
+        summary = self.summary(final)
+        (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        return summary
+
+    def _evaluate_and_log(self, max_tokens: int | None, bar, final: bool = False) -> dict[str, float] | None:
+        start = time.monotonic()
+        result = self.evaluate(max_tokens)
+        if result is None:
+            return None
+        record = {"step": self.step, "eval": "final" if final else "interval", **result,
+                  "eval_s": round(time.monotonic() - start, 1), "elapsed_s": round(self.elapsed, 1)}
+        self.history.append(record)
+        self._log(record)
+        message = (f"step {self.step}: held-out perplexity forward {result['heldout_ppl_forward']:.1f}, backward "
+                   f"{result['heldout_ppl_backward']:.1f}, average {result['heldout_ppl']:.1f} "
+                   f"({result['heldout_tokens']} tokens)")
+        (bar.write if bar is not None else (lambda m: print(m, file=sys.stderr)))(message)
+        return result
+
+    # -- checkpoints --------------------------------------------------------------------------------
+
+    def _fingerprint(self) -> dict[str, Any]:
+        """What a resumed run must share with the saved one."""
+        cfg = self.config.to_dict()
+        training = {k: v for k, v in cfg["training"].items()
+                    if k not in ("max_steps", "epochs", "max_minutes", "device", "threads", "amp", "eval_every_steps", "eval_max_tokens",
+                                 "eval_batch_size", "checkpoint_every_steps", "checkpoint_every_minutes",
+                                 "log_every_steps", "export_dtype")}
+        return {"model": cfg["model"], "training": training, "vocab": self.data.vocab.words,
+                "train_tokens": self.data.train.n_tokens}
+
+    def save(self) -> None:
+        state = {
+            "step": self.step, "tokens_seen": self.tokens_seen, "elapsed": self.elapsed, "history": self.history,
+            "skipped_steps": self.skipped_steps,
+            "model": self.model.state_dict(), "softmax": self.softmax.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "states": [[(h.cpu(), c.cpu()) for h, c in direction] for direction in self.states],
+            "torch_rng": torch.get_rng_state(), "sample_rng": self.sample_generator.get_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
+            "fingerprint": self._fingerprint(),
+        }
+        save_checkpoint(state, self.out)
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        if state.get("fingerprint") != self._fingerprint():
+            raise UserError(f"{self.out / CHECKPOINT_NAME}: the checkpoint was made with a different model, vocabulary, "
+                            "corpus or training setting; resume with the same config (only the run length, "
+                            "device and intervals may change)")
+        self.model.load_state_dict(state["model"])
+        self.softmax.load_state_dict(state["softmax"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.states = tuple([(h.to(self.device), c.to(self.device)) for h, c in direction] for direction in state["states"])
+        torch.set_rng_state(state["torch_rng"])
+        self.sample_generator.set_state(state["sample_rng"])
+        if state.get("cuda_rng") is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.step, self.tokens_seen = state["step"], state["tokens_seen"]
+        self.elapsed, self.history = state["elapsed"], state["history"]
+        self.skipped_steps = state.get("skipped_steps", 0)
+
+    # -- export -------------------------------------------------------------------------------------
+
+    def export(self, directory: Path) -> Path:
+        """``options.json`` + ``weights.hdf5`` (the public format; the softmax is not part of it) + vocab."""
+        t = self.config.training
+        model = self.model
+        model.options.extra = {
+            "bidirectional": True, "dropout": t.dropout, "all_clip_norm_val": t.clip_norm or 0,
+            "batch_size": t.batch_size, "unroll_steps": t.unroll_steps, "n_tokens_vocab": len(self.data.vocab),
+            "n_train_tokens": self.data.train.n_tokens, "n_negative_samples_batch": t.n_negative_samples,
+            "sample_softmax": self.sampled, "learning_rate": t.learning_rate, "state_mode": t.state_mode,
+        }
+        save_bilm(model.cpu(), directory, dtype=t.export_dtype)
+        model.to(self.device)
+        self.data.vocab.save(directory / "vocab.txt")
+        save_softmax(self.softmax, directory / SOFTMAX_NAME, dtype=t.export_dtype)
+        return directory
+
+    def summary(self, final: dict[str, float] | None) -> dict[str, Any]:
+        d, t = self.data, self.config.training
+        oov = float(np.mean(d.target_map[d.train.tokens] == d.vocab.unk)) if d.train.n_tokens else 0.0
+        manifest = None
+        manifest_path = self.config.corpus.manifest
+        if manifest_path is None and self.config.corpus.train:
+            candidate = Path(self.config.corpus.train[0]).parent / "manifest.json"
+            manifest_path = str(candidate) if candidate.is_file() else None
+        if manifest_path:
+            try:
+                manifest = json.loads(Path(manifest_path).read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                manifest = None
+        return {
+            "config": self.config.source, "command": self.command, "state_mode": t.state_mode,
+            "corpus": {"train_files": d.train.sources, "train_sentences": d.train.n_sentences,
+                       "train_tokens": d.train.n_tokens, "heldout_files": d.heldout.sources if d.heldout else [],
+                       "heldout_sentences": d.heldout.n_sentences if d.heldout else 0,
+                       "heldout_tokens": d.heldout.n_tokens if d.heldout else 0,
+                       "types": len(d.types) - 3, "train_lines_over_1000_tokens": d.train.long_lines,
+                       "manifest": manifest},
+            "vocab_size": len(d.vocab), "train_oov_rate": oov,
+            "options": self.model.options.to_dict(),
+            "parameters_bilm": exported_parameters(self.model), "parameters_softmax": count_parameters(self.softmax),
+            "softmax": f"sampled ({t.n_negative_samples} negatives)" if self.sampled else "full",
+            "steps": self.step, "skipped_steps": self.skipped_steps, "batches_per_epoch": self.batches_per_epoch,
+            "epochs": self.step / self.batches_per_epoch, "tokens_seen": self.tokens_seen,
+            "batch_size": t.batch_size, "unroll_steps": t.unroll_steps,
+            "wall_time_s": round(self.elapsed, 1),
+            "hardware": {"device": str(self.device), "cpu": platform.processor() or platform.machine(),
+                         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                         "gpu": torch.cuda.get_device_name(0) if self.device.type == "cuda" else None,
+                         "torch": torch.__version__},
+            "final_heldout": final, "history": self.history,
+        }
