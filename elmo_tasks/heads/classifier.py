@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from elmo_tasks.features import Features
-from elmo_tasks.heads.base import Head, encode
+from elmo_tasks.heads.base import BiLSTM, Head
 
 
 @dataclass
@@ -32,7 +32,7 @@ class Classifier(Head):
         self.lstm = None
         width = input_dim
         if options.encoder == "lstm":
-            self.lstm = nn.LSTM(input_dim, options.hidden, batch_first=True, bidirectional=True)
+            self.lstm = BiLSTM(input_dim, options.hidden)
             width = 2 * options.hidden
         width += output_dim
         self.attention = nn.Linear(width, 1) if options.pooling == "attention" else None
@@ -40,7 +40,9 @@ class Classifier(Head):
 
     def logits(self, features: Features) -> torch.Tensor:
         mask = features.mask
-        h = encode(self.lstm, self.dropout(features.inputs), mask)
+        h = self.dropout(features.inputs)
+        if self.lstm is not None:
+            h = self.lstm(h, mask)
         if features.output is not None:
             h = torch.cat([h, features.output], dim=-1)
         m = mask.unsqueeze(-1)

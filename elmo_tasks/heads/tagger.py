@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from elmo_tasks.features import Features
-from elmo_tasks.heads.base import Head, encode
+from elmo_tasks.heads.base import BiLSTM, Head
 from elmo_tasks.heads.crf import CRF, bio_transitions
 
 
@@ -29,8 +29,7 @@ class Tagger(Head):
     def __init__(self, options: TaggerOptions, task, input_dim: int, output_dim: int = 0) -> None:
         super().__init__(options, task, input_dim, output_dim)
         self.dropout = nn.Dropout(options.dropout)
-        self.lstm = nn.LSTM(input_dim, options.hidden, num_layers=options.layers, batch_first=True,
-                            bidirectional=True, dropout=options.dropout if options.layers > 1 else 0.0)
+        self.lstm = BiLSTM(input_dim, options.hidden, options.layers, options.dropout)
         self.scores = nn.Linear(2 * options.hidden + output_dim, len(task.labels))
         self.crf = None
         if options.output == "crf":
@@ -38,7 +37,7 @@ class Tagger(Head):
             self.crf = CRF(len(task.labels), allowed, start)
 
     def emissions(self, features: Features) -> torch.Tensor:
-        h = encode(self.lstm, self.dropout(features.inputs), features.mask)
+        h = self.lstm(self.dropout(features.inputs), features.mask)
         if features.output is not None:
             h = torch.cat([h, features.output], dim=-1)
         return self.scores(self.dropout(h))

@@ -1,0 +1,108 @@
+"""The ELMo layer cache: same values as the biLM, reuse, invalidation, atomic writes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from elmo_tasks.cli import main
+from elmo_tasks.embedder import FIXTURE_MODEL_DIR, Embedder
+from elmo_tasks.features.cache import LayerCache
+from tasks_util import TASK_FIXTURES
+
+SENTENCES = [["The", "cat", "sat", "."], ["Hello"], [], ["A", "much", "longer", "sentence", "than", "the", "others", "here"]]
+
+
+def expected_layers(sentences):
+    embedder = Embedder.from_dir(FIXTURE_MODEL_DIR)
+    return [a.transpose(1, 0, 2) for a in embedder.embed_batch(sentences)]  # (n, L, D) each
+
+
+@pytest.mark.parametrize("dtype, atol", [("float32", 1e-6), ("float16", 2e-3)])
+def test_cached_layers_equal_the_biLM(tmp_path, dtype, atol):
+    cache = LayerCache(FIXTURE_MODEL_DIR, tmp_path, dtype)
+    found = cache.get(SENTENCES, progress=False)
+    assert found.layers.dtype == getattr(torch, dtype)
+    assert list(found.offsets) == [0, 4, 5, 5, 13]
+    for row, expected in enumerate(expected_layers(SENTENCES)):
+        got = found.layers[found.offsets[row]:found.offsets[row + 1]].float().numpy()
+        np.testing.assert_allclose(got, expected, atol=atol, rtol=1e-3)
+    layers, mask = found.batch([3, 0, 2])
+    assert layers.shape == (3, 3, 8, 32) and mask.sum(1).tolist() == [8, 4, 0]
+    assert torch.equal(layers[1, :, 4:], torch.zeros(3, 4, 32, dtype=layers.dtype))
+
+
+def test_reuse_and_invalidation(tmp_path, monkeypatch):
+    cache = LayerCache(FIXTURE_MODEL_DIR, tmp_path)
+    first = cache.get(SENTENCES, progress=False)
+    monkeypatch.setattr(LayerCache, "build", lambda *a, **k: pytest.fail("rebuilt a valid cache"))
+    again = LayerCache(FIXTURE_MODEL_DIR, tmp_path).get(SENTENCES, progress=False)
+    assert again.path == first.path
+    monkeypatch.undo()
+    # other sentences, another dtype or another model: another cache
+    changed = [s[:] for s in SENTENCES]
+    changed[0][1] = "dog"
+    assert cache.path_for(changed) != first.path
+    assert LayerCache(FIXTURE_MODEL_DIR, tmp_path, "float32").path_for(SENTENCES) != first.path
+    model = tmp_path / "model"
+    shutil.copytree(FIXTURE_MODEL_DIR, model)
+    with h5py.File(model / "weights.hdf5", "r+") as handle:
+        handle["CNN_proj/b_proj"][0] += 0.5
+    other = LayerCache(model, tmp_path)
+    assert other.path_for(SENTENCES).parent != first.path.parent
+    assert other.lookup(SENTENCES) is None
+    built = other.get(SENTENCES, progress=False)
+    assert not torch.equal(built.layers, first.layers)
+
+
+def test_a_killed_build_leaves_nothing_trusted(tmp_path, monkeypatch):
+    cache = LayerCache(FIXTURE_MODEL_DIR, tmp_path)
+    calls = []
+
+    def dying(self, sentences):
+        for array in original(self, sentences):
+            calls.append(1)
+            if len(calls) == 2:
+                raise KeyboardInterrupt
+            yield array
+
+    original = Embedder.embed_sentences
+    monkeypatch.setattr(Embedder, "embed_sentences", dying)
+    with pytest.raises(KeyboardInterrupt):
+        cache.build(SENTENCES, progress=False)
+    monkeypatch.undo()
+    target = cache.path_for(SENTENCES)
+    assert not target.exists() and list(target.parent.iterdir()) == []
+    assert cache.lookup(SENTENCES) is None
+    # a folder without meta.json (killed between files) or with damaged arrays is not trusted
+    cache.build(SENTENCES, progress=False)
+    (target / "meta.json").unlink()
+    assert cache.lookup(SENTENCES) is None
+    cache.build(SENTENCES, progress=False)  # replaces the untrusted folder
+    assert cache.lookup(SENTENCES) is not None
+    np.save(target / "offsets.npy", np.array([0, 4, 5, 5, 12]))
+    assert cache.lookup(SENTENCES) is None
+
+
+def test_cache_command_builds_then_reuses(tmp_path, capsys):
+    config = tmp_path / "wsd.yaml"
+    config.write_text(f"extends: {TASK_FIXTURES / 'wsd_elmo.yaml'}\n"
+                      f"features: {{elmo: {{cache_dir: {tmp_path / 'cache'}}}}}\n", encoding="utf-8")
+    assert main(["cache", str(config), "--quiet"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[1].split(",")[0].strip() for line in out] == ["built"] * 3
+    assert out[0].startswith("wsd train: built, 680 sentences")
+    assert main(["cache", str(config), "--quiet"]) == 0
+    assert [line.split(":")[1].split(",")[0].strip() for line in capsys.readouterr().out.splitlines()] == ["cached"] * 3
+    meta = json.loads(next((tmp_path / "cache").rglob("meta.json")).read_text())
+    assert meta["dtype"] == "float16" and meta["num_layers"] == 3 and meta["dim"] == 32
+
+
+def test_cache_command_needs_elmo(capsys):
+    assert main(["cache", str(TASK_FIXTURES / "wnut16_glove.yaml")]) == 2
+    assert "features.elmo is not set" in capsys.readouterr().err

@@ -1,0 +1,128 @@
+"""Each head trains for a few steps on a small real sample and beats chance; the CRF is exact."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from elmo_tasks.heads.crf import CRF, bio_transitions
+from elmo_tasks.training.trainer import run
+from tasks_util import TASK_FIXTURES, fixture_config, prior_agreement, read_conll, read_jsonl, wsd_chance
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("elmo-cache")
+
+
+def train(tmp_path, name, cache=None, **overrides):
+    config = fixture_config(name, cache, **overrides)
+    return run(config, tmp_path / "run", progress=False, echo=False)
+
+
+def tag_chance() -> float:
+    train_tags = [t for s in read_conll(TASK_FIXTURES / "wnut16" / "train.conll") for t in s]
+    test_tags = [t for s in read_conll(TASK_FIXTURES / "wnut16" / "test.conll") for t in s]
+    return prior_agreement(train_tags, test_tags)
+
+
+@pytest.mark.parametrize("output, epochs", [("crf", 3), ("softmax", 6)])
+def test_tagger_finds_entities(tmp_path, output, epochs):
+    # the softmax tagger predicts all-O for a few epochs longer than the CRF
+    metrics = train(tmp_path, "wnut16_glove", **{"head.output": output, "trainer.epochs": epochs, "head.dropout": 0.0})
+    assert metrics["main_metric"] == "span_f1"
+    # an all-O tagger (the majority class) has span F1 0; guessing by frequency far below 0.05
+    assert metrics["test"]["span_f1"] > 0.10
+    assert metrics["test"]["accuracy"] > tag_chance()
+
+
+def test_classifier_beats_the_majority_class(tmp_path):
+    metrics = train(tmp_path, "glosses_glove")
+    labels = [r["label"] for r in read_jsonl(TASK_FIXTURES / "glosses" / "test.jsonl")]
+    majority = max(labels.count(l) for l in set(labels)) / len(labels)
+    assert metrics["main_metric"] == "accuracy"
+    assert metrics["test"]["accuracy"] > majority + 0.2
+    assert 0 < metrics["test"]["macro_f1"] <= 1
+
+
+@pytest.mark.parametrize("pooling", ["mean", "attention"])
+def test_classifier_poolings(tmp_path, pooling):
+    metrics = train(tmp_path, "glosses_glove", **{"head.pooling": pooling, "trainer.epochs": 2})
+    assert metrics["test"]["accuracy"] > 0.4  # 4 balanced classes: chance 0.25
+
+
+def test_wsd_nearest_sense_beats_chance_and_backs_off(tmp_path, cache):
+    metrics = train(tmp_path, "wsd_elmo", cache)
+    assert metrics["main_metric"] == "f1" and metrics["epochs_run"] == 1
+    assert metrics["test"]["coverage"] == 1.0  # the unseen lemma backs off to its most frequent sense
+    assert metrics["test"]["f1"] > wsd_chance("test") + 0.05
+    assert 0 < metrics["test"]["mfs_f1"] < 1
+    rows = read_jsonl(tmp_path / "run" / "predictions" / "test.jsonl")
+    backed_off = [r for r in rows if r["lemma_key"] not in {f"{t['lemma']}%{t['pos']}" for t in
+                                                             read_jsonl(TASK_FIXTURES / "wsd" / "train.jsonl")}]
+    assert backed_off and all(r["pred"] is not None for r in backed_off)
+
+
+def test_wsd_glove_window_and_linear(tmp_path):
+    glove = {"features.elmo": None, "features.glove": {"source": str(TASK_FIXTURES / "glove.fixture.50d.txt")}}
+    metrics = train(tmp_path / "window", "wsd_elmo", **glove, **{"head.window": 3})
+    assert metrics["test"]["f1"] > wsd_chance("test") + 0.05
+    metrics = train(tmp_path / "linear", "wsd_elmo", **glove, **{"head.method": "linear", "head.window": 3,
+                                                                 "trainer.epochs": 3, "trainer.lr": 0.01})
+    assert metrics["epochs_run"] == 3 and metrics["test"]["coverage"] == 1.0
+    assert metrics["test"]["f1"] > wsd_chance("test")
+
+
+def test_probe_on_one_layer(tmp_path, cache):
+    metrics = train(tmp_path, "wnut16_probe", cache, **{"trainer.epochs": 2})
+    assert metrics["mix"] == [{"where": "input", "weights": [0.0, 1.0, 0.0], "gamma": 1.0, "trainable": False}]
+    assert metrics["test"]["accuracy"] > tag_chance()
+
+
+def brute_force(crf: CRF, emissions: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
+    trans, start = crf._scores()
+    n, k = emissions.shape
+    scores = {}
+    for path in itertools.product(range(k), repeat=n):
+        s = start[path[0]] + emissions[0, path[0]] + crf.end[path[-1]]
+        s = s + sum(trans[path[i - 1], path[i]] + emissions[i, path[i]] for i in range(1, n))
+        scores[path] = s
+    log_z = torch.logsumexp(torch.stack(list(scores.values())), 0)
+    return log_z, list(max(scores, key=lambda p: float(scores[p])))
+
+
+def test_crf_likelihood_and_viterbi_match_brute_force():
+    torch.manual_seed(0)
+    crf = CRF(3)
+    with torch.no_grad():
+        for p in crf.parameters():
+            p.normal_()
+    emissions = torch.randn(2, 4, 3)
+    mask = torch.tensor([[True] * 4, [True, True, True, False]])
+    tags = torch.tensor([[0, 2, 1, 1], [2, 2, 0, -100]])
+    expected = []
+    for row in range(2):
+        n = int(mask[row].sum())
+        log_z, best = brute_force(crf, emissions[row, :n])
+        gold = tags[row, :n]
+        trans, start = crf._scores()
+        score = start[gold[0]] + emissions[row, 0, gold[0]] + crf.end[gold[-1]]
+        score = score + sum(trans[gold[i - 1], gold[i]] + emissions[row, i, gold[i]] for i in range(1, n))
+        expected.append(log_z - score)
+        assert crf.decode(emissions[row:row + 1, :n], mask[row:row + 1, :n])[0] == best
+    assert torch.allclose(crf.nll(emissions, tags, mask), torch.stack(expected).mean(), atol=1e-5)
+    assert crf.decode(emissions, mask)[1] == brute_force(crf, emissions[1, :3])[1]
+
+
+def test_crf_bio_constraints():
+    labels = ["B-PER", "I-PER", "B-LOC", "I-LOC", "O"]
+    allowed, start = bio_transitions(labels)
+    assert not start[1] and start[0] and start[4]
+    assert allowed[0, 1] and allowed[1, 1] and not allowed[4, 1] and not allowed[2, 1]
+    crf = CRF(5, allowed, start)
+    emissions = torch.zeros(1, 3, 5)
+    emissions[0, :, 3] = 5.0  # I-LOC everywhere would win without constraints
+    path = crf.decode(emissions, torch.ones(1, 3, dtype=torch.bool))[0]
+    assert path[0] != 3 and all(labels[b] != "I-LOC" or labels[a] in ("B-LOC", "I-LOC") for a, b in zip(path, path[1:]))
