@@ -234,7 +234,8 @@ def test_sampled_softmax_approaches_full_softmax():
 
 def test_length_cut_encoding_equals_full_encoding():
     from elmo_tasks.bilm.model import BiLM
-    from elmo_tasks.pretrain.trainer import bilm_options, encode_by_length, init_bilm
+    from elmo_tasks.pretrain.trainer import bilm_options, init_bilm
+    from elmo_tasks.pretrain.windows import encode_by_length
 
     config = config_from_dict(tiny_config(None), "c.yaml")
     torch.manual_seed(0)
@@ -248,6 +249,21 @@ def test_length_cut_encoding_equals_full_encoding():
             else model.token_encoder(chars)
         cut = encode_by_length(model.token_encoder, chars, max_width=3, groups=3)
     assert (full - cut).abs().max() < 1e-6
+
+
+def test_unigram_perplexity_by_hand():
+    from elmo_tasks.pretrain.evaluate import heldout_streams, unigram_perplexity
+
+    types = TypeTable()
+    train = encode_lines(["a a b", "a"], types, "train")
+    held = encode_lines(["a b"], types, "held")
+    vocab = Vocabulary.build(train, types, max_size=10)
+    streams = heldout_streams(held, vocab.target_map(types), rows=1, unroll=3, per_sentence=False)
+    result = unigram_perplexity(train, vocab.target_map(types), len(vocab), vocab.bos, vocab.eos, streams)
+    # forward counts (+1): a 3+1, b 1+1, </S> 2+1, <UNK> 0+1, <S> excluded -> total 10; targets a, b, </S>
+    expected = math.exp(-(math.log(4 / 10) + math.log(2 / 10) + math.log(3 / 10)) / 3)
+    assert result.tokens == 3 and abs(result.forward - expected) < 1e-9
+    assert abs(result.backward - expected) < 1e-9  # backward targets b, a, <S>: the same counts
 
 
 # -- training end to end ---------------------------------------------------------------------------
@@ -332,6 +348,10 @@ def test_resume_needs_a_checkpoint_and_the_same_config(tmp_path):
     changed["model"]["lstm_dim"] = 48
     with pytest.raises(UserError, match="different model"):
         Trainer(config_from_dict(changed, "c.yaml"), tmp_path / "run", resume=True, progress=False)
+    config_path = write_config(tmp_path, tiny_config(tmp_path, max_steps=4))
+    (tmp_path / "run" / "model" / "weights.hdf5").unlink()
+    assert main(["pretrain", str(config_path), "--out", str(tmp_path / "run"), "--resume", "--export-only"]) == 0
+    assert load_bilm_dir(tmp_path / "run" / "model").options.lstm_dim == 32
     longer = Trainer(config_from_dict(tiny_config(tmp_path, max_steps=4), "c.yaml"), tmp_path / "run", resume=True,
                      progress=False)
     assert longer.step == 2 and longer.train()["steps"] == 4

@@ -17,16 +17,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--device", choices=["cpu", "cuda"], help="default: the config's training.device "
                         "(auto: the GPU when there is one)")
+    parser.add_argument("--export-only", action="store_true", help="with --resume: export the last checkpoint "
+                        "to DIR/model (options.json + weights.hdf5) without training further")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
+    from elmo_tasks.errors import UserError
     from elmo_tasks.pretrain.config import load_config
     from elmo_tasks.pretrain.trainer import Trainer
 
     config = load_config(args.config)
     out = Path(args.out) if args.out else Path("runs") / "pretrain" / Path(args.config).stem
+    if args.export_only and not args.resume:
+        raise UserError("--export-only exports an existing run: give --resume too")
     trainer = Trainer(config, out, device=args.device, resume=args.resume, progress=not args.quiet)
+    if args.export_only:
+        trainer.export(out / "model")
+        print(f"exported step {trainer.step} of {out} to {out / 'model'} (options.json + weights.hdf5)", file=sys.stderr)
+        return 0
     print(f"pretrain: {trainer.data.train.n_tokens:,} training tokens, vocabulary {len(trainer.data.vocab):,}, "
           f"{trainer.total_steps:,} steps of {config.training.batch_size} x {config.training.unroll_steps} "
           f"({trainer.batches_per_epoch:,} per epoch), device {trainer.device}, run folder {out}"

@@ -28,7 +28,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from elmo_tasks.bilm.chars import PAD_CHAR
 from elmo_tasks.bilm.model import BiLM
 from elmo_tasks.bilm.options import BiLMOptions
 from elmo_tasks.bilm.weights import save_bilm
@@ -37,8 +36,10 @@ from elmo_tasks.pretrain.batches import Batch, Streams, build_streams, epoch_ord
 from elmo_tasks.pretrain.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from elmo_tasks.pretrain.config import PretrainConfig
 from elmo_tasks.pretrain.corpus import EncodedText, TypeTable, encode_dataset, encode_files
+from elmo_tasks.pretrain.evaluate import bilm_perplexity, heldout_streams
 from elmo_tasks.pretrain.softmax import IGNORE, LogUniformSampler, Softmax
 from elmo_tasks.pretrain.vocab import Vocabulary
+from elmo_tasks.pretrain.windows import run_windows
 
 State = tuple[torch.Tensor, torch.Tensor]
 MAX_SKIPPED_IN_A_ROW = 20
@@ -128,31 +129,6 @@ def load_softmax(path: Path) -> Softmax:
     return softmax
 
 
-def encode_by_length(encoder: nn.Module, chars: torch.Tensor, max_width: int, groups: int = 4) -> torch.Tensor:
-    """``encoder(chars)`` for (N, 50) ids, with the convolutions cut to the characters tokens have.
-
-    A token of L ids (marks included) followed by within-word padding has, besides its windows
-    over its characters, only identical all-padding windows; keeping the first L + max_width
-    positions keeps one of those and every other window, so the max-pooled features are the same.
-    Tokens are sorted by length and encoded in ``groups`` groups, each cut to its longest token.
-    Most tokens are short, so the CNN does about a third of the work, gradients included.
-    """
-    n, width = chars.shape
-    if n == 0:
-        return encoder(chars)
-    positions = torch.arange(1, width + 1, device=chars.device)
-    lengths = ((chars != PAD_CHAR + 1) * positions).amax(dim=1)
-    order = torch.argsort(lengths)
-    pieces = []
-    for rows in torch.tensor_split(order, min(groups, n)):
-        if len(rows) == 0:
-            continue
-        keep = min(width, max(int(lengths[rows].max()) + max_width, max_width))
-        pieces.append(encoder(chars[rows, :keep]))
-    restore = torch.argsort(order)
-    return torch.cat(pieces)[restore]
-
-
 # -- data ------------------------------------------------------------------------------------------
 
 
@@ -211,7 +187,6 @@ class Trainer:
         self.data = data or load_data(config)
         d = self.data
         self.per_sentence = t.state_mode == "per_sentence"
-        self.max_filter_width = max(width for width, _ in config.model.filters)
 
         torch.manual_seed(t.seed)
         self.model = BiLM(bilm_options(config))
@@ -272,25 +247,8 @@ class Trainer:
                                                   t.unroll_steps, self.per_sentence))
         return self._streams[1]
 
-    def _token_vectors(self, inputs: np.ndarray) -> torch.Tensor:
-        """(R, T) type ids -> (R, T, P): the char CNN runs once per distinct token of the batch."""
-        unique, inverse = np.unique(inputs, return_inverse=True)
-        chars = torch.from_numpy(self.data.char_table[unique].astype(np.int64)).to(self.device)
-        vectors = encode_by_length(self.model.token_encoder, chars, self.max_filter_width)
-        index = torch.from_numpy(inverse.reshape(inputs.shape).astype(np.int64)).to(self.device)
-        return vectors[index]
-
     def _run_lstms(self, batch: Batch, states: tuple[list[State], list[State]], dropout: float):
-        b, steps = batch.fwd_inputs.shape
-        x = self._token_vectors(np.concatenate([batch.fwd_inputs, batch.bwd_inputs]))
-        if batch.reset is not None and batch.reset.any():
-            keep = torch.from_numpy(~batch.reset).to(self.device).unsqueeze(1).float()
-            states = tuple([(h * keep, c * keep) for h, c in direction] for direction in states)
-        sizes = [b] * steps
-        fwd, fwd_final = self.model.forward_lstm(x[:b], sizes, states[0], dropout=dropout)
-        bwd, bwd_final = self.model.backward_lstm(x[b:], sizes, states[1], dropout=dropout)
-        finals = ([(h.detach(), c.detach()) for h, c in fwd_final], [(h.detach(), c.detach()) for h, c in bwd_final])
-        return fwd[-1], bwd[-1], finals
+        return run_windows(self.model, self.data.char_table, batch, states, dropout, self.device)
 
     def _targets(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(array.reshape(-1).astype(np.int64)).to(self.device)
@@ -342,26 +300,16 @@ class Trainer:
             return None
         t = self.config.training
         self.model.eval()
-        text = self.data.heldout
-        rows = t.eval_batch_size
-        need = stream_length(text, self.per_sentence, t.unroll_steps)
-        if need < rows * t.unroll_steps:  # a small held-out set: fewer rows
-            rows = max(1, need // t.unroll_steps)
-        streams = build_streams(text, np.arange(text.n_sentences), self.data.target_map, rows, t.unroll_steps,
-                                self.per_sentence, max_positions=max_tokens)
-        states = (self._zero_states(rows), self._zero_states(rows))
-        sums, counts = [0.0, 0.0], [0, 0]
-        for k in range(streams.n_batches):
-            batch = streams.batch(k, self.per_sentence)
+        streams = heldout_streams(self.data.heldout, self.data.target_map, t.eval_batch_size, t.unroll_steps,
+                                  self.per_sentence, max_tokens)
+        rows = streams.fwd_inputs.shape[0]
+        initial = (self._zero_states(rows), self._zero_states(rows))
+
+        def run(batch: Batch, states: tuple) -> tuple:
             with self._autocast():
-                top_f, top_b, states = self._run_lstms(batch, states, 0.0)
-            for i, (top, targets) in enumerate(((top_f, batch.fwd_targets), (top_b, batch.bwd_targets))):
-                target = self._targets(targets)
-                sums[i] += float(self.softmax.full_nll(top.reshape(-1, top.shape[-1]), target).sum())
-                counts[i] += int((target != IGNORE).sum())
-        mean_f, mean_b = sums[0] / counts[0], sums[1] / counts[1]
-        return {"heldout_ppl_forward": math.exp(mean_f), "heldout_ppl_backward": math.exp(mean_b),
-                "heldout_ppl": math.exp(0.5 * (mean_f + mean_b)), "heldout_tokens": counts[0]}
+                return self._run_lstms(batch, states, 0.0)
+
+        return bilm_perplexity(run, self.softmax, streams, initial, self.per_sentence, self.device).as_dict()
 
     def _log(self, record: dict[str, Any]) -> None:
         with open(self.out / "log.jsonl", "a", encoding="utf-8") as handle:
