@@ -26,7 +26,7 @@ from elmo_tasks.embedder import Embedder, default_model_dir
 from elmo_tasks.errors import UserError
 from elmo_tasks.pretrain.corpus import TypeTable, encode_files
 from elmo_tasks.pretrain.evaluate import bilm_perplexity, heldout_streams, unigram_perplexity, zero_states
-from elmo_tasks.pretrain.trainer import SOFTMAX_NAME, load_softmax
+from elmo_tasks.pretrain.softmax import SOFTMAX_NAME, load_softmax
 from elmo_tasks.pretrain.vocab import Vocabulary
 from elmo_tasks.pretrain.windows import run_windows
 

@@ -234,7 +234,7 @@ def test_sampled_softmax_approaches_full_softmax():
 
 def test_length_cut_encoding_equals_full_encoding():
     from elmo_tasks.bilm.model import BiLM
-    from elmo_tasks.pretrain.trainer import bilm_options, init_bilm
+    from elmo_tasks.pretrain.initialise import bilm_options, init_bilm
     from elmo_tasks.pretrain.windows import encode_by_length
 
     config = config_from_dict(tiny_config(None), "c.yaml")
@@ -365,3 +365,27 @@ def test_full_softmax_training_and_dataset_input(tmp_path):
     trainer = Trainer(config_from_dict(data, "c.yaml"), tmp_path / "run", progress=False)
     assert not trainer.sampled and trainer.data.train.n_tokens == 512
     assert trainer.train()["final_heldout"]["heldout_tokens"] > 0
+
+
+# -- the shipped default model ---------------------------------------------------------------------
+
+
+def test_shipped_default_model_separates_contexts():
+    from elmo_tasks.embedder import DEFAULT_MODEL_DIR, Embedder
+    from elmo_tasks.pretrain.softmax import SOFTMAX_NAME, load_softmax
+
+    if not (DEFAULT_MODEL_DIR / "weights.hdf5").is_file():
+        pytest.skip("no default model shipped yet")
+    options = json.loads((DEFAULT_MODEL_DIR / "options.json").read_text())
+    assert options["char_cnn"]["n_characters"] == 262
+    vocab = Vocabulary.load(DEFAULT_MODEL_DIR / "vocab.txt")
+    softmax = load_softmax(DEFAULT_MODEL_DIR / SOFTMAX_NAME)
+    assert softmax.vocab_size == len(vocab) == options["n_tokens_vocab"]
+    assert softmax.weight.shape[1] == options["lstm"]["projection_dim"]
+
+    embedder = Embedder.from_dir(DEFAULT_MODEL_DIR)
+    first, second = embedder.embed_batch([["I", "love", "to", "watch", "TV"], ["I", "am", "wearing", "a", "wrist", "watch"]])
+    u, v = first[:, 3], second[:, 5]
+    cosine = (u * v).sum(axis=1) / (np.linalg.norm(u, axis=1) * np.linalg.norm(v, axis=1))
+    assert cosine[0] > 0.9999  # layer 0 is context-free
+    assert cosine[1] < cosine[0] - 0.05 and cosine[2] < cosine[0] - 0.05

@@ -10,9 +10,14 @@ removed from that row. The vocabulary must be sorted by descending frequency for
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
+
+from elmo_tasks.errors import UserError
 
 IGNORE = -1  # target id of positions that are not predicted (padding)
 
@@ -96,3 +101,33 @@ class Softmax(nn.Module):
         logits = torch.cat([true_logits.unsqueeze(1), sampled_logits], dim=1)
         nll = torch.logsumexp(logits, dim=1) - true_logits
         return torch.where(targets == IGNORE, torch.zeros_like(nll), nll)
+
+
+SOFTMAX_NAME = "softmax.hdf5"  # not part of the public format: W (V, P) and b (V) for vocab.txt
+
+
+def save_softmax(softmax: Softmax, path: Path, dtype: str = "float32") -> None:
+    """The output softmax next to the exported biLM (for perplexity; ELMo users never need it)."""
+    import h5py
+
+    tmp = path.with_name(path.name + ".tmp-write")
+    with h5py.File(tmp, "w") as handle:
+        handle.create_dataset("softmax/W", data=softmax.weight.detach().cpu().float().numpy().astype(dtype))
+        handle.create_dataset("softmax/b", data=softmax.bias.detach().cpu().float().numpy().astype(dtype))
+    os.replace(tmp, path)
+
+
+def load_softmax(path: Path) -> Softmax:
+    """The softmax that ``save_softmax`` wrote (float16 files load as float32)."""
+    import h5py
+
+    if not Path(path).is_file():
+        raise UserError(f"softmax file not found: {path} (pretraining writes it next to the exported model)")
+    with h5py.File(path, "r") as handle:
+        weight = torch.from_numpy(np.asarray(handle["softmax/W"], dtype=np.float32))
+        bias = torch.from_numpy(np.asarray(handle["softmax/b"], dtype=np.float32))
+    softmax = Softmax(weight.shape[0], weight.shape[1])
+    with torch.no_grad():
+        softmax.weight.copy_(weight)
+        softmax.bias.copy_(bias)
+    return softmax

@@ -29,7 +29,6 @@ import torch
 from torch import nn
 
 from elmo_tasks.bilm.model import BiLM
-from elmo_tasks.bilm.options import BiLMOptions
 from elmo_tasks.bilm.weights import save_bilm
 from elmo_tasks.errors import UserError
 from elmo_tasks.pretrain.batches import Batch, Streams, build_streams, epoch_order, stream_length
@@ -37,96 +36,13 @@ from elmo_tasks.pretrain.checkpoint import CHECKPOINT_NAME, load_checkpoint, sav
 from elmo_tasks.pretrain.config import PretrainConfig
 from elmo_tasks.pretrain.corpus import EncodedText, TypeTable, encode_dataset, encode_files
 from elmo_tasks.pretrain.evaluate import bilm_perplexity, heldout_streams
-from elmo_tasks.pretrain.softmax import IGNORE, LogUniformSampler, Softmax
+from elmo_tasks.pretrain.initialise import bilm_options, count_parameters, exported_parameters, init_bilm
+from elmo_tasks.pretrain.softmax import IGNORE, SOFTMAX_NAME, LogUniformSampler, Softmax, save_softmax
 from elmo_tasks.pretrain.vocab import Vocabulary
 from elmo_tasks.pretrain.windows import run_windows
 
 State = tuple[torch.Tensor, torch.Tensor]
 MAX_SKIPPED_IN_A_ROW = 20
-
-
-# -- model construction ----------------------------------------------------------------------------
-
-
-def bilm_options(config: PretrainConfig) -> BiLMOptions:
-    m = config.model
-    return BiLMOptions(
-        lstm_dim=m.lstm_dim, projection_dim=m.projection_dim, n_layers=m.n_layers,
-        cell_clip=m.cell_clip or None, proj_clip=m.proj_clip or None,
-        use_skip_connections=m.use_skip_connections, char_embedding_dim=m.char_embedding_dim,
-        filters=[list(f) for f in m.filters], n_highway=m.n_highway, activation=m.activation,
-    )
-
-
-def init_bilm(model: BiLM) -> None:
-    """The recipe's initialisers (§10.3), in this model's layout."""
-    enc = model.token_encoder
-    with torch.no_grad():
-        nn.init.uniform_(enc.char_embedding.weight, -1.0, 1.0)
-        enc.char_embedding.weight[0].zero_()  # the padding row (not a trained character)
-        for conv in enc.convolutions:
-            if model.options.activation == "relu":
-                nn.init.uniform_(conv.weight, -0.05, 0.05)
-            else:
-                nn.init.normal_(conv.weight, std=math.sqrt(1.0 / (conv.kernel_size[0] * conv.in_channels)))
-            conv.bias.zero_()
-        f = model.options.n_filters
-        for highway in enc.highways:
-            nn.init.normal_(highway.carry.weight, std=math.sqrt(1.0 / f))
-            nn.init.normal_(highway.transform.weight, std=math.sqrt(1.0 / f))
-            highway.carry.bias.fill_(-2.0)
-            highway.transform.bias.zero_()
-        nn.init.normal_(enc.projection.weight, std=math.sqrt(1.0 / f))
-        enc.projection.bias.zero_()
-        for stack in (model.forward_lstm, model.backward_lstm):
-            for layer in stack.layers:
-                c = layer.cell_dim
-                fan_in = layer.input_linear.in_features + layer.state_linear.in_features
-                limit = math.sqrt(6.0 / (fan_in + 4 * c))  # Glorot on the joint [x; h] kernel
-                nn.init.uniform_(layer.input_linear.weight, -limit, limit)
-                nn.init.uniform_(layer.state_linear.weight, -limit, limit)
-                layer.state_linear.bias.zero_()
-                layer.state_linear.bias[c : 2 * c] = 1.0  # TF's forget bias (gate order i, f, g, o)
-                limit = math.sqrt(6.0 / (c + layer.projection_dim))
-                nn.init.uniform_(layer.projection.weight, -limit, limit)
-
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-def exported_parameters(model: BiLM) -> int:
-    """Parameters in the exported file (the char table without its padding row)."""
-    return count_parameters(model) - model.options.char_embedding_dim
-
-
-SOFTMAX_NAME = "softmax.hdf5"  # not part of the public format: W (V, P) and b (V) for vocab.txt
-
-
-def save_softmax(softmax: Softmax, path: Path, dtype: str = "float32") -> None:
-    """The output softmax next to the exported biLM (for perplexity; ELMo users never need it)."""
-    import h5py
-
-    tmp = path.with_name(path.name + ".tmp-write")
-    with h5py.File(tmp, "w") as handle:
-        handle.create_dataset("softmax/W", data=softmax.weight.detach().cpu().float().numpy().astype(dtype))
-        handle.create_dataset("softmax/b", data=softmax.bias.detach().cpu().float().numpy().astype(dtype))
-    os.replace(tmp, path)
-
-
-def load_softmax(path: Path) -> Softmax:
-    import h5py
-
-    if not Path(path).is_file():
-        raise UserError(f"softmax file not found: {path} (pretraining writes it next to the exported model)")
-    with h5py.File(path, "r") as handle:
-        weight = torch.from_numpy(np.asarray(handle["softmax/W"], dtype=np.float32))
-        bias = torch.from_numpy(np.asarray(handle["softmax/b"], dtype=np.float32))
-    softmax = Softmax(weight.shape[0], weight.shape[1])
-    with torch.no_grad():
-        softmax.weight.copy_(weight)
-        softmax.bias.copy_(bias)
-    return softmax
 
 
 # -- data ------------------------------------------------------------------------------------------
