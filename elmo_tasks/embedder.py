@@ -34,6 +34,7 @@ FIXTURE_WARNING = (
     "pass --model DIR for a real model"
 )
 LAYER_CHOICES = ("all", "top", "average")
+SORT_CHUNK_BATCHES = 16  # stateless runs sort this many batches' worth of sentences by length at a time
 
 
 def default_model_dir() -> Path:
@@ -71,59 +72,89 @@ class Embedder:
         return self.bilm.output_dim
 
     @property
+    def device(self) -> torch.device:
+        return next(self.bilm.parameters()).device
+
+    def to(self, device: str | torch.device) -> "Embedder":
+        """Move the biLM (e.g. to a GPU); inputs follow it and results come back as CPU arrays."""
+        self.bilm.to(device)
+        self.bilm.token_encoder.cache.clear()
+        return self
+
+    @property
     def num_layers(self) -> int:
         return self.bilm.num_layers
 
     def layers(self, sentences: Sequence[Sequence[str]]) -> BiLMOutput:
         """One batch: layers (B, 3, T, 2P) and mask (B, T) as tensors."""
         with torch.inference_mode():
-            return self.bilm(batch_to_ids(sentences))
+            return self.bilm(batch_to_ids(sentences).to(self.device))
 
     def embed_batch(self, sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
-        """One float32 array (3, n, 2P) per sentence, trimmed to its length."""
+        """One float32 array (3, n, 2P) per sentence, trimmed to its length (a copy: it holds no batch padding)."""
         if not sentences:
             return []
         out = self.layers(sentences)
         lengths = out.mask.sum(dim=1).tolist()
-        return [out.layers[i, :, :n].numpy() for i, n in enumerate(lengths)]
+        layers = out.layers.cpu().numpy()
+        return [layers[i, :, :n].copy() for i, n in enumerate(lengths)]
 
     def embed_sentences(self, sentences: Iterable[Sequence[str]]) -> Iterator[np.ndarray]:
         """Stream (3, n, 2P) arrays in input order.
 
-        Stateless: sentences are read in chunks, sorted by length into batches (less padding) and
-        yielded back in their original order. Stateful: consecutive batches in order, like the
-        references, so that the carried states match theirs.
+        Stateless: sentences are read in chunks, sorted by length into batches (less padding, and
+        the LSTMs keep most rows active at every step) and yielded back in their original order.
+        Stateful: consecutive batches in order, like the references, so that the carried states
+        match theirs.
         """
-        chunk_size = self.batch_size if self.bilm.stateful else self.batch_size * 16
+        pending: dict[int, np.ndarray] = {}
+        next_index = 0
+        for index, array in self.embed_indexed(sentences):
+            pending[index] = array
+            while next_index in pending:
+                yield pending.pop(next_index)
+                next_index += 1
+
+    def embed_indexed(self, sentences: Iterable[Sequence[str]]) -> Iterator[tuple[int, np.ndarray]]:
+        """(input index, (3, n, 2P) array) pairs in the order they are computed: by length within
+        chunks of ``16 * batch_size`` sentences (stateless), or in input order (stateful).
+
+        Memory stays flat in the input's length: at most one chunk of sentences and one batch of
+        results are held at a time.
+        """
+        chunk_size = self.batch_size if self.bilm.stateful else self.batch_size * SORT_CHUNK_BATCHES
         chunk: list[Sequence[str]] = []
+        start = 0
         for sentence in sentences:
             chunk.append(sentence)
             if len(chunk) == chunk_size:
-                yield from self._embed_chunk(chunk)
+                yield from self._embed_chunk(chunk, start)
+                start += len(chunk)
                 chunk = []
         if chunk:
-            yield from self._embed_chunk(chunk)
+            yield from self._embed_chunk(chunk, start)
 
-    def _embed_chunk(self, chunk: list[Sequence[str]]) -> Iterator[np.ndarray]:
+    def _embed_chunk(self, chunk: list[Sequence[str]], start: int) -> Iterator[tuple[int, np.ndarray]]:
         if self.bilm.stateful:
-            yield from self.embed_batch(chunk)
-            return
-        order = sorted(range(len(chunk)), key=lambda i: len(chunk[i]), reverse=True)
-        results: list[np.ndarray | None] = [None] * len(chunk)
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
+            order = list(range(len(chunk)))
+        else:  # longest first: the LSTMs then keep most rows active at every step
+            order = sorted(range(len(chunk)), key=lambda i: len(chunk[i]), reverse=True)
+        for batch_start in range(0, len(order), self.batch_size):
+            rows = order[batch_start : batch_start + self.batch_size]
             for row, array in zip(rows, self.embed_batch([chunk[i] for i in rows])):
-                results[row] = array
-        yield from results  # type: ignore[misc]
+                yield start + row, array
 
     def embed_file(self, input_file: str | Path, output_file: str | Path, layers: str = "all",
-                   progress: bool = False) -> int:
+                   progress: bool = False, lines: range | None = None) -> int:
         """Embed a file of whitespace-tokenised sentences (one per line) into HDF5.
 
         One dataset per line, named by its 0-based line number: (3, n, 2P) for ``all``, (n, 2P)
         for ``top`` and ``average``; plus ``sentence_to_index`` (a JSON string mapping each
-        sentence's text to its key). The output is written under a temporary name and renamed at
-        the end, so an interrupted run leaves nothing at ``output_file``. Returns the line count.
+        sentence's text to its key). ``lines`` restricts the run to those line numbers (one shard
+        of a distributed run, see ``elmo_tasks.distributed``). Datasets are written as batches
+        finish, so memory stays flat in the file's length. The output is written under a
+        temporary name and renamed at the end, so an interrupted run leaves nothing at
+        ``output_file``. Returns the number of sentences written.
         """
         if layers not in LAYER_CHOICES:
             raise UserError(f"--layers must be one of {', '.join(LAYER_CHOICES)}, got {layers!r}")
@@ -140,20 +171,22 @@ class Embedder:
         count = 0
         try:
             sentence_to_index: dict[str, str] = {}
+            numbered = _read_lines(input_path, lines)
+            first_line = lines.start if lines is not None else 0
             with h5py.File(tmp, "w") as handle:
-                texts = _read_lines(input_path)
-                tokens = (text.split() for text in _remember(texts, sentence_to_index))
-                stream = self.embed_sentences(tokens)
+                tokens = (text.split() for text in _remember(numbered, sentence_to_index))
+                stream = self.embed_indexed(tokens)
                 if progress:
                     from tqdm import tqdm
 
-                    stream = tqdm(stream, unit=" sentences", desc="embed-file", file=sys.stderr)
-                for count, array in enumerate(stream, start=1):
+                    stream = tqdm(stream, unit=" sentences", desc="embed-file", file=sys.stderr,
+                                  total=len(lines) if lines is not None else None)
+                for count, (index, array) in enumerate(stream, start=1):
                     if layers == "top":
                         array = array[-1]
                     elif layers == "average":
                         array = array.mean(axis=0)
-                    handle.create_dataset(str(count - 1), data=array.astype(np.float32, copy=False))
+                    handle.create_dataset(str(first_line + index), data=array.astype(np.float32, copy=False))
                 handle.create_dataset("sentence_to_index", data=json.dumps(sentence_to_index),
                                       dtype=h5py.string_dtype())
             os.replace(tmp, output_path)
@@ -163,17 +196,33 @@ class Embedder:
         return count
 
 
-def _read_lines(path: Path) -> Iterator[str]:
-    """Lines of a UTF-8 text file, streamed; a decoding error names the line."""
+def count_lines(path: str | Path) -> int:
+    """Number of lines of a file (a last line without a newline counts), read in blocks."""
+    count, last = 0, b"\n"
     with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
+        while block := handle.read(1 << 20):
+            count += block.count(b"\n")
+            last = block[-1:]
+    return count + (last != b"\n")
+
+
+def _read_lines(path: Path, lines: range | None = None) -> Iterator[tuple[int, str]]:
+    """(line number, text) of a UTF-8 text file, streamed, optionally only the numbers in ``lines``;
+    a decoding error names the line."""
+    with open(path, "rb") as handle:
+        for index, raw in enumerate(handle):
+            if lines is not None:
+                if index < lines.start:
+                    continue
+                if index >= lines.stop:
+                    break
             try:
-                yield raw.decode("utf-8").rstrip("\r\n")
+                yield index, raw.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as exc:
-                raise UserError(f"{path}, line {number}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+                raise UserError(f"{path}, line {index + 1}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
 
 
-def _remember(texts: Iterable[str], sentence_to_index: dict[str, str]) -> Iterator[str]:
-    for index, text in enumerate(texts):
+def _remember(numbered: Iterable[tuple[int, str]], sentence_to_index: dict[str, str]) -> Iterator[str]:
+    for index, text in numbered:
         sentence_to_index.setdefault(text.strip(), str(index))
         yield text

@@ -1,4 +1,8 @@
-"""``elmo-tasks embed-file INPUT OUTPUT``: one sentence per line in, HDF5 with one dataset per line out."""
+"""``elmo-tasks embed-file INPUT OUTPUT``: one sentence per line in, HDF5 with one dataset per line out.
+
+Launched by ``torchrun`` (``torchrun --standalone --nproc_per_node N -m elmo_tasks.cli embed-file ...``)
+each process embeds one block of lines and rank 0 merges them into OUTPUT (``elmo_tasks.distributed``).
+"""
 
 from __future__ import annotations
 
@@ -26,7 +30,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    from elmo_tasks import distributed
+
+    rank = distributed.current_rank()
     embedder = load_embedder(args, stateful=args.stateful, batch_size=args.batch_size)
-    count = embedder.embed_file(args.input, args.output, layers=args.layers, progress=not args.quiet)
-    print(f"wrote {count} sentences to {args.output}", file=sys.stderr)
+    if rank.world == 1:
+        count = embedder.embed_file(args.input, args.output, layers=args.layers, progress=not args.quiet)
+        print(f"wrote {count} sentences to {args.output}", file=sys.stderr)
+        return 0
+    embedder.to(distributed.device_for(rank))
+    try:
+        count = distributed.embed_file_sharded(embedder, args.input, args.output, layers=args.layers,
+                                               progress=not args.quiet, rank=rank)
+    finally:
+        distributed.finish()
+    print(f"rank {rank.rank} of {rank.world}: embedded {count} sentences"
+          + (f"; merged all shards into {args.output}" if rank.is_main else ""), file=sys.stderr)
     return 0
