@@ -113,7 +113,7 @@ def run_suite(suite: Suite, seeds: list[int], out: str | Path, command: str = ""
     run_seconds, trained, reused = 0.0, 0, 0
     for i, item in enumerate(planned, start=1):
         was_done = (item.run_dir / "metrics.json").is_file()
-        config = load_config(item.config, {"trainer.seed": item.seed})
+        config = load_config(item.config, {**suite.overrides, "trainer.seed": item.seed})
         tick = time.perf_counter()
         try:
             metrics = run_experiment(config, item.run_dir, progress=verbose, echo=verbose)

@@ -33,8 +33,8 @@ def plot_layer_weights(weights: pd.DataFrame, path: str | Path) -> bool:
                                       gridspec_kw={"width_ratios": [3, 1]})
     for j, layer in enumerate(layers):
         means = learned[f"{layer}_mean"].to_numpy(dtype=float)
-        stds = np.nan_to_num(learned[f"{layer}_std"].to_numpy(dtype=float))
-        left.bar(x + (j - (len(layers) - 1) / 2) * width, means, width, yerr=stds, capsize=2,
+        stds = learned[f"{layer}_std"].to_numpy(dtype=float)
+        left.bar(x + (j - (len(layers) - 1) / 2) * width, means, width, yerr=_errors(stds), capsize=2,
                  label=f"layer {layer[1:]}" + (" (char CNN)" if layer == "s0" else ""))
     left.axhline(1 / len(layers), color="grey", linestyle="--", linewidth=0.8, label="uniform")
     left.set_xticks(x, names, fontsize=8)
@@ -43,7 +43,7 @@ def plot_layer_weights(weights: pd.DataFrame, path: str | Path) -> bool:
     left.legend(fontsize=7, loc="upper right")
     left.set_title("ELMo layer weights (GloVe + ELMo runs, mean over seeds)", fontsize=9)
     right.bar(x, learned["gamma_mean"].to_numpy(dtype=float),
-              yerr=np.nan_to_num(learned["gamma_std"].to_numpy(dtype=float)), width=0.6, capsize=2,
+              yerr=_errors(learned["gamma_std"].to_numpy(dtype=float)), width=0.6, capsize=2,
               color="tab:grey")
     right.set_xticks(x, names, fontsize=7, rotation=45, ha="right")
     right.set_title("scale $\\gamma$", fontsize=9)
@@ -59,3 +59,10 @@ def plot_layer_weights(weights: pd.DataFrame, path: str | Path) -> bool:
     plt.close(fig)
     os.replace(tmp, path)
     return True
+
+
+def _errors(stds):
+    """Error bars from sample stds; none at all when every task has a single seed."""
+    import numpy as np
+
+    return None if np.isnan(stds).all() else np.nan_to_num(stds)

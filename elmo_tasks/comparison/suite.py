@@ -4,6 +4,7 @@
     description: every offline set, GloVe vs GloVe + ELMo
     output: runs/bench/offline          # where runs and tables go (relative to the working folder)
     seeds: 3                            # default for --seeds
+    overrides: {trainer.epochs: 3}      # optional: dotted config keys set in every config (quick runs)
     tasks:                              # one table row each: the same data with and without ELMo
       - name: wsj-pos
         glove: ../benchmarks/wsj-pos_glove.yaml
@@ -62,6 +63,7 @@ class Suite:
     description: str = ""
     output: str = ""  # default runs/bench/NAME
     seeds: int = 3
+    overrides: dict[str, Any] = field(default_factory=dict)  # dotted config key -> value, for every config
     path: str = ""  # the suite file (filled in, not a key)
 
     def task_names(self) -> list[str]:
@@ -70,7 +72,7 @@ class Suite:
         return names + [p.name for p in self.probes if p.name not in names]
 
 
-_TOP_KEYS = ("name", "description", "output", "seeds", "tasks", "probes")
+_TOP_KEYS = ("name", "description", "output", "seeds", "overrides", "tasks", "probes")
 
 
 def load_suite(path: str | Path, check_configs: bool = True) -> Suite:
@@ -99,6 +101,14 @@ def load_suite(path: str | Path, check_configs: bool = True) -> Suite:
     seeds = data.get("seeds", 3)
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise error("seeds", f"must be a whole number of at least 1, got {_describe(seeds)}")
+    overrides = data.get("overrides") or {}
+    if not isinstance(overrides, dict):
+        raise error("overrides", f"must be a mapping of dotted config keys to values, got {_describe(overrides)}")
+    for key, value in overrides.items():
+        if not isinstance(key, str) or not re.match(r"^[a-z_]+(\.[a-z_0-9]+)+$", key):
+            raise error(f"overrides.{key}", "must be a dotted config key such as trainer.epochs")
+        if key == "trainer.seed":
+            raise error(f"overrides.{key}", "seeds come from --seeds (0..N-1), not from overrides")
     if "tasks" not in data:
         raise error("tasks", "missing (a list of {name, glove, glove_elmo})")
     tasks_data, probes_data = data["tasks"], data.get("probes") or []
@@ -157,7 +167,7 @@ def load_suite(path: str | Path, check_configs: bool = True) -> Suite:
         probes.append(SuiteProbe(item["name"], dict(sorted(checked.items()))))
 
     suite = Suite(tasks=tasks, probes=probes, name=data.get("name") or path.name.removesuffix(".yaml").removesuffix(".yml"),
-                  description=data.get("description", ""), seeds=seeds, path=str(path))
+                  description=data.get("description", ""), seeds=seeds, overrides=overrides, path=str(path))
     suite.output = data.get("output") or str(Path("runs") / "bench" / suite.name)
     if check_configs:
         check_suite_configs(suite)
@@ -171,7 +181,7 @@ def check_suite_configs(suite: Suite) -> dict[str, Config]:
     def load(key: str, config_file: str) -> Config:
         if config_file not in loaded:
             try:
-                loaded[config_file] = load_config(config_file)
+                loaded[config_file] = load_config(config_file, suite.overrides)
             except ConfigError as exc:  # names the config file and its key; add the suite's
                 raise SuiteError(f"{suite.path}: {key}: {exc}") from None
         return loaded[config_file]
