@@ -101,9 +101,10 @@ class CharsConfig:
 
 @dataclass
 class FeaturesConfig:
+    # in the order of the concatenation
     glove: GloveConfig | None = None
-    elmo: ElmoConfig | None = None
     chars: CharsConfig | None = None
+    elmo: ElmoConfig | None = None
 
     def names(self) -> list[str]:
         return [f.name for f in dataclasses.fields(self) if getattr(self, f.name) is not None]

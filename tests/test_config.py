@@ -138,6 +138,13 @@ def test_command_line_reports_a_config_error_in_one_line(tmp_path, capsys):
     assert err.count("\n") == 0 and err.startswith(f"elmo-tasks: error: {path}: trainer.epoch: unknown key")
 
 
+@pytest.mark.parametrize("path", sorted((Path(__file__).parent.parent / "configs" / "tasks").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_shipped_task_configs_load(path):
+    config = load_config(path)
+    assert config.name == path.stem and config.features.names()
+
+
 def test_every_head_has_options_and_tasks():
     for name, cls in HEADS.items():
         assert cls.__module__ == f"elmo_tasks.heads.{name}"

@@ -111,7 +111,7 @@ def test_elmo_at_input_and_output_with_chars(tmp_path, cache):
                                                               "features.chars": {}})
     metrics = trainer.run(config, tmp_path, progress=False, echo=False)
     assert [m["where"] for m in metrics["mix"]] == ["input", "output"]
-    assert metrics["features"] == ["glove", "elmo", "chars"]
+    assert metrics["features"] == ["glove", "chars", "elmo"]
 
 
 def test_a_broken_data_file_is_one_error_with_its_line(tmp_path, capsys):
