@@ -11,6 +11,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Sequence
 
+import numpy as np
 import torch
 
 MAX_CHARS_PER_TOKEN = 50
@@ -51,9 +52,17 @@ EOS_IDS = token_to_char_ids(EOS_TOKEN)
 
 def batch_to_ids(sentences: Sequence[Sequence[str]]) -> torch.Tensor:
     """Character ids of a batch of tokenised sentences: int64 (B, max_len, 50), right-padded with 0."""
-    max_len = max((len(s) for s in sentences), default=0)
+    lengths = torch.tensor([len(s) for s in sentences], dtype=torch.long)
+    max_len = int(lengths.max()) if len(sentences) else 0
     ids = torch.zeros(len(sentences), max_len, MAX_CHARS_PER_TOKEN, dtype=torch.long)
-    for row, sentence in enumerate(sentences):
-        if sentence:
-            ids[row, : len(sentence)] = torch.tensor([token_to_char_ids(t) for t in sentence])
+    rows = b"".join([_token_bytes(t) for sentence in sentences for t in sentence])
+    if rows:  # one array for the whole batch, scattered into the word positions
+        flat = np.frombuffer(rows, dtype=np.int16).reshape(-1, MAX_CHARS_PER_TOKEN)
+        ids[torch.arange(max_len) < lengths.unsqueeze(1)] = torch.from_numpy(flat.astype(np.int64))
     return ids
+
+
+@lru_cache(maxsize=100_000)
+def _token_bytes(token: str) -> bytes:
+    """``token_to_char_ids(token)`` as 50 little int16 values, to build batches without Python ints."""
+    return np.array(token_to_char_ids(token), dtype=np.int16).tobytes()
