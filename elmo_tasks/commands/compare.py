@@ -21,14 +21,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from elmo_tasks.comparison.bench import command_line
+    from elmo_tasks.comparison.bench import command_line, models_note
     from elmo_tasks.comparison.runs import find_runs
     from elmo_tasks.comparison.table import check_records, report_markdown, write_report
 
     records = find_runs(args.run_dirs)
     check_records(records)
     note = f"Made by `{command_line(['compare', *args.run_dirs] + (['--out', args.out] if args.out else []))}` " \
-           f"from {len(records)} runs."
+           f"from {len(records)} runs.{models_note(records)}"
     if args.out:
         written = write_report(records, args.out, note=note)
         print(written["comparison.md"].read_text(encoding="utf-8"), end="")

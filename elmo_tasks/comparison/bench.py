@@ -143,8 +143,7 @@ def run_suite(suite: Suite, seeds: list[int], out: str | Path, command: str = ""
     note = (f"Made by `{command or f'elmo-tasks bench {suite.path} --seeds {len(seeds)}'}` "
             f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}): suite {suite.name}, seeds "
             f"{', '.join(map(str, seeds))}, {len(records)} runs taking {sum(r.total_seconds for r in records) / 60:.1f} "
-            f"min in all (sum of the runs' total_seconds; ELMo caches built beforehand)."
-            + (f" ELMo model: {', '.join(models)}." if models else ""))
+            f"min in all (sum of the runs' total_seconds; ELMo caches built beforehand).{models_note(records)}")
     written = write_report(records, out, order=suite.task_names(), note=note)
     summary = {"suite": suite.path, "name": suite.name, "seeds": seeds, "command": command,
                "cache_seconds": round(cache_seconds, 3), "run_seconds": round(run_seconds, 3),
@@ -153,6 +152,18 @@ def run_suite(suite: Suite, seeds: list[int], out: str | Path, command: str = ""
     write_atomic(out / "bench.json", json.dumps(summary, indent=1) + "\n")
     written["bench.json"] = out / "bench.json"
     return BenchResult(records, written, cache_seconds, run_seconds, trained, reused)
+
+
+def models_note(records: list[RunRecord]) -> str:
+    """The " ELMo model: DIR." of the notes under the tables, with a warning for the tiny test fixture."""
+    from elmo_tasks.embedder import is_fixture_model
+
+    models = sorted({r.elmo_model for r in records if r.elmo_model})
+    if not models:
+        return ""
+    warning = (" WARNING: that is the tiny test fixture, not a trained model; its ELMo scores say nothing "
+               "about ELMo." if any(is_fixture_model(Path(m)) for m in models) else "")
+    return f" ELMo model: {', '.join(models)}.{warning}"
 
 
 def command_line(argv: list[str]) -> str:
