@@ -228,3 +228,21 @@ def test_embedder_sorts_by_length_and_restores_the_order(elmo_fixtures, fixture_
         want = one_by_one.embed_batch([sentence])[0]
         assert array.shape == (3, len(sentence), 32)
         assert np.allclose(array, want, atol=ATOL)
+
+
+# -- opt-in bfloat16 ------------------------------------------------------------------------------------
+
+
+def test_bfloat16_precision_is_close_but_not_exact_and_validated(elmo_fixtures, fixture_sentences):
+    sentences = [s.split() for s in fixture_sentences[0]]
+    exact = run(load(elmo_fixtures), sentences).layers
+    model = load(elmo_fixtures)
+    model.precision = "bfloat16"
+    low = run(model, sentences).layers
+    assert model.precision == "bfloat16" and low.dtype == torch.float32
+    diff = float((low - exact).abs().max())
+    assert 1e-4 < diff < 0.1 * float(exact.abs().max())
+    model.precision = torch.float32  # back to exact, and the token cache does not mix the two
+    assert torch.allclose(run(model, sentences).layers, exact, atol=ATOL)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        model.precision = "float16"

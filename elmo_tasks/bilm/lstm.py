@@ -102,9 +102,60 @@ class LSTMStack(nn.Module):
 INPUT_GATE_ROWS = 1024
 
 
+class _Products:
+    """The three matrix products of one layer (both directions), in float32 or, with a lower
+    ``dtype``, on cached low-precision weight copies with float32 results (gates, states and
+    elementwise maths stay float32)."""
+
+    def __init__(self, cells: tuple[ProjectedLSTMLayer, ProjectedLSTMLayer], dtype: torch.dtype) -> None:
+        self.low = dtype != torch.float32
+        self.dtype = dtype
+        self.bias = [cell.state_linear.bias for cell in cells]
+        if self.low:
+            weights = [_low_precision_weights(cell, dtype) for cell in cells]
+        else:
+            weights = [(cell.input_linear.weight, cell.state_linear.weight, cell.projection.weight) for cell in cells]
+        self.w_input = [w[0].t() for w in weights]
+        self.w_state = [w[1].t() for w in weights]
+        self.w_projection = [w[2].t() for w in weights]
+
+    def cast(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(self.dtype) if self.low else x
+
+    def input_gates(self, d: int, source: torch.Tensor, out: torch.Tensor) -> None:
+        if self.low:
+            torch.add(torch.mm(source.to(self.dtype), self.w_input[d]), self.bias[d], out=out)
+        else:
+            torch.addmm(self.bias[d], source, self.w_input[d], out=out)
+
+    def add_recurrent(self, d: int, gates: torch.Tensor, h: torch.Tensor) -> None:
+        if self.low:
+            gates.add_(torch.mm(h, self.w_state[d]))
+        else:
+            gates.addmm_(h, self.w_state[d])
+
+    def project(self, d: int, m: torch.Tensor, out: torch.Tensor) -> None:
+        if self.low:
+            out.copy_(torch.mm(m, self.w_projection[d]))
+        else:
+            torch.mm(m, self.w_projection[d], out=out)
+
+
+def _low_precision_weights(cell: ProjectedLSTMLayer, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+    """The cell's three weight matrices in ``dtype``, converted once per version of the weights."""
+    params = (cell.input_linear.weight, cell.state_linear.weight, cell.projection.weight)
+    key = (dtype,) + tuple((p.data_ptr(), p._version) for p in params)
+    cached = getattr(cell, "_low_precision", None)
+    if cached is None or cached[0] != key:
+        cached = (key, tuple(p.detach().to(dtype) for p in params))
+        cell._low_precision = cached
+    return cached[1]
+
+
 @torch.no_grad()
 def run_bidirectional(forward_stack: LSTMStack, backward_stack: LSTMStack, inputs: torch.Tensor,
-                      batch_sizes: list[int], states: list[State]) -> tuple[list[torch.Tensor], list[State]]:
+                      batch_sizes: list[int], states: list[State],
+                      matmul_dtype: torch.dtype = torch.float32) -> tuple[list[torch.Tensor], list[State]]:
     """Both stacks over time-major ``inputs`` (T, B, 2, P): ``[:, :, 0]`` feeds the forward stack,
     ``[:, :, 1]`` the backward stack (already reversed within each row's length).
 
@@ -117,6 +168,9 @@ def run_bidirectional(forward_stack: LSTMStack, backward_stack: LSTMStack, input
     Layout: at step t the gates of both directions are one contiguous (n, 2, 4C) block, so each
     elementwise operation runs once for both; the recurrent and projection products are one matrix
     product per direction written straight into that block and into the output buffer.
+
+    ``matmul_dtype=torch.bfloat16`` runs the matrix products in bfloat16 (an opt-in speed/accuracy
+    trade; results and states stay float32).
     """
     n_layers = len(forward_stack.layers)
     steps, batch = inputs.shape[0], inputs.shape[1]
@@ -132,23 +186,20 @@ def run_bidirectional(forward_stack: LSTMStack, backward_stack: LSTMStack, input
         c = torch.stack([states[index][1], states[n_layers + index][1]], dim=1).to(x.dtype).contiguous()  # (B, 2, C)
         out = x.new_zeros(x.shape[0], batch, 2, p_dim)
         m = x.new_empty(batch, 2, c_dim)
-        recurrent = [cell.state_linear.weight.t() for cell in cells]
-        projection = [cell.projection.weight.t() for cell in cells]
+        products = _Products(cells, matmul_dtype)
         chunk = max(1, INPUT_GATE_ROWS // max(1, batch))
         for t0 in range(0, steps, chunk):
             t1 = min(steps, t0 + chunk)
             n0 = batch_sizes[t0]
             gates = x.new_empty(t1 - t0, n0, 2, 4 * c_dim)
-            for d, cell in enumerate(cells):
-                source = x[t0:t1, :n0, d].reshape(-1, x.shape[3])
-                torch.addmm(cell.state_linear.bias, source, cell.input_linear.weight.t(),
-                            out=gates[:, :, d].view(-1, 4 * c_dim))
+            for d in range(2):
+                products.input_gates(d, x[t0:t1, :n0, d].reshape(-1, x.shape[3]), gates[:, :, d].view(-1, 4 * c_dim))
             for t in range(t0, t1):
                 n = batch_sizes[t]
                 z = gates[t - t0, :n]  # (n, 2, 4C)
-                h_prev = out[t - 1, :n] if t > 0 else h0[:n]
+                h_prev = products.cast(out[t - 1, :n] if t > 0 else h0[:n])
                 for d in range(2):
-                    z[:, d].addmm_(h_prev[:, d], recurrent[d])
+                    products.add_recurrent(d, z[:, d], h_prev[:, d])
                 z[..., : 2 * c_dim].sigmoid_()  # i, f
                 z[..., 2 * c_dim : 3 * c_dim].tanh_()  # g
                 z[..., 3 * c_dim :].sigmoid_()  # o
@@ -156,10 +207,10 @@ def run_bidirectional(forward_stack: LSTMStack, backward_stack: LSTMStack, input
                 c_t.mul_(z[..., c_dim : 2 * c_dim]).addcmul_(z[..., :c_dim], z[..., 2 * c_dim : 3 * c_dim])
                 if cells[0].cell_clip:
                     c_t.clamp_(-cells[0].cell_clip, cells[0].cell_clip)
-                m_t = torch.tanh(c_t, out=m[:n]).mul_(z[..., 3 * c_dim :])
+                m_t = products.cast(torch.tanh(c_t, out=m[:n]).mul_(z[..., 3 * c_dim :]))
                 h_t = out[t, :n]
                 for d in range(2):
-                    torch.mm(m_t[:, d], projection[d], out=h_t[:, d])
+                    products.project(d, m_t[:, d], h_t[:, d])
                 if cells[0].proj_clip:
                     h_t.clamp_(-cells[0].proj_clip, cells[0].proj_clip)
         # each row's state after its last step: c stopped changing there; h is that step's output

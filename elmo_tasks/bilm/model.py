@@ -30,6 +30,9 @@ from elmo_tasks.bilm.options import BiLMOptions
 from elmo_tasks.bilm.token_encoder import DEFAULT_TOKEN_CACHE_SIZE, CharCNNTokenEncoder, _needs_grad
 
 
+PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
 @dataclass
 class BiLMOutput:
     """``layers``: (B, n_layers + 1, T, 2P), zero at padding; ``mask``: (B, T) bool, True at words."""
@@ -58,6 +61,7 @@ class BiLM(nn.Module):
         self.stateful = stateful
         self.token_encoder = CharCNNTokenEncoder(options, token_cache_size=token_cache_size)
         self._fast = True
+        self._precision = torch.float32
 
         def stack() -> LSTMStack:
             return LSTMStack(options.n_layers, options.projection_dim, options.lstm_dim,
@@ -87,6 +91,20 @@ class BiLM(nn.Module):
     def fast(self, value: bool) -> None:
         self._fast = bool(value)
         self.token_encoder.fast = bool(value)
+
+    @property
+    def precision(self) -> str:
+        """``float32`` (default) or ``bfloat16``: the inference path's matrix products run in this type
+        (results stay float32). bfloat16 is faster on CPUs with bfloat16 units and less exact."""
+        return str(self._precision).replace("torch.", "")
+
+    @precision.setter
+    def precision(self, value: str | torch.dtype) -> None:
+        dtype = PRECISIONS.get(value if isinstance(value, str) else str(value).replace("torch.", ""))
+        if dtype is None:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {value!r}")
+        self._precision = dtype
+        self.token_encoder.precision = dtype
 
     def reset_states(self) -> None:
         """Forget the carried LSTM states (only meaningful with ``stateful=True``)."""
@@ -207,7 +225,8 @@ class BiLM(nn.Module):
         inputs[:, :, 1] = x.gather(0, reverse.unsqueeze(2).expand(-1, -1, p))
 
         initial = [(h[order], c[order]) for h, c in self._initial_states(batch, tokens)]
-        outputs, finals = run_bidirectional(self.forward_lstm, self.backward_lstm, inputs, batch_sizes, initial)
+        outputs, finals = run_bidirectional(self.forward_lstm, self.backward_lstm, inputs, batch_sizes, initial,
+                                            matmul_dtype=self._precision)
         if self.stateful:
             self._store_states([(h[restore], c[restore]) for h, c in finals])
 

@@ -130,6 +130,7 @@ class CharCNNTokenEncoder(nn.Module):
         self.max_width = max(width for width, _ in options.filters)
         self.cache = TokenVectorCache(token_cache_size)
         self.fast = True  # False forces the plain path (used by the tests to compare the two)
+        self.precision = torch.float32  # bfloat16: the inference path computes under bfloat16 autocast
 
     def forward(self, char_ids: torch.Tensor) -> torch.Tensor:
         if self.fast and not _needs_grad(self, char_ids):
@@ -165,7 +166,7 @@ class CharCNNTokenEncoder(nn.Module):
         keys = [k.tobytes() for k in distinct]
         use_cache = self.cache.capacity > 0 and not torch.is_autocast_enabled(char_ids.device.type)
         if use_cache:
-            self.cache.validate(self._weights_key())
+            self.cache.validate((self.precision,) + self._weights_key())
             slots = self.cache.lookup(keys)
         else:
             slots = [-1] * len(keys)
@@ -177,7 +178,11 @@ class CharCNNTokenEncoder(nn.Module):
         if missing:
             miss_index = torch.tensor(missing, device=vectors.device)
             source_rows = torch.from_numpy(first[missing]).to(char_ids.device)
-            computed = self._encode_distinct(char_ids[source_rows])
+            if self.precision == torch.float32:
+                computed = self._encode_distinct(char_ids[source_rows])
+            else:
+                with torch.autocast(char_ids.device.type, dtype=self.precision):
+                    computed = self._encode_distinct(char_ids[source_rows])
             vectors[miss_index] = computed.to(vectors.dtype)
             if use_cache:
                 self.cache.store([keys[i] for i in missing], vectors[miss_index])
@@ -199,7 +204,7 @@ class CharCNNTokenEncoder(nn.Module):
             rows = order[start : start + ENCODE_CHUNK]
             keep = min(MAX_CHARS_PER_TOKEN, int(lengths[rows].max()) + self.max_width)
             keep = max(keep, self.max_width)
-            out[rows] = self.encode_plain(char_ids[rows, :keep])
+            out[rows] = self.encode_plain(char_ids[rows, :keep]).to(out.dtype)
         return out
 
     def _weights_key(self) -> tuple:

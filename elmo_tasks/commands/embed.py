@@ -28,6 +28,10 @@ def _short(vector) -> str:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    import torch
+
+    # a few sentences: one thread answers sooner (no thread pool to start, no waits on busy cores)
+    torch.set_num_threads(1)
     sentences = [s.split() for s in args.sentences]
     embedder = load_embedder(args)
     arrays = embedder.embed_batch(sentences)

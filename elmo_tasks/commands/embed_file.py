@@ -24,6 +24,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="all: (3, n, 2P) per sentence; top: the last layer (n, 2P); average: the mean of the layers")
     parser.add_argument("--stateful", action="store_true", help="carry LSTM states across batches by row, as the "
                         "reference implementations do (batches then run in file order)")
+    parser.add_argument("--precision", choices=["float32", "bfloat16"], default="float32",
+                        help="bfloat16 runs the biLM's matrix products in bfloat16: faster on CPUs with bfloat16 "
+                        "units, not exact (see benchmarks/README.md for the measured error)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -34,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
     rank = distributed.current_rank()
     embedder = load_embedder(args, stateful=args.stateful, batch_size=args.batch_size)
+    embedder.bilm.precision = args.precision
     if rank.world == 1:
         count = embedder.embed_file(args.input, args.output, layers=args.layers, progress=not args.quiet)
         print(f"wrote {count} sentences to {args.output}", file=sys.stderr)
