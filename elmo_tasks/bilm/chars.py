@@ -29,15 +29,22 @@ BOS_TOKEN = "<S>"
 EOS_TOKEN = "</S>"
 
 
+_ID_OBJECTS = tuple(range(N_RAW_CHARS + 1))  # one shared int per id, so that cached tuples stay small
+
+
 def _with_marks(body: Sequence[int]) -> tuple[int, ...]:
     raw = [BOW_CHAR, *body, EOW_CHAR]
     raw += [PAD_CHAR] * (MAX_CHARS_PER_TOKEN - len(raw))
-    return tuple(r + 1 for r in raw)
+    return tuple(_ID_OBJECTS[r + 1] for r in raw)
 
 
 @lru_cache(maxsize=100_000)
 def token_to_char_ids(token: str) -> tuple[int, ...]:
     """The 50 final (offset) character ids of one token."""
+    return _char_ids(token)
+
+
+def _char_ids(token: str) -> tuple[int, ...]:
     if token == BOS_TOKEN:
         return _with_marks([BOS_CHAR])
     if token == EOS_TOKEN:
@@ -62,7 +69,7 @@ def batch_to_ids(sentences: Sequence[Sequence[str]]) -> torch.Tensor:
     return ids
 
 
-@lru_cache(maxsize=100_000)
+@lru_cache(maxsize=50_000)
 def _token_bytes(token: str) -> bytes:
-    """``token_to_char_ids(token)`` as 50 little int16 values, to build batches without Python ints."""
-    return np.array(token_to_char_ids(token), dtype=np.int16).tobytes()
+    """``token_to_char_ids(token)`` as 50 int16 values (100 bytes), to build batches without Python ints."""
+    return np.array(_char_ids(token), dtype=np.int16).tobytes()
