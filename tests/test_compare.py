@@ -91,7 +91,7 @@ def test_table_numbers_are_the_runs_metrics(bench):
                 f"{100 * (err_glove - err_elmo) / err_glove:.1f}% | 2 |")
     assert expected in markdown
     assert "elmo-tasks bench" in markdown and "tiny_fixture" in markdown  # the command and the biLM used
-    assert "WARNING: that is the tiny test fixture" in markdown
+    assert "tiny_fixture is the tiny test fixture, not a trained model" in markdown
 
     runs = pd.read_csv(out / "runs.csv")
     assert len(runs) == 10 and set(runs["setting"]) == {"glove", "glove_elmo", "probe"}

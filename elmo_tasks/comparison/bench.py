@@ -161,8 +161,9 @@ def models_note(records: list[RunRecord]) -> str:
     models = sorted({r.elmo_model for r in records if r.elmo_model})
     if not models:
         return ""
-    warning = (" WARNING: that is the tiny test fixture, not a trained model; its ELMo scores say nothing "
-               "about ELMo." if any(is_fixture_model(Path(m)) for m in models) else "")
+    fixture = [m for m in models if is_fixture_model(Path(m))]
+    warning = (f" WARNING: {fixture[0]} is the tiny test fixture, not a trained model; its ELMo scores say "
+               "nothing about ELMo." if fixture else "")
     return f" ELMo model: {', '.join(models)}.{warning}"
 
 
