@@ -9,6 +9,7 @@ import torch
 
 from elmo_tasks.heads.crf import CRF, bio_transitions
 from elmo_tasks.training.trainer import run
+from tasks_util import one_thread  # noqa: F401  (autouse: one torch thread)
 from tasks_util import TASK_FIXTURES, fixture_config, prior_agreement, read_conll, read_jsonl, wsd_chance
 
 
@@ -28,10 +29,10 @@ def tag_chance() -> float:
     return prior_agreement(train_tags, test_tags)
 
 
-@pytest.mark.parametrize("output, epochs", [("crf", 3), ("softmax", 6)])
-def test_tagger_finds_entities(tmp_path, output, epochs):
-    # the softmax tagger predicts all-O for a few epochs longer than the CRF
-    metrics = train(tmp_path, "wnut16_glove", **{"head.output": output, "trainer.epochs": epochs, "head.dropout": 0.0})
+@pytest.mark.parametrize("output, lr", [("crf", 0.01), ("softmax", 0.03)])
+def test_tagger_finds_entities(tmp_path, output, lr):
+    # the softmax tagger needs a larger step to leave the all-O start within 3 epochs
+    metrics = train(tmp_path, "wnut16_glove", **{"head.output": output, "trainer.lr": lr, "head.dropout": 0.0})
     assert metrics["main_metric"] == "span_f1"
     # an all-O tagger (the majority class) has span F1 0; guessing by frequency far below 0.05
     assert metrics["test"]["span_f1"] > 0.10
@@ -81,6 +82,7 @@ def test_probe_on_one_layer(tmp_path, cache):
     assert metrics["test"]["accuracy"] > tag_chance()
 
 
+@torch.no_grad()
 def brute_force(crf: CRF, emissions: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
     trans, start = crf._scores()
     n, k = emissions.shape
@@ -90,7 +92,7 @@ def brute_force(crf: CRF, emissions: torch.Tensor) -> tuple[torch.Tensor, list[i
         s = s + sum(trans[path[i - 1], path[i]] + emissions[i, path[i]] for i in range(1, n))
         scores[path] = s
     log_z = torch.logsumexp(torch.stack(list(scores.values())), 0)
-    return log_z, list(max(scores, key=lambda p: float(scores[p])))
+    return log_z, list(max(scores, key=lambda p: scores[p].item()))
 
 
 def test_crf_likelihood_and_viterbi_match_brute_force():

@@ -11,6 +11,7 @@ from elmo_tasks.cli import main
 from elmo_tasks.config import load_config
 from elmo_tasks.errors import UserError
 from elmo_tasks.training import trainer
+from tasks_util import one_thread  # noqa: F401  (autouse: one torch thread)
 from tasks_util import TASK_FIXTURES, fixture_config, read_jsonl
 
 SMALL = {"dataset.max_examples": 60, "trainer.epochs": 3, "trainer.patience": 5}
@@ -67,6 +68,9 @@ def test_resume_after_a_kill_gives_the_unbroken_result(tmp_path, cache, monkeypa
     assert not (tmp_path / "resumed" / "metrics.json").exists()
     assert (tmp_path / "resumed" / "checkpoints" / "last.pt").is_file()
     monkeypatch.undo()
+    other = fixture_config("wnut16_elmo", cache, **{**SMALL, "trainer.lr": 0.5})
+    with pytest.raises(UserError, match="holds an unfinished run of another config"):
+        trainer.run(other, tmp_path / "resumed", progress=False, echo=False)
     resumed = trainer.run(config, tmp_path / "resumed", progress=False, echo=False)
     assert "resuming after epoch 2" in (tmp_path / "resumed" / "log.txt").read_text()
     strip = lambda hs: [{k: v for k, v in h.items() if not k.endswith("seconds")} for h in hs]  # noqa: E731

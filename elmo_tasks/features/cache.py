@@ -99,6 +99,7 @@ class LayerCache:
         self.dtype = dtype
         self.batch_size = batch_size
         self._model_digest: str | None = None
+        self._embedder = None  # loaded on the first build, reused for the other splits
 
     @property
     def model_key(self) -> str:
@@ -146,12 +147,14 @@ class LayerCache:
         """Run the biLM over ``sentences`` and store the layers atomically; returns the folder."""
         from elmo_tasks.embedder import Embedder
 
+        if self._embedder is None:
+            self._embedder = Embedder.from_dir(self.model_dir, batch_size=self.batch_size)
+        embedder = self._embedder
         target = self.path_for(sentences)
         target.parent.mkdir(parents=True, exist_ok=True)
         for stale in target.parent.glob(f"{target.name}.tmp-*"):  # left by a killed build
             if time.time() - stale.stat().st_mtime > 60:
                 shutil.rmtree(stale, ignore_errors=True)
-        embedder = Embedder.from_dir(self.model_dir, batch_size=self.batch_size)
         lengths = [len(s) for s in sentences]
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         tmp = Path(tempfile.mkdtemp(prefix=f"{target.name}.tmp-", dir=target.parent))

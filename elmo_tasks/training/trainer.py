@@ -183,10 +183,9 @@ def run(config: Config, run_dir: str | Path, progress: bool = True, restart: boo
                 print(f"{run_dir}: already complete (metrics.json); --restart runs it again", file=sys.stderr)
             return done
         raise UserError(f"{run_dir} holds a finished run of another config; use --out DIR or --restart")
-    if state_path.is_file() or resolved.is_file():
-        previous = torch.load(state_path, weights_only=False) if state_path.is_file() else None
-        if previous is not None and previous.get("fingerprint") != fingerprint:
-            raise UserError(f"{run_dir} holds an unfinished run of another config; use --out DIR or --restart")
+    state = torch.load(state_path, weights_only=False) if state_path.is_file() else None
+    if state is not None and state.get("fingerprint") != fingerprint:
+        raise UserError(f"{run_dir} holds an unfinished run of another config; use --out DIR or --restart")
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     (run_dir / "predictions").mkdir(exist_ok=True)
     _write_text(resolved, dump_yaml(config.to_dict()))
@@ -210,8 +209,7 @@ def run(config: Config, run_dir: str | Path, progress: bool = True, restart: boo
 
     history: list[dict[str, Any]] = []
     best_score, best_epoch, start_epoch = -1.0, 0, 1
-    if state_path.is_file():
-        state = torch.load(state_path, weights_only=False)
+    if state is not None:
         model.load_state_dict(state["model"])
         if optimizer is not None and state.get("optimizer"):
             optimizer.load_state_dict(state["optimizer"])
