@@ -153,11 +153,16 @@ def _low_precision_weights(cell: ProjectedLSTMLayer, dtype: torch.dtype) -> tupl
 
 
 @torch.no_grad()
-def run_bidirectional(forward_stack: LSTMStack, backward_stack: LSTMStack, inputs: torch.Tensor,
-                      batch_sizes: list[int], states: list[State],
-                      matmul_dtype: torch.dtype = torch.float32) -> tuple[list[torch.Tensor], list[State]]:
+def run_bidirectional(forward_stack: LSTMStack, backward_stack: LSTMStack, inputs: torch.Tensor | None,
+                      batch_sizes: list[int], states: list[State], matmul_dtype: torch.dtype = torch.float32,
+                      token_rows: tuple[torch.Tensor, torch.Tensor] | None = None,
+                      ) -> tuple[list[torch.Tensor], list[State]]:
     """Both stacks over time-major ``inputs`` (T, B, 2, P): ``[:, :, 0]`` feeds the forward stack,
     ``[:, :, 1]`` the backward stack (already reversed within each row's length).
+
+    Instead of ``inputs``, ``token_rows = (table, index)`` may give each position's input as a row of
+    ``table`` (U, P), ``index`` (T, B, 2) (the distinct tokens of the batch): the first layer's input
+    half of the gates is then computed once per distinct token and gathered.
 
     Rows must be sorted longest first; ``batch_sizes[t]`` rows are active at step t. ``states``
     lists the initial (h, c) of the forward layers, then the backward layers. Returns each layer's
@@ -173,27 +178,38 @@ def run_bidirectional(forward_stack: LSTMStack, backward_stack: LSTMStack, input
     trade; results and states stay float32).
     """
     n_layers = len(forward_stack.layers)
-    steps, batch = inputs.shape[0], inputs.shape[1]
-    steps = min(steps, len(batch_sizes))
-    row_lengths = torch.tensor([sum(1 for n in batch_sizes if n > b) for b in range(batch)], device=inputs.device)
+    like = inputs if inputs is not None else token_rows[0]
+    total_steps, batch = (inputs if inputs is not None else token_rows[1]).shape[:2]
+    steps = min(total_steps, len(batch_sizes))
+    row_lengths = torch.tensor([sum(1 for n in batch_sizes if n > b) for b in range(batch)], device=like.device)
     outputs: list[torch.Tensor] = []
     finals: list[State | None] = [None] * (2 * n_layers)
     x = inputs
     for index in range(n_layers):
         cells = (forward_stack.layers[index], backward_stack.layers[index])
         c_dim, p_dim = cells[0].cell_dim, cells[0].projection_dim
-        h0 = torch.stack([states[index][0], states[n_layers + index][0]], dim=1).to(x.dtype)  # (B, 2, P)
-        c = torch.stack([states[index][1], states[n_layers + index][1]], dim=1).to(x.dtype).contiguous()  # (B, 2, C)
-        out = x.new_zeros(x.shape[0], batch, 2, p_dim)
-        m = x.new_empty(batch, 2, c_dim)
+        h0 = torch.stack([states[index][0], states[n_layers + index][0]], dim=1).to(like.dtype)  # (B, 2, P)
+        c = torch.stack([states[index][1], states[n_layers + index][1]], dim=1).to(like.dtype).contiguous()  # (B, 2, C)
+        out = like.new_zeros(total_steps, batch, 2, p_dim)
+        m = like.new_empty(batch, 2, c_dim)
         products = _Products(cells, matmul_dtype)
+        distinct_gates = None
+        if x is None:  # first layer from token rows: the input half of the gates once per distinct token
+            table, token_index = token_rows
+            distinct_gates = [like.new_empty(table.shape[0], 4 * c_dim) for _ in range(2)]
+            for d in range(2):
+                products.input_gates(d, table, distinct_gates[d])
         chunk = max(1, INPUT_GATE_ROWS // max(1, batch))
         for t0 in range(0, steps, chunk):
             t1 = min(steps, t0 + chunk)
             n0 = batch_sizes[t0]
-            gates = x.new_empty(t1 - t0, n0, 2, 4 * c_dim)
+            gates = like.new_empty(t1 - t0, n0, 2, 4 * c_dim)
             for d in range(2):
-                products.input_gates(d, x[t0:t1, :n0, d].reshape(-1, x.shape[3]), gates[:, :, d].view(-1, 4 * c_dim))
+                target = gates[:, :, d].view(-1, 4 * c_dim)
+                if distinct_gates is not None:
+                    torch.index_select(distinct_gates[d], 0, token_index[t0:t1, :n0, d].reshape(-1), out=target)
+                else:
+                    products.input_gates(d, x[t0:t1, :n0, d].reshape(-1, x.shape[3]), target)
             for t in range(t0, t1):
                 n = batch_sizes[t]
                 z = gates[t - t0, :n]  # (n, 2, 4C)
@@ -215,12 +231,12 @@ def run_bidirectional(forward_stack: LSTMStack, backward_stack: LSTMStack, input
                     h_t.clamp_(-cells[0].proj_clip, cells[0].proj_clip)
         # each row's state after its last step: c stopped changing there; h is that step's output
         last = (row_lengths - 1).clamp(min=0)
-        h_final = out[last, torch.arange(batch, device=x.device)]  # (B, 2, P)
+        h_final = out[last, torch.arange(batch, device=like.device)]  # (B, 2, P)
         h_final = torch.where((row_lengths > 0).view(-1, 1, 1), h_final, h0)
         finals[index] = (h_final[:, 0].clone(), c[:, 0].clone())
         finals[n_layers + index] = (h_final[:, 1].clone(), c[:, 1].clone())
         if index > 0 and forward_stack.use_skip_connections:
-            out += x
+            out += x  # x is the previous layer's output here, never the token inputs
         outputs.append(out)
         x = out
     return outputs, finals  # type: ignore[return-value]

@@ -206,8 +206,14 @@ class BiLM(nn.Module):
         lengths = word_mask.sum(dim=1)
         ids = self.add_boundaries(char_ids, lengths)
         full_lengths = lengths + 2
-        tokens = self.encode_tokens(ids, (ids > 0).any(dim=2))  # (B, T+2, P)
-        batch, steps, p = tokens.shape
+        full_mask = (ids > 0).any(dim=2)
+        # the batch's distinct tokens, plus a zero row for padding positions
+        distinct, inverse = self.token_encoder.encode_distinct(ids[full_mask])
+        table = torch.cat([distinct, distinct.new_zeros(1, distinct.shape[1])])
+        position_rows = torch.full(full_mask.shape, distinct.shape[0], dtype=torch.long, device=ids.device)
+        position_rows[full_mask] = inverse
+        batch, steps = full_mask.shape
+        p = table.shape[1]
 
         order = torch.argsort(full_lengths, descending=True, stable=True)
         restore = torch.argsort(order)
@@ -215,25 +221,23 @@ class BiLM(nn.Module):
         length_list = sorted_lengths.tolist()
         batch_sizes = [sum(1 for n in length_list if n > t) for t in range(length_list[0])]
 
-        # time-major inputs, [:, :, 0] forward, [:, :, 1] reversed within each row's length
-        x = tokens[order].transpose(0, 1)  # (T+2, B, P)
-        positions = torch.arange(steps, device=x.device).unsqueeze(1)
+        # time-major rows of the table: [:, :, 0] forward, [:, :, 1] reversed within each row's length
+        forward_rows = position_rows[order].t()  # (T+2, B)
+        positions = torch.arange(steps, device=ids.device).unsqueeze(1)
         row_lengths = sorted_lengths.unsqueeze(0)
         reverse = torch.where(positions < row_lengths, row_lengths - 1 - positions, positions)  # (T+2, B)
-        inputs = x.new_empty(steps, batch, 2, p)
-        inputs[:, :, 0] = x
-        inputs[:, :, 1] = x.gather(0, reverse.unsqueeze(2).expand(-1, -1, p))
+        token_index = torch.stack([forward_rows, forward_rows.gather(0, reverse)], dim=2)
 
-        initial = [(h[order], c[order]) for h, c in self._initial_states(batch, tokens)]
-        outputs, finals = run_bidirectional(self.forward_lstm, self.backward_lstm, inputs, batch_sizes, initial,
-                                            matmul_dtype=self._precision)
+        initial = [(h[order], c[order]) for h, c in self._initial_states(batch, table)]
+        outputs, finals = run_bidirectional(self.forward_lstm, self.backward_lstm, None, batch_sizes, initial,
+                                            matmul_dtype=self._precision, token_rows=(table, token_index))
         if self.stateful:
             self._store_states([(h[restore], c[restore]) for h, c in finals])
 
         width = char_ids.shape[1]
-        keep = word_mask.unsqueeze(2).to(tokens.dtype)
-        layers = tokens.new_empty(batch, self.num_layers, width, 2 * p)
-        layers[:, 0, :, :p] = tokens[:, 1 : width + 1] * keep
+        keep = word_mask.unsqueeze(2).to(table.dtype)
+        layers = table.new_empty(batch, self.num_layers, width, 2 * p)
+        layers[:, 0, :, :p] = table[position_rows[:, 1 : width + 1]] * keep
         layers[:, 0, :, p:] = layers[:, 0, :, :p]
         back_index = reverse[1 : width + 1].unsqueeze(2).expand(-1, -1, p)
         for index, out in enumerate(outputs, start=1):

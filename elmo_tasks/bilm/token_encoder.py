@@ -160,6 +160,13 @@ class CharCNNTokenEncoder(nn.Module):
         """Each distinct row once, through the cache; equal to ``encode_plain`` up to rounding."""
         if char_ids.shape[0] == 0:
             return self.encode_plain(char_ids)
+        vectors, inverse = self.encode_distinct(char_ids)
+        return vectors[inverse]
+
+    @torch.no_grad()
+    def encode_distinct(self, char_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(U, P) vectors of the distinct rows of ``char_ids`` (N, 50) and, for each row, its index
+        among them: ``vectors[inverse]`` is the encoding of ``char_ids``."""
         rows = char_ids.detach().cpu().numpy().astype(np.int16)
         keyed = np.ascontiguousarray(rows).view(np.dtype((np.void, rows.shape[1] * 2))).ravel()
         distinct, first, inverse = np.unique(keyed, return_index=True, return_inverse=True)
@@ -186,7 +193,7 @@ class CharCNNTokenEncoder(nn.Module):
             vectors[miss_index] = computed.to(vectors.dtype)
             if use_cache:
                 self.cache.store([keys[i] for i in missing], vectors[miss_index])
-        return vectors[torch.from_numpy(inverse.reshape(-1)).to(vectors.device)]
+        return vectors, torch.from_numpy(inverse.reshape(-1)).to(vectors.device)
 
     def _encode_distinct(self, char_ids: torch.Tensor) -> torch.Tensor:
         """Encode rows in chunks of similar length, each cut to its longest token + one padding window.
