@@ -36,7 +36,8 @@ def main() -> int:
     parser.add_argument("--config", default=str(ROOT / "tests/fixtures/tasks/wnut16_elmo.yaml"))
     parser.add_argument("--model", default="default", help="default | fixture | a model folder")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--epochs", type=int, help="trainer.epochs (default: the config's)")
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -44,6 +45,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         base = {"features.elmo.model": args.model, "features.elmo.cache_dir": str(tmp / "cache")}
+        if args.epochs:
+            base["trainer.epochs"] = args.epochs
         config = load_config(args.config, base)
         model_dir = resolve_model_dir(config.features.elmo.model)
         out["model_dir"] = str(model_dir)

@@ -96,7 +96,7 @@ def main() -> int:
     parser.add_argument("--config", default=str(ROOT / "tests/fixtures/tasks/wnut16_elmo.yaml"))
     parser.add_argument("--model", default="default", help="default | fixture | DIR | shape:default | shape:small | shape:original")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per mode (the median is reported)")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: steadiest on a shared machine)")
     parser.add_argument("--max-examples", type=int, help="cap each split (dataset.max_examples)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args()

@@ -129,7 +129,7 @@ class TrainerConfig:
     grad_norm: float | None = 5.0  # clip the gradient norm (null: no clipping)
     seed: int = 0
     device: str = "cpu"
-    threads: int | None = None  # torch threads (null: torch's default)
+    threads: int | None = None  # torch threads (null: as the caller set them; `elmo-tasks run` uses 1)
 
 
 @dataclass
