@@ -9,15 +9,17 @@ Equations (gate order i, f, g, o; the forget-gate bias of +1 is folded into ``st
 ``nn.LSTM(proj_size=...)`` has no clipping, so it cannot reproduce the public models exactly.
 
 ``LSTMStack.forward`` is the plain, differentiable path (training uses it). ``run_bidirectional``
-is the inference path: the same equations for both directions at once, with the input half of the
-gates computed in a few large matrix products and every per-step operation done in place on
-preallocated buffers (see its docstring).
+is the inference path: the same equations, the two directions run concurrently (one worker thread
+each, see ``elmo_tasks.bilm.workers``), the input half of the gates computed in a few large matrix
+products, and every per-step operation done in place on preallocated buffers.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from elmo_tasks.bilm.workers import run_pair
 
 State = tuple[torch.Tensor, torch.Tensor]  # (h: (B, P), c: (B, C))
 
@@ -103,42 +105,39 @@ INPUT_GATE_ROWS = 1024
 
 
 class _Products:
-    """The three matrix products of one layer (both directions), in float32 or, with a lower
-    ``dtype``, on cached low-precision weight copies with float32 results (gates, states and
-    elementwise maths stay float32)."""
+    """The three matrix products of one cell, in float32 or, with a lower ``dtype``, on cached
+    low-precision weight copies with float32 results (gates, states and elementwise maths stay float32)."""
 
-    def __init__(self, cells: tuple[ProjectedLSTMLayer, ProjectedLSTMLayer], dtype: torch.dtype) -> None:
+    def __init__(self, cell: ProjectedLSTMLayer, dtype: torch.dtype) -> None:
         self.low = dtype != torch.float32
         self.dtype = dtype
-        self.bias = [cell.state_linear.bias for cell in cells]
+        self.bias = cell.state_linear.bias
         if self.low:
-            weights = [_low_precision_weights(cell, dtype) for cell in cells]
+            w_input, w_state, w_projection = _low_precision_weights(cell, dtype)
         else:
-            weights = [(cell.input_linear.weight, cell.state_linear.weight, cell.projection.weight) for cell in cells]
-        self.w_input = [w[0].t() for w in weights]
-        self.w_state = [w[1].t() for w in weights]
-        self.w_projection = [w[2].t() for w in weights]
+            w_input, w_state, w_projection = cell.input_linear.weight, cell.state_linear.weight, cell.projection.weight
+        self.w_input, self.w_state, self.w_projection = w_input.t(), w_state.t(), w_projection.t()
 
     def cast(self, x: torch.Tensor) -> torch.Tensor:
         return x.to(self.dtype) if self.low else x
 
-    def input_gates(self, d: int, source: torch.Tensor, out: torch.Tensor) -> None:
+    def input_gates(self, source: torch.Tensor, out: torch.Tensor) -> None:
         if self.low:
-            torch.add(torch.mm(source.to(self.dtype), self.w_input[d]), self.bias[d], out=out)
+            torch.add(torch.mm(source.to(self.dtype), self.w_input), self.bias, out=out)
         else:
-            torch.addmm(self.bias[d], source, self.w_input[d], out=out)
+            torch.addmm(self.bias, source, self.w_input, out=out)
 
-    def add_recurrent(self, d: int, gates: torch.Tensor, h: torch.Tensor) -> None:
+    def add_recurrent(self, gates: torch.Tensor, h: torch.Tensor) -> None:
         if self.low:
-            gates.add_(torch.mm(h, self.w_state[d]))
+            gates.add_(torch.mm(h, self.w_state))
         else:
-            gates.addmm_(h, self.w_state[d])
+            gates.addmm_(h, self.w_state)
 
-    def project(self, d: int, m: torch.Tensor, out: torch.Tensor) -> None:
+    def project(self, m: torch.Tensor, out: torch.Tensor) -> None:
         if self.low:
-            out.copy_(torch.mm(m, self.w_projection[d]))
+            out.copy_(torch.mm(m, self.w_projection))
         else:
-            torch.mm(m, self.w_projection[d], out=out)
+            torch.mm(m, self.w_projection, out=out)
 
 
 def _low_precision_weights(cell: ProjectedLSTMLayer, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
@@ -170,73 +169,75 @@ def run_bidirectional(forward_stack: LSTMStack, backward_stack: LSTMStack, input
     in the order of ``states``. Inference only (no autograd); equal to ``LSTMStack.forward`` run on
     each direction up to float rounding.
 
-    Layout: at step t the gates of both directions are one contiguous (n, 2, 4C) block, so each
-    elementwise operation runs once for both; the recurrent and projection products are one matrix
-    product per direction written straight into that block and into the output buffer.
-
-    ``matmul_dtype=torch.bfloat16`` runs the matrix products in bfloat16 (an opt-in speed/accuracy
-    trade; results and states stay float32).
+    The directions never meet (each layer reads the previous layer of its own direction), so each
+    runs start to finish in its own worker thread (``workers.run_pair``), writing its half of the
+    shared output buffers. ``matmul_dtype=torch.bfloat16`` runs the matrix products in bfloat16 (an
+    opt-in speed/accuracy trade; results and states stay float32).
     """
     n_layers = len(forward_stack.layers)
     like = inputs if inputs is not None else token_rows[0]
     total_steps, batch = (inputs if inputs is not None else token_rows[1]).shape[:2]
-    steps = min(total_steps, len(batch_sizes))
-    row_lengths = torch.tensor([sum(1 for n in batch_sizes if n > b) for b in range(batch)], device=like.device)
-    outputs: list[torch.Tensor] = []
+    p_dim = forward_stack.layers[0].projection_dim
+    outputs = [like.new_zeros(total_steps, batch, 2, p_dim) for _ in range(n_layers)]
     finals: list[State | None] = [None] * (2 * n_layers)
-    x = inputs
-    for index in range(n_layers):
-        cells = (forward_stack.layers[index], backward_stack.layers[index])
-        c_dim, p_dim = cells[0].cell_dim, cells[0].projection_dim
-        h0 = torch.stack([states[index][0], states[n_layers + index][0]], dim=1).to(like.dtype)  # (B, 2, P)
-        c = torch.stack([states[index][1], states[n_layers + index][1]], dim=1).to(like.dtype).contiguous()  # (B, 2, C)
-        out = like.new_zeros(total_steps, batch, 2, p_dim)
-        m = like.new_empty(batch, 2, c_dim)
-        products = _Products(cells, matmul_dtype)
-        distinct_gates = None
-        if x is None:  # first layer from token rows: the input half of the gates once per distinct token
-            table, token_index = token_rows
-            distinct_gates = [like.new_empty(table.shape[0], 4 * c_dim) for _ in range(2)]
-            for d in range(2):
-                products.input_gates(d, table, distinct_gates[d])
-        chunk = max(1, INPUT_GATE_ROWS // max(1, batch))
-        for t0 in range(0, steps, chunk):
-            t1 = min(steps, t0 + chunk)
-            n0 = batch_sizes[t0]
-            gates = like.new_empty(t1 - t0, n0, 2, 4 * c_dim)
-            for d in range(2):
-                target = gates[:, :, d].view(-1, 4 * c_dim)
-                if distinct_gates is not None:
-                    torch.index_select(distinct_gates[d], 0, token_index[t0:t1, :n0, d].reshape(-1), out=target)
-                else:
-                    products.input_gates(d, x[t0:t1, :n0, d].reshape(-1, x.shape[3]), target)
-            for t in range(t0, t1):
-                n = batch_sizes[t]
-                z = gates[t - t0, :n]  # (n, 2, 4C)
-                h_prev = products.cast(out[t - 1, :n] if t > 0 else h0[:n])
-                for d in range(2):
-                    products.add_recurrent(d, z[:, d], h_prev[:, d])
-                z[..., : 2 * c_dim].sigmoid_()  # i, f
-                z[..., 2 * c_dim : 3 * c_dim].tanh_()  # g
-                z[..., 3 * c_dim :].sigmoid_()  # o
-                c_t = c[:n]
-                c_t.mul_(z[..., c_dim : 2 * c_dim]).addcmul_(z[..., :c_dim], z[..., 2 * c_dim : 3 * c_dim])
-                if cells[0].cell_clip:
-                    c_t.clamp_(-cells[0].cell_clip, cells[0].cell_clip)
-                m_t = products.cast(torch.tanh(c_t, out=m[:n]).mul_(z[..., 3 * c_dim :]))
-                h_t = out[t, :n]
-                for d in range(2):
-                    products.project(d, m_t[:, d], h_t[:, d])
-                if cells[0].proj_clip:
-                    h_t.clamp_(-cells[0].proj_clip, cells[0].proj_clip)
-        # each row's state after its last step: c stopped changing there; h is that step's output
-        last = (row_lengths - 1).clamp(min=0)
-        h_final = out[last, torch.arange(batch, device=like.device)]  # (B, 2, P)
-        h_final = torch.where((row_lengths > 0).view(-1, 1, 1), h_final, h0)
-        finals[index] = (h_final[:, 0].clone(), c[:, 0].clone())
-        finals[n_layers + index] = (h_final[:, 1].clone(), c[:, 1].clone())
-        if index > 0 and forward_stack.use_skip_connections:
-            out += x  # x is the previous layer's output here, never the token inputs
-        outputs.append(out)
-        x = out
+
+    def direction(d: int) -> None:
+        stack = (forward_stack, backward_stack)[d]
+        for index, cell in enumerate(stack.layers):
+            source = (inputs[:, :, d] if inputs is not None else None) if index == 0 else outputs[index - 1][:, :, d]
+            rows = token_rows if index == 0 and inputs is None else None
+            finals[d * n_layers + index] = _run_cell(cell, source, rows, d, outputs[index][:, :, d], batch_sizes,
+                                                     states[d * n_layers + index], matmul_dtype)
+            if index > 0 and stack.use_skip_connections:
+                outputs[index][:, :, d] += source
+
+    run_pair(direction, parallel=like.device.type == "cpu")
     return outputs, finals  # type: ignore[return-value]
+
+
+def _run_cell(cell: ProjectedLSTMLayer, source: torch.Tensor | None, token_rows: tuple[torch.Tensor, torch.Tensor] | None,
+              d: int, out: torch.Tensor, batch_sizes: list[int], state: State, dtype: torch.dtype) -> State:
+    """One direction of one layer over (T, B, P) ``source`` (or ``token_rows``), writing the pre-residual
+    outputs into ``out`` (T, B, P); returns each row's state after its last step."""
+    c_dim = cell.cell_dim
+    batch = out.shape[1]
+    steps = min(out.shape[0], len(batch_sizes))
+    products = _Products(cell, dtype)
+    h0 = state[0].to(out.dtype)
+    c = state[1].to(out.dtype).clone()
+    m = out.new_empty(batch, c_dim)
+    distinct_gates = None
+    if token_rows is not None:  # the input half of the gates once per distinct token, then gathered
+        table, token_index = token_rows
+        distinct_gates = out.new_empty(table.shape[0], 4 * c_dim)
+        products.input_gates(table, distinct_gates)
+    chunk = max(1, INPUT_GATE_ROWS // max(1, batch))
+    for t0 in range(0, steps, chunk):
+        t1 = min(steps, t0 + chunk)
+        n0 = batch_sizes[t0]
+        gates = out.new_empty(t1 - t0, n0, 4 * c_dim)
+        if distinct_gates is not None:
+            torch.index_select(distinct_gates, 0, token_index[t0:t1, :n0, d].reshape(-1), out=gates.view(-1, 4 * c_dim))
+        else:
+            products.input_gates(source[t0:t1, :n0].reshape(-1, source.shape[2]), gates.view(-1, 4 * c_dim))
+        for t in range(t0, t1):
+            n = batch_sizes[t]
+            z = gates[t - t0, :n]  # (n, 4C), gate order i, f, g, o
+            products.add_recurrent(z, products.cast(out[t - 1, :n] if t > 0 else h0[:n]))
+            z[:, : 2 * c_dim].sigmoid_()
+            z[:, 2 * c_dim : 3 * c_dim].tanh_()
+            z[:, 3 * c_dim :].sigmoid_()
+            c_t = c[:n]
+            c_t.mul_(z[:, c_dim : 2 * c_dim]).addcmul_(z[:, :c_dim], z[:, 2 * c_dim : 3 * c_dim])
+            if cell.cell_clip:
+                c_t.clamp_(-cell.cell_clip, cell.cell_clip)
+            m_t = torch.tanh(c_t, out=m[:n]).mul_(z[:, 3 * c_dim :])
+            h_t = out[t, :n]
+            products.project(products.cast(m_t), h_t)
+            if cell.proj_clip:
+                h_t.clamp_(-cell.proj_clip, cell.proj_clip)
+    # each row's state after its last step: c stopped changing there; h is that step's output
+    row_lengths = torch.tensor([sum(1 for n in batch_sizes if n > b) for b in range(batch)], device=out.device)
+    h_final = out[(row_lengths - 1).clamp(min=0), torch.arange(batch, device=out.device)]
+    h_final = torch.where((row_lengths > 0).unsqueeze(1), h_final, h0)
+    return h_final, c

@@ -28,6 +28,7 @@ from elmo_tasks.bilm.chars import BOS_IDS, EOS_IDS
 from elmo_tasks.bilm.lstm import LSTMStack, State, run_bidirectional
 from elmo_tasks.bilm.options import BiLMOptions
 from elmo_tasks.bilm.token_encoder import DEFAULT_TOKEN_CACHE_SIZE, CharCNNTokenEncoder, _needs_grad
+from elmo_tasks.bilm.workers import split_threads
 
 
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -201,7 +202,14 @@ class BiLM(nn.Module):
 
     @torch.no_grad()
     def forward_inference(self, char_ids: torch.Tensor) -> BiLMOutput:
-        """The inference path: same outputs as ``forward_plain`` up to float rounding, no autograd."""
+        """The inference path: same outputs as ``forward_plain`` up to float rounding, no autograd.
+
+        Torch's intra-op threads are split between two workers (``workers``) for the whole call.
+        """
+        with split_threads():
+            return self._forward_inference(char_ids)
+
+    def _forward_inference(self, char_ids: torch.Tensor) -> BiLMOutput:
         word_mask = (char_ids > 0).any(dim=2)
         lengths = word_mask.sum(dim=1)
         ids = self.add_boundaries(char_ids, lengths)

@@ -19,6 +19,7 @@ from torch import nn
 
 from elmo_tasks.bilm.chars import MAX_CHARS_PER_TOKEN, PAD_CHAR
 from elmo_tasks.bilm.options import BiLMOptions
+from elmo_tasks.bilm.workers import run_pair
 
 PAD_ID = PAD_CHAR + 1  # the within-word padding id after the +1 offset
 DEFAULT_TOKEN_CACHE_SIZE = 32768  # distinct tokens kept across calls (32768 x 512 floats = 64 MiB)
@@ -201,17 +202,26 @@ class CharCNNTokenEncoder(nn.Module):
         A token of L characters (marks included) has windows over its characters and, when
         L + width <= 50, identical all-padding windows; keeping L_max + max_width positions
         keeps every distinct window of every token in the chunk, so the max is unchanged.
+        The chunks are shared between the two workers (``workers.run_pair``).
         """
         not_pad = char_ids != PAD_ID
         positions = torch.arange(1, char_ids.shape[1] + 1, device=char_ids.device)
         lengths = (not_pad * positions).amax(dim=1)  # index of the last non-padding id, + 1
         order = torch.argsort(lengths)
         out = self.projection.weight.new_empty(char_ids.shape[0], self.projection.out_features)
-        for start in range(0, char_ids.shape[0], ENCODE_CHUNK):
-            rows = order[start : start + ENCODE_CHUNK]
-            keep = min(MAX_CHARS_PER_TOKEN, int(lengths[rows].max()) + self.max_width)
-            keep = max(keep, self.max_width)
-            out[rows] = self.encode_plain(char_ids[rows, :keep]).to(out.dtype)
+        starts = list(range(0, char_ids.shape[0], ENCODE_CHUNK))
+        device = char_ids.device.type  # autocast is per thread: the helper takes the caller's
+        autocast, autocast_dtype = torch.is_autocast_enabled(device), torch.get_autocast_dtype(device)
+
+        def encode_chunks(worker: int) -> None:
+            with torch.autocast(device, dtype=autocast_dtype, enabled=autocast):
+                for start in starts[worker::2]:
+                    rows = order[start : start + ENCODE_CHUNK]
+                    keep = min(MAX_CHARS_PER_TOKEN, int(lengths[rows].max()) + self.max_width)
+                    keep = max(keep, self.max_width)
+                    out[rows] = self.encode_plain(char_ids[rows, :keep]).to(out.dtype)
+
+        run_pair(encode_chunks, parallel=char_ids.device.type == "cpu" and len(starts) > 1)
         return out
 
     def _weights_key(self) -> tuple:
