@@ -15,6 +15,7 @@ from elmo_tasks.bilm.lstm import LSTMStack, run_bidirectional
 from elmo_tasks.bilm.model import BiLM, reverse_within_lengths
 from elmo_tasks.bilm.options import BiLMOptions
 from elmo_tasks.bilm.token_encoder import TokenVectorCache
+from elmo_tasks.bilm.workers import run_pair
 from elmo_tasks.bilm.weights import load_bilm
 from elmo_tasks.embedder import Embedder
 
@@ -246,3 +247,39 @@ def test_bfloat16_precision_is_close_but_not_exact_and_validated(elmo_fixtures, 
     assert torch.allclose(run(model, sentences).layers, exact, atol=ATOL)
     with pytest.raises(ValueError, match="precision must be one of"):
         model.precision = "float16"
+
+
+# -- the two workers -------------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def two_threads():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_run_pair_runs_both_jobs_on_half_the_threads_and_restores_them(two_threads):
+    seen = []
+    run_pair(lambda i: seen.append((i, torch.get_num_threads(), torch.is_grad_enabled())))
+    assert sorted(seen) == [(0, 1, True), (1, 1, True)] and torch.get_num_threads() == 2
+    with torch.inference_mode():
+        run_pair(lambda i: seen.append(torch.is_inference_mode_enabled()))
+    assert seen[-2:] == [True, True]
+
+    def fail(i):
+        if i == 1:
+            raise ValueError("from the helper thread")
+
+    with pytest.raises(ValueError, match="helper thread"):
+        run_pair(fail)
+    assert torch.get_num_threads() == 2
+
+
+def test_two_workers_equal_one_thread(elmo_fixtures, fixture_sentences, two_threads):
+    sentences = [s.split() for k in range(3) for s in fixture_sentences[k]]
+    two = run(load(elmo_fixtures), sentences).layers
+    torch.set_num_threads(1)
+    one = run(load(elmo_fixtures), sentences).layers
+    assert torch.allclose(one, two, atol=ATOL)
