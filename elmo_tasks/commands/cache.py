@@ -4,7 +4,6 @@ of time, so that every run and head on it reads them from disk."""
 from __future__ import annotations
 
 import argparse
-import sys
 
 HELP = "build the cached ELMo layers of a config's data set (train, dev, test) ahead of runs"
 

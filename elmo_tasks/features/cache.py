@@ -39,17 +39,20 @@ def default_cache_root() -> Path:
     return cache_dir() / "features"
 
 
-def file_digest(path: Path, _memo: dict[tuple[str, int, int], str] = {}) -> str:
-    """sha256 of a file (memoised by path, size and modification time within the process)."""
+_DIGESTS: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> sha256, for this process
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file (remembered by path, size and modification time within the process)."""
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _memo:
+    if key not in _DIGESTS:
         digest = hashlib.sha256()
         with open(path, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
-        _memo[key] = digest.hexdigest()
-    return _memo[key]
+        _DIGESTS[key] = digest.hexdigest()
+    return _DIGESTS[key]
 
 
 def model_digest(model_dir: Path) -> str:
