@@ -13,8 +13,10 @@ is carried into the same row of the next call, as the reference implementations 
 
 Two paths compute the same numbers: the plain path (``forward_plain``, differentiable, one module
 call per direction) and, whenever autograd is off, the inference path (``forward_inference``):
-distinct tokens encoded once through a bounded cache, both LSTM directions run together in place
-(``lstm.run_bidirectional``). ``model.fast = False`` forces the plain path.
+the batch's distinct tokens encoded once (through a bounded cache across calls), the first layer's
+input gates once per distinct token, both LSTM directions at once on two worker threads, in place
+(``lstm.run_bidirectional``, ``workers``). ``model.fast = False`` forces the plain path;
+``model.precision = "bfloat16"`` makes the inference path's matrix products bfloat16 (opt-in).
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ from elmo_tasks.bilm.lstm import LSTMStack, State, run_bidirectional
 from elmo_tasks.bilm.options import BiLMOptions
 from elmo_tasks.bilm.token_encoder import DEFAULT_TOKEN_CACHE_SIZE, CharCNNTokenEncoder, _needs_grad
 from elmo_tasks.bilm.workers import split_threads
-
 
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
