@@ -8,7 +8,10 @@ all threads, this synchronises threads twice per batch instead of at every eleme
 and matrix product, which matters most on a busy machine, where a thread that waits for a
 descheduled partner at each of thousands of operations loses most of its time.
 
-With one intra-op thread, or on a GPU, the two jobs simply run one after the other.
+With one intra-op thread, or on a GPU, the two jobs simply run one after the other. Torch's
+thread count is process-wide, so a model must not run inference from several threads at once
+(its token cache is not thread-safe either): use one model per process, as ``embed-file`` under
+``torchrun`` does.
 """
 
 from __future__ import annotations
