@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.names:
         raise UserError("name a set to prepare (elmo-tasks data prepare NAME...), or use --list")
     for name in args.names:  # check every name before building any
-        recipes.recipe(name)
+        recipes.get_recipe(name)
     for name in args.names:
         start = time.perf_counter()
         folder = recipes.prepare(name, args.out, force=args.force, log=lambda m: print(m, file=sys.stderr))

@@ -610,7 +610,7 @@ def prepared_dir(name: str, root: str | os.PathLike | None = None) -> Path:
     return Path(root) / name if root is not None else default_root() / name
 
 
-def recipe(name: str) -> Recipe:
+def get_recipe(name: str) -> Recipe:
     """The recipe called ``name``; an unknown name is a UserError listing the known ones."""
     if name not in RECIPES:
         raise UserError(f"unknown data set {name!r}: known sets are {', '.join(sorted(RECIPES))}")
@@ -695,7 +695,7 @@ def prepare(name: str, out_dir: str | os.PathLike | None = None, *, force: bool 
     ``sources`` gives the raw input files by role instead of fetching them (``{"corpus": path}``; for
     ``wordnet-wsd``: ``data.noun`` ... ``index.sense``), as the tests do with small samples.
     """
-    recipe = recipe(name)
+    recipe = get_recipe(name)
     root = Path(out_dir) if out_dir is not None else default_root()
     target = root / name
     if target.exists() and not force:
@@ -769,7 +769,7 @@ def load_prepared(name: str, root: str | os.PathLike | None = None) -> "DatasetD
     """The prepared set ``name`` as a ``DatasetDict`` with train/dev/test (checksums verified)."""
     import datasets
 
-    recipe(name)
+    get_recipe(name)
     folder = prepared_dir(name, root)
     if not folder.is_dir():
         raise UserError(f"the data set {name!r} is not prepared in {folder.parent}; "
