@@ -34,7 +34,8 @@ class ScalarMix(nn.Module):
         num_layers: how many layers are mixed (3 for a 2-layer biLM).
         do_layer_norm: normalise each layer by one mean and variance over all unmasked elements
             of the batch before mixing (the references' "layer norm"; it makes outputs depend on
-            the batch).
+            the batch). Our biLM drops the sentence boundaries before mixing, so the statistics
+            cover the words only, as in bilm-tf (allennlp also counts ``<S>``/``</S>``).
         fixed: pre-softmax weights or a mode (``"top"``, ``"average"``, ``"layerK"``); freezes
             ``w`` *and* ``gamma`` (= 1), as the references do.
         l2_coef: weight of the paper's ``lambda * ||w||^2`` penalty returned by ``penalty()``.
