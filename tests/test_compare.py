@@ -237,7 +237,8 @@ def test_shipped_suites_load():
     root = Path(__file__).parent.parent / "configs" / "suites"
     suites = {path.stem: load_suite(path) for path in sorted(root.glob("*.yaml")) if path.stem != "paper"}
     offline = suites["offline"]
-    assert [t.name for t in offline.tasks] == ["wsj-pos", "wnut16", "polarity", "uncertainty", "wordnet-wsd"]
+    assert [t.name for t in offline.tasks] == ["wsj-pos", "wnut16", "polarity", "uncertainty", "wordnet-wsd",
+                                                 "wordnet-wsd-seen"]
     assert list(offline.probes[0].layers) == [0, 1, 2] and offline.seeds == 3 and not offline.overrides
     assert suites["quick"].tasks == offline.tasks and suites["quick"].probes == offline.probes
     assert "extra" in suites
