@@ -374,8 +374,7 @@ def test_shipped_default_model_separates_contexts():
     from elmo_tasks.embedder import DEFAULT_MODEL_DIR, Embedder
     from elmo_tasks.pretrain.softmax import SOFTMAX_NAME, load_softmax
 
-    if not (DEFAULT_MODEL_DIR / "weights.hdf5").is_file():
-        pytest.skip("no default model shipped yet")
+    assert (DEFAULT_MODEL_DIR / "weights.hdf5").is_file(), "the default model ships in elmo_tasks/models/default"
     options = json.loads((DEFAULT_MODEL_DIR / "options.json").read_text())
     assert options["char_cnn"]["n_characters"] == 262
     vocab = Vocabulary.load(DEFAULT_MODEL_DIR / "vocab.txt")
