@@ -171,15 +171,20 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Co
     return _validate(data, origins, path)
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+def parse_yaml(path: Path, error: type[UserError]) -> Any:
+    """The YAML document in ``path``; a syntax error is ``error("PATH, line N: ...")``."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        raise error(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    data = parse_yaml(path, ConfigError)
     if data is None:
         return {}
     if not isinstance(data, dict):

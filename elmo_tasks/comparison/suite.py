@@ -26,9 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from elmo_tasks.config import Config, ConfigError, load_config
+from elmo_tasks.config import Config, ConfigError, load_config, parse_yaml
 from elmo_tasks.errors import UserError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # task names become folder names
@@ -80,12 +78,7 @@ def load_suite(path: str | Path, check_configs: bool = True) -> Suite:
     path = Path(path)
     if not path.is_file():
         raise SuiteError(f"suite file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f", line {mark.line + 1}" if mark is not None else ""
-        raise SuiteError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    data = parse_yaml(path, SuiteError)
     if not isinstance(data, dict):
         raise SuiteError(f"{path}: a suite must be a mapping with a tasks: list, got {_describe(data)}")
 
