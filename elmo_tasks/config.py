@@ -175,6 +175,8 @@ def parse_yaml(path: Path, error: type[UserError]) -> Any:
     """The YAML document in ``path``; a syntax error is ``error("PATH, line N: ...")``."""
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not valid YAML (not UTF-8 text: {exc.reason} at byte {exc.start})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark is not None else ""

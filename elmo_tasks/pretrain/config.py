@@ -268,15 +268,12 @@ def config_from_dict(data: Any, source: str = "<dict>", base: str | Path | None 
 
 def load_config(path: str | Path) -> PretrainConfig:
     """Read and validate a pretraining YAML file."""
-    import yaml
+    from elmo_tasks.config import parse_yaml
 
     path = Path(path)
     if not path.is_file():
         raise UserError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    data = parse_yaml(path, UserError)
     if data is None:
         raise UserError(f"{path}: the file is empty")
     return config_from_dict(data, source=str(path), base=path.parent)
