@@ -165,13 +165,16 @@ class BiLM(nn.Module):
             return self.forward_inference(char_ids)
         return self.forward_plain(char_ids)
 
-    def forward_plain(self, char_ids: torch.Tensor) -> BiLMOutput:
-        """The differentiable path: each direction through ``LSTMStack.forward``."""
+    def _with_boundaries(self, char_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Word mask (B, T), ids with ``<S>``/``</S>`` (B, T+2, 50), their lengths and mask: both paths start here."""
         word_mask = (char_ids > 0).any(dim=2)
         lengths = word_mask.sum(dim=1)
         ids = self.add_boundaries(char_ids, lengths)
-        full_lengths = lengths + 2
-        full_mask = (ids > 0).any(dim=2)
+        return word_mask, ids, lengths + 2, (ids > 0).any(dim=2)
+
+    def forward_plain(self, char_ids: torch.Tensor) -> BiLMOutput:
+        """The differentiable path: each direction through ``LSTMStack.forward``."""
+        word_mask, ids, full_lengths, full_mask = self._with_boundaries(char_ids)
         tokens = self.encode_tokens(ids, full_mask)  # (B, T+2, P)
 
         # sort longest first so that step t only runs the rows still active
@@ -211,11 +214,7 @@ class BiLM(nn.Module):
             return self._forward_inference(char_ids)
 
     def _forward_inference(self, char_ids: torch.Tensor) -> BiLMOutput:
-        word_mask = (char_ids > 0).any(dim=2)
-        lengths = word_mask.sum(dim=1)
-        ids = self.add_boundaries(char_ids, lengths)
-        full_lengths = lengths + 2
-        full_mask = (ids > 0).any(dim=2)
+        word_mask, ids, full_lengths, full_mask = self._with_boundaries(char_ids)
         # the batch's distinct tokens, plus a zero row for padding positions
         distinct, inverse = self.token_encoder.encode_distinct(ids[full_mask])
         table = torch.cat([distinct, distinct.new_zeros(1, distinct.shape[1])])
