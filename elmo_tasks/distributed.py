@@ -7,11 +7,15 @@ to the output; after a barrier, rank 0 merges the shards into the one HDF5 outpu
 temporary name, renamed at the end) and removes them. The merged file holds the same datasets as
 a single-process run (stateless embeddings do not depend on the batch they ran in).
 
-The pieces are public for other corpus-wide jobs (the feature cache):
+The feature cache (``elmo-tasks cache``, ``elmo_tasks.features.cache``) shards the same way but
+writes straight into one preallocated array: each rank fills its own rows.
+
+The pieces:
 
 * ``current_rank()``: this process's rank, world size and local rank, from torchrun's environment;
 * ``shard_indices(n, rank, world)``: the items rank ``rank`` handles;
-* ``barrier()`` / ``finish()``: a gloo process group, created on first use;
+* ``barrier()`` / ``broadcast_from_main(value)`` / ``finish()``: a gloo process group, created on
+  first use; all three are no-ops in a single process;
 * ``shard_path(output, rank, world)`` and ``merge_hdf5_shards(shards, output, json_maps=...)``.
 """
 
@@ -67,15 +71,34 @@ def shard_path(output: str | Path, rank: int, world: int) -> Path:
     return output.with_name(f"{output.name}.shard-{rank:05d}-of-{world:05d}")
 
 
-def barrier() -> None:
-    """Wait for every rank (a no-op without torchrun). Uses a gloo group, which works with or without GPUs."""
+def _process_group() -> bool:
+    """Join the gloo group (once); False in a single process. Gloo works with or without GPUs."""
     import torch.distributed as dist
 
     if current_rank().world == 1:
-        return
+        return False
     if not dist.is_initialized():
         dist.init_process_group(backend="gloo", timeout=BARRIER_TIMEOUT)
-    dist.barrier()
+    return True
+
+
+def barrier() -> None:
+    """Wait for every rank (a no-op without torchrun)."""
+    import torch.distributed as dist
+
+    if _process_group():
+        dist.barrier()
+
+
+def broadcast_from_main(value):
+    """Rank 0's ``value`` on every rank (any picklable object), so that all ranks take the same branch."""
+    import torch.distributed as dist
+
+    if not _process_group():
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def finish() -> None:

@@ -107,3 +107,35 @@ def test_cache_command_builds_then_reuses(tmp_path, capsys):
 def test_cache_command_needs_elmo(capsys):
     assert main(["cache", str(TASK_FIXTURES / "wnut16_glove.yaml")]) == 2
     assert "features.elmo is not set" in capsys.readouterr().err
+
+
+def test_torchrun_two_processes_build_the_single_process_cache(tmp_path):
+    """``torchrun --nproc_per_node 2 ... cache``: each rank fills its block of rows of one cache, which
+    equals the cache one process builds (same folder name, offsets and layers)."""
+    import os
+    import subprocess
+    import sys
+
+    caches = {}
+    for name, launcher in [("one", []), ("two", ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"])]:
+        config = tmp_path / f"{name}.yaml"
+        config.write_text(f"extends: {TASK_FIXTURES / 'wsd_elmo.yaml'}\n"
+                          f"features: {{elmo: {{cache_dir: {tmp_path / name}, cache_dtype: float32}}}}\n", encoding="utf-8")
+        command = [sys.executable, *(launcher or []), "-m", "elmo_tasks.cli", "cache", str(config), "--quiet"]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert done.returncode == 0, done.stderr
+        assert [line.split(":")[1].split(",")[0].strip() for line in done.stdout.splitlines()] == ["built"] * 3
+        caches[name] = sorted(p.relative_to(tmp_path / name) for p in (tmp_path / name).rglob("meta.json"))
+        if launcher:
+            assert "rank 1 of 2: done" in done.stderr
+    assert caches["one"] == caches["two"] and len(caches["one"]) == 3  # same keys, no temporary folder left
+    for meta_path in caches["one"]:
+        one, two = (tmp_path / name / meta_path.parent for name in ("one", "two"))
+        assert sorted(p.name for p in two.iterdir()) == ["layers.npy", "meta.json", "offsets.npy"]
+        assert json.loads((two / "meta.json").read_text())["processes"] == 2
+        np.testing.assert_array_equal(np.load(one / "offsets.npy"), np.load(two / "offsets.npy"))
+        layers_one, layers_two = np.load(one / "layers.npy"), np.load(two / "layers.npy")
+        assert layers_one.shape == layers_two.shape
+        assert np.count_nonzero(np.abs(layers_two).sum(axis=(1, 2)) == 0) == 0  # every token's row was written
+        np.testing.assert_allclose(layers_two, layers_one, atol=1e-6, rtol=0)

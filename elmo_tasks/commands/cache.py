@@ -1,9 +1,15 @@
 """``elmo-tasks cache CONFIG``: compute the biLM layers of every split of a config's data set ahead
-of time, so that every run and head on it reads them from disk."""
+of time, so that every run and head on it reads them from disk.
+
+Launched by ``torchrun`` (``torchrun --standalone --nproc_per_node N -m elmo_tasks.cli cache CONFIG``)
+each process embeds one block of every split's sentences into the same cache folder, which ends
+up as a single-process run would have written it (``LayerCache.build``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 HELP = "build the cached ELMo layers of a config's data set (train, dev, test) ahead of runs"
 
@@ -14,28 +20,36 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from elmo_tasks import distributed
     from elmo_tasks.config import SPLITS, load_config
     from elmo_tasks.errors import UserError
     from elmo_tasks.features.cache import LayerCache
     from elmo_tasks.features.elmo import resolve_model_dir
     from elmo_tasks.training.data import load_splits
 
-    for path in args.config:
-        config = load_config(path)
-        elmo = config.features.elmo
-        if elmo is None:
+    rank = distributed.current_rank()
+    configs = [load_config(path) for path in args.config]  # every config is checked before any work
+    for path, config in zip(args.config, configs):
+        if config.features.elmo is None:
             raise UserError(f"{path}: features.elmo is not set: this config uses no ELMo layers to cache")
-        cache = LayerCache(resolve_model_dir(elmo.model), elmo.cache_dir, elmo.cache_dtype, elmo.batch_size)
-        data = load_splits(config.dataset)
-        for split in SPLITS:
-            tokens = [list(t) for t in data[split]["tokens"]]
-            found = cache.lookup(tokens)
-            status = "cached"
-            if found is None:
-                cache.build(tokens, progress=not args.quiet, desc=f"{config.name} {split}")
+    try:
+        for config in configs:
+            elmo = config.features.elmo
+            cache = LayerCache(resolve_model_dir(elmo.model), elmo.cache_dir, elmo.cache_dtype, elmo.batch_size)
+            data = load_splits(config.dataset)
+            for split in SPLITS:
+                tokens = [list(t) for t in data[split]["tokens"]]
+                built = cache.ensure(tokens, progress=not args.quiet and rank.is_main, desc=f"{config.name} {split}")
+                if not rank.is_main:
+                    continue
                 found = cache.lookup(tokens)
-                status = "built"
-            size = found.layers.numel() * found.layers.element_size()
-            print(f"{config.name} {split}: {status}, {len(found):,} sentences, {found.layers.shape[0]:,} tokens, "
-                  f"{size / 2**20:.1f} MiB -> {found.path}")
+                if found is None:
+                    raise UserError(f"the feature cache at {cache.path_for(tokens)} could not be read back")
+                size = found.layers.numel() * found.layers.element_size()
+                print(f"{config.name} {split}: {'built' if built else 'cached'}, {len(found):,} sentences, "
+                      f"{found.layers.shape[0]:,} tokens, {size / 2**20:.1f} MiB -> {found.path}")
+    finally:
+        distributed.finish()
+    if rank.world > 1:
+        print(f"rank {rank.rank} of {rank.world}: done", file=sys.stderr)
     return 0

@@ -6,6 +6,9 @@ of the split, ``layers.npy`` (n_tokens, n_layers, 2P) in float16 or float32, wit
 hash of the model's files, the sentences' tokens (in order), the dtype and the cache format, so a
 different model or changed data never hits a stale cache, while labels and heads do not matter.
 
+Under ``torchrun`` the ranks build a cache together, each embedding one block of the sentences
+(see ``LayerCache.build``).
+
 Writes are atomic: the folder is written under a temporary name and renamed into place only once
 complete, so a killed build leaves nothing that a later run would trust (the leftover temporary
 folder is removed by the next build of the same key).
@@ -120,16 +123,33 @@ class LayerCache:
 
     def get(self, sentences: Sequence[Sequence[str]], progress: bool = True, desc: str = "cache") -> CachedLayers:
         """The cached layers, built first if needed (with a progress bar on stderr)."""
-        found = self.lookup(sentences)
-        if found is not None:
-            return found
-        self.build(sentences, progress=progress, desc=desc)
+        self.ensure(sentences, progress=progress, desc=desc)
         found = self.lookup(sentences)
         if found is None:
             raise UserError(f"the feature cache at {self.path_for(sentences)} could not be read back after building it")
         return found
 
+    def ensure(self, sentences: Sequence[Sequence[str]], progress: bool = True, desc: str = "cache") -> bool:
+        """Build the cache of ``sentences`` unless a complete one exists; True when it was built.
+
+        Under torchrun rank 0 decides for every rank, so that all of them build (or skip) together.
+        """
+        from elmo_tasks.distributed import broadcast_from_main
+
+        missing = self._check(self.path_for(sentences), sentences) is None
+        if not broadcast_from_main(missing):
+            return False
+        self.build(sentences, progress=progress, desc=desc)
+        return True
+
     def _open(self, path: Path, sentences: Sequence[Sequence[str]]) -> CachedLayers | None:
+        layers = self._check(path, sentences)
+        if layers is None:
+            return None
+        return CachedLayers(torch.from_numpy(np.array(layers)), np.load(path / "offsets.npy"), path)  # read into memory
+
+    def _check(self, path: Path, sentences: Sequence[Sequence[str]]) -> np.memmap | None:
+        """The layers array of the cache at ``path`` (memory-mapped, not read) if it is complete and matches."""
         meta_path = path / "meta.json"
         if not meta_path.is_file():
             return None
@@ -144,59 +164,103 @@ class LayerCache:
                 or len(offsets) != len(expected) or not np.array_equal(offsets, expected)
                 or layers.shape[0] != expected[-1] or layers.dtype != DTYPES[self.dtype]):
             return None
-        return CachedLayers(torch.from_numpy(np.array(layers)), offsets, path)  # read into memory
+        return layers
 
     def build(self, sentences: Sequence[Sequence[str]], progress: bool = True, desc: str = "cache") -> Path:
-        """Run the biLM over ``sentences`` and store the layers atomically; returns the folder."""
+        """Run the biLM over ``sentences`` and store the layers atomically; returns the folder.
+
+        Under ``torchrun`` every rank calls this with the same sentences: rank 0 preallocates the
+        array in a temporary folder, each rank fills the rows of its own block of sentences
+        (``distributed.shard_indices``), and rank 0 renames the folder into place once all are
+        done, so the cache is the one a single process would write. The cache root must then be a
+        folder every rank sees (one machine, or a shared filesystem).
+        """
+        from elmo_tasks import distributed
+
+        rank = distributed.current_rank()
+        embedder = self._load_embedder(rank)
+        target = self.path_for(sentences)
+        offsets = np.concatenate([[0], np.cumsum([len(s) for s in sentences])]).astype(np.int64)
+        shape = (int(offsets[-1]), embedder.num_layers, embedder.output_dim)
+        tmp = self._start(target, shape) if rank.is_main else None
+        tmp = Path(distributed.broadcast_from_main(str(tmp)))
+        try:
+            if not (tmp / "layers.npy").is_file():
+                raise UserError(f"rank {rank.rank} cannot see the feature cache folder {tmp} that rank 0 created: "
+                                "with several machines, cache_dir must be on a filesystem they share")
+            started = time.perf_counter()
+            self._fill(tmp / "layers.npy", embedder, sentences, offsets,
+                       distributed.shard_indices(len(sentences), rank.rank, rank.world),
+                       progress=progress and rank.is_main, desc=desc)
+            distributed.barrier()  # every rank's rows are on disk
+            if rank.is_main:
+                meta = {"format": CACHE_FORMAT, "model": self.model_key, "model_dir": str(self.model_dir),
+                        "dtype": self.dtype, "sentences": len(sentences), "tokens": shape[0],
+                        "num_layers": shape[1], "dim": shape[2], "processes": rank.world,
+                        "seconds": round(time.perf_counter() - started, 3)}
+                self._finish(tmp, target, offsets, meta, sentences)
+            distributed.barrier()  # the cache is in place before any rank reads it
+        finally:
+            if rank.is_main and tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return target
+
+    def _load_embedder(self, rank):
+        """The model, loaded once per cache; on the rank's GPU in a multi-process run."""
+        from elmo_tasks import distributed
         from elmo_tasks.embedder import Embedder
 
         if self._embedder is None:
             self._embedder = Embedder.from_dir(self.model_dir, batch_size=self.batch_size)
-        embedder = self._embedder
-        target = self.path_for(sentences)
+            if rank.world > 1:
+                self._embedder.to(distributed.device_for(rank))
+        return self._embedder
+
+    def _start(self, target: Path, shape: tuple[int, int, int]) -> Path:
+        """A fresh temporary folder beside ``target`` holding a zero-filled ``layers.npy`` of ``shape``."""
         target.parent.mkdir(parents=True, exist_ok=True)
         for stale in target.parent.glob(f"{target.name}.tmp-*"):  # left by a killed build
             if time.time() - stale.stat().st_mtime > 60:
                 shutil.rmtree(stale, ignore_errors=True)
-        lengths = [len(s) for s in sentences]
-        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         tmp = Path(tempfile.mkdtemp(prefix=f"{target.name}.tmp-", dir=target.parent))
-        try:
-            layers = np.lib.format.open_memmap(tmp / "layers.npy", mode="w+", dtype=DTYPES[self.dtype],
-                                               shape=(int(offsets[-1]), embedder.num_layers, embedder.output_dim))
-            bar = None
-            if progress:
-                from tqdm import tqdm
+        layers = np.lib.format.open_memmap(tmp / "layers.npy", mode="w+", dtype=DTYPES[self.dtype], shape=shape)
+        del layers
+        return tmp
 
-                bar = tqdm(total=len(sentences), unit=" sentences", desc=desc, file=sys.stderr)
-            started = time.perf_counter()
-            for row, array in enumerate(embedder.embed_sentences(sentences)):  # (L, n, D), input order
-                layers[offsets[row]:offsets[row + 1]] = array.transpose(1, 0, 2)
-                if bar is not None:
-                    bar.update(1)
+    @staticmethod
+    def _fill(path: Path, embedder, sentences: Sequence[Sequence[str]], offsets: np.ndarray, rows: range,
+              progress: bool, desc: str) -> None:
+        """Write the layers of ``sentences[rows]`` into their rows of the array at ``path``."""
+        layers = np.load(path, mmap_mode="r+")
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(rows), unit=" sentences", desc=desc, file=sys.stderr)
+        stream = embedder.embed_sentences(sentences[i] for i in rows)  # (L, n, D) each, in order
+        for row, array in zip(rows, stream):
+            layers[offsets[row]:offsets[row + 1]] = array.transpose(1, 0, 2)
             if bar is not None:
-                bar.close()
-            layers.flush()
-            del layers
-            np.save(tmp / "offsets.npy", offsets)
-            meta = {"format": CACHE_FORMAT, "model": self.model_key, "model_dir": str(self.model_dir),
-                    "dtype": self.dtype, "sentences": len(sentences), "tokens": int(offsets[-1]),
-                    "num_layers": embedder.num_layers, "dim": embedder.output_dim,
-                    "seconds": round(time.perf_counter() - started, 3)}
-            for name in ("layers.npy", "offsets.npy"):
-                _fsync(tmp / name)
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")  # written last: marks completion
-            _fsync(tmp / "meta.json")
-            try:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        layers.flush()
+        del layers
+
+    def _finish(self, tmp: Path, target: Path, offsets: np.ndarray, meta: dict,
+                sentences: Sequence[Sequence[str]]) -> None:
+        """Complete the folder (offsets, then meta.json last, which marks completion) and rename it to ``target``."""
+        np.save(tmp / "offsets.npy", offsets)
+        for name in ("layers.npy", "offsets.npy"):
+            _fsync(tmp / name)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+        _fsync(tmp / "meta.json")
+        try:
+            os.rename(tmp, target)
+        except OSError:  # another process finished the same cache first
+            if self._check(target, sentences) is None:
+                shutil.rmtree(target, ignore_errors=True)
                 os.rename(tmp, target)
-            except OSError:  # another process finished the same cache first
-                if self._open(target, sentences) is None:
-                    shutil.rmtree(target, ignore_errors=True)
-                    os.rename(tmp, target)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-        return target
 
 
 def _fsync(path: Path) -> None:
