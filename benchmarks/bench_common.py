@@ -107,18 +107,30 @@ def flops_per_token(options: BiLMOptions) -> dict[str, float]:
             "total": cnn + highway + projection + lstm}
 
 
-def gemm_rate(seconds: float = 2.0, sizes: tuple[int, ...] = (1024, 2048, 3072)) -> float:
-    """The best float32 matrix-product rate (FLOP/s) over square sizes, at the current thread count."""
-    best = 0.0
-    for n in sizes:
-        a, b = torch.randn(n, n), torch.randn(n, n)
-        a @ b
-        runs, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds / len(sizes) or runs < 2:
-            a @ b
-            runs += 1
-        best = max(best, 2 * n**3 * runs / (time.perf_counter() - start))
-    return best
+def gemm_rates(seconds: float = 2.0, sizes: tuple[int, ...] = (1024, 2048, 3072)) -> dict[str, float]:
+    """The best float32 matrix-product rate (FLOP/s) over square sizes at the current thread count, per
+    method: ``torch.mm``, and oneDNN on prepacked weights where the build has it (the biLM's inference
+    path uses it, and it runs faster here). The machine's limit is set by the faster of the two."""
+    from elmo_tasks.bilm.lstm import _linear, _onednn_ready, _pack
+
+    methods = {"torch.mm": lambda a, w: a @ w.t()}
+    if _onednn_ready(torch.device("cpu")):
+        methods["oneDNN packed"] = lambda a, w: _linear(a, w, None)
+    rates = {}
+    for name, product in methods.items():
+        best = 0.0
+        for n in sizes:
+            a, w = torch.randn(n, n), torch.randn(n, n)
+            if name == "oneDNN packed":
+                w = _pack(w)
+            product(a, w)
+            runs, start = 0, time.perf_counter()
+            while time.perf_counter() - start < seconds / len(sizes) / len(methods) or runs < 2:
+                product(a, w)
+                runs += 1
+            best = max(best, 2 * n**3 * runs / (time.perf_counter() - start))
+        rates[name] = best
+    return rates
 
 
 def reset_peak_rss() -> bool:

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from elmo_tasks.bilm.chars import batch_to_ids, token_to_char_ids
+from elmo_tasks.bilm import lstm
 from elmo_tasks.bilm.lstm import LSTMStack, run_bidirectional
 from elmo_tasks.bilm.model import BiLM, reverse_within_lengths
 from elmo_tasks.bilm.options import BiLMOptions
@@ -106,6 +107,18 @@ def test_token_cache_is_dropped_when_the_weights_change(elmo_fixtures):
     assert torch.allclose(after, enc.encode_plain(ids), atol=ATOL)
 
 
+def test_converted_lstm_weights_follow_in_place_updates(elmo_fixtures, fixture_sentences):
+    """The inference path's packed (or low-precision) copies of the LSTM weights are remade after an
+    in-place change to the weights, as an optimiser step makes between evaluations."""
+    fast, plain = load(elmo_fixtures), load(elmo_fixtures, fast=False)
+    run(fast, fixture_sentences[0])
+    for model in (fast, plain):
+        with torch.no_grad():
+            model.backward_lstm.layers[1].state_linear.weight.mul_(1.5)
+    got, want = run(fast, fixture_sentences[0]).layers, run(plain, fixture_sentences[0]).layers
+    assert torch.allclose(got, want, atol=ATOL)
+
+
 def test_with_gradients_the_plain_differentiable_path_runs(elmo_fixtures):
     model = load(elmo_fixtures)
     model.requires_grad_(True)
@@ -123,8 +136,17 @@ def test_with_gradients_the_plain_differentiable_path_runs(elmo_fixtures):
 # -- the joint bidirectional LSTM ---------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("products", ["packed", "float32"])
 @pytest.mark.parametrize("skip,clip", [(True, 3.0), (False, None)])
-def test_run_bidirectional_matches_two_plain_stacks(skip, clip):
+def test_run_bidirectional_matches_two_plain_stacks(skip, clip, products, monkeypatch):
+    """Both ways of doing the matrix products: oneDNN on prepacked weights (the CPU default where the
+    build has oneDNN) and plain ``torch.mm``."""
+    if products == "packed" and not lstm._onednn_ready(torch.device("cpu")):
+        pytest.skip("this torch build has no oneDNN packed products")
+    if products == "float32":
+        monkeypatch.setattr(lstm, "_ONEDNN", False)
+    assert lstm._Products(LSTMStack(1, 2, 3, None, None, False).layers[0], torch.float32,
+                          torch.device("cpu")).mode == products
     torch.manual_seed(0)
     p, c, n_layers = 6, 10, 2
     stacks = [LSTMStack(n_layers, p, c, clip, clip, skip) for _ in range(2)]

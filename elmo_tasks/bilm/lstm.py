@@ -11,7 +11,8 @@ Equations (gate order i, f, g, o; the forget-gate bias of +1 is folded into ``st
 ``LSTMStack.forward`` is the plain, differentiable path (training uses it). ``run_bidirectional``
 is the inference path: the same equations, the two directions run concurrently (one worker thread
 each, see ``elmo_tasks.bilm.workers``), the input half of the gates computed in a few large matrix
-products, and every per-step operation done in place on preallocated buffers.
+products, the matrix products on weights prepacked for oneDNN (CPU), and the elementwise work of
+each step done in place.
 """
 
 from __future__ import annotations
@@ -105,49 +106,95 @@ INPUT_GATE_ROWS = 1024
 
 
 class _Products:
-    """The three matrix products of one cell, in float32 or, with a lower ``dtype``, on cached
-    low-precision weight copies with float32 results (gates, states and elementwise maths stay float32)."""
+    """The three matrix products of one cell, in one of three modes:
 
-    def __init__(self, cell: ProjectedLSTMLayer, dtype: torch.dtype) -> None:
-        self.low = dtype != torch.float32
-        self.dtype = dtype
+    * ``packed`` (float32 on a CPU with oneDNN): the weights reordered once into oneDNN's blocked
+      layout and multiplied with ``torch.ops.mkldnn._linear_pointwise``, about 1.6x the rate of
+      ``torch.mm`` for the recurrent products' few rows (see benchmarks/README.md); exact float32;
+    * ``float32``: ``torch.mm``/``addmm`` on the weights as they are (GPUs, or builds without oneDNN);
+    * ``low`` (a lower ``dtype``): cached low-precision weight copies with float32 results (gates,
+      states and elementwise maths stay float32).
+    """
+
+    def __init__(self, cell: ProjectedLSTMLayer, dtype: torch.dtype, device: torch.device) -> None:
         self.bias = cell.state_linear.bias
-        if self.low:
-            w_input, w_state, w_projection = _low_precision_weights(cell, dtype)
+        self.dtype = dtype
+        self.mode = "low" if dtype != torch.float32 else "packed" if _onednn_ready(device) else "float32"
+        if self.mode == "packed":
+            self.w_input, self.w_state, self.w_projection = _cached_weights(cell, "packed", _pack)
+            return
+        if self.mode == "low":
+            weights = _cached_weights(cell, dtype, lambda w: w.detach().to(dtype))
         else:
-            w_input, w_state, w_projection = cell.input_linear.weight, cell.state_linear.weight, cell.projection.weight
-        self.w_input, self.w_state, self.w_projection = w_input.t(), w_state.t(), w_projection.t()
+            weights = (cell.input_linear.weight, cell.state_linear.weight, cell.projection.weight)
+        self.w_input, self.w_state, self.w_projection = (w.t() for w in weights)
 
     def cast(self, x: torch.Tensor) -> torch.Tensor:
-        return x.to(self.dtype) if self.low else x
+        return x.to(self.dtype) if self.mode == "low" else x
 
-    def input_gates(self, source: torch.Tensor, out: torch.Tensor) -> None:
-        if self.low:
-            torch.add(torch.mm(source.to(self.dtype), self.w_input), self.bias, out=out)
-        else:
-            torch.addmm(self.bias, source, self.w_input, out=out)
+    def input_gates(self, source: torch.Tensor) -> torch.Tensor:
+        """``source @ W_input^T + bias`` (rows, 4C), a new float32 tensor."""
+        if self.mode == "packed":
+            return _linear(source, self.w_input, self.bias)
+        if self.mode == "low":
+            return torch.add(torch.mm(source.to(self.dtype), self.w_input), self.bias)
+        return torch.addmm(self.bias, source, self.w_input)
 
-    def add_recurrent(self, gates: torch.Tensor, h: torch.Tensor) -> None:
-        if self.low:
-            gates.add_(torch.mm(h, self.w_state))
-        else:
-            gates.addmm_(h, self.w_state)
+    def add_recurrent(self, gates: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """``gates + h @ W_state^T``: in place, or (packed) fused into a new tensor that is returned."""
+        if self.mode == "packed":
+            return torch.ops.mkldnn._linear_pointwise.binary(h, gates, self.w_state, None, "add")
+        if self.mode == "low":
+            return gates.add_(torch.mm(h, self.w_state))
+        return gates.addmm_(h, self.w_state)
 
     def project(self, m: torch.Tensor, out: torch.Tensor) -> None:
-        if self.low:
+        if self.mode == "packed":
+            out.copy_(_linear(m, self.w_projection, None))
+        elif self.mode == "low":
             out.copy_(torch.mm(m, self.w_projection))
         else:
             torch.mm(m, self.w_projection, out=out)
 
 
-def _low_precision_weights(cell: ProjectedLSTMLayer, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
-    """The cell's three weight matrices in ``dtype``, converted once per version of the weights."""
+def _linear(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
+
+
+def _pack(weight: torch.Tensor) -> torch.Tensor:
+    return torch.ops.mkldnn._reorder_linear_weight(weight.detach())
+
+
+_ONEDNN: bool | None = None  # whether the packed products work in this build (checked once)
+
+
+def _onednn_ready(device: torch.device) -> bool:
+    """True when packed oneDNN products are available and agree with ``torch.mm`` here (CPU only)."""
+    global _ONEDNN
+    if device.type != "cpu" or not torch.backends.mkldnn.is_available():
+        return False
+    if _ONEDNN is None:
+        try:
+            x, w, b = torch.randn(3, 8), torch.randn(16, 8), torch.randn(16)
+            y = _linear(x, _pack(w), b)
+            y2 = torch.ops.mkldnn._linear_pointwise.binary(x, y, _pack(w), None, "add")
+            _ONEDNN = bool(torch.allclose(y, torch.addmm(b, x, w.t()), atol=1e-5)
+                           and torch.allclose(y2, y + x @ w.t(), atol=1e-5))
+        except (RuntimeError, AttributeError, NotImplementedError):
+            _ONEDNN = False
+    return _ONEDNN
+
+
+def _cached_weights(cell: ProjectedLSTMLayer, kind, convert) -> tuple[torch.Tensor, ...]:
+    """The cell's three weight matrices converted by ``convert``, once per version of the weights."""
     params = (cell.input_linear.weight, cell.state_linear.weight, cell.projection.weight)
-    key = (dtype,) + tuple((p.data_ptr(), p._version) for p in params)
-    cached = getattr(cell, "_low_precision", None)
+    key = (kind,) + tuple((p.data_ptr(), p._version, p.device) for p in params)
+    cached = getattr(cell, "_converted", None)
     if cached is None or cached[0] != key:
-        cached = (key, tuple(p.detach().to(dtype) for p in params))
-        cell._low_precision = cached
+        cell._converted = None  # free the old copy before making the new one
+        with torch.no_grad():
+            cached = (key, tuple(convert(p) for p in params))
+        cell._converted = cached
     return cached[1]
 
 
@@ -202,28 +249,26 @@ def _run_cell(cell: ProjectedLSTMLayer, source: torch.Tensor | None, token_rows:
     c_dim = cell.cell_dim
     batch = out.shape[1]
     steps = min(out.shape[0], len(batch_sizes))
-    products = _Products(cell, dtype)
+    products = _Products(cell, dtype, out.device)
     h0 = state[0].to(out.dtype)
     c = state[1].to(out.dtype).clone()
     m = out.new_empty(batch, c_dim)
     distinct_gates = None
     if token_rows is not None:  # the input half of the gates once per distinct token, then gathered
         table, token_index = token_rows
-        distinct_gates = out.new_empty(table.shape[0], 4 * c_dim)
-        products.input_gates(table, distinct_gates)
+        distinct_gates = products.input_gates(table)
     chunk = max(1, INPUT_GATE_ROWS // max(1, batch))
     for t0 in range(0, steps, chunk):
         t1 = min(steps, t0 + chunk)
         n0 = batch_sizes[t0]
-        gates = out.new_empty(t1 - t0, n0, 4 * c_dim)
         if distinct_gates is not None:
-            torch.index_select(distinct_gates, 0, token_index[t0:t1, :n0, d].reshape(-1), out=gates.view(-1, 4 * c_dim))
+            gates = distinct_gates[token_index[t0:t1, :n0, d]]
         else:
-            products.input_gates(source[t0:t1, :n0].reshape(-1, source.shape[2]), gates.view(-1, 4 * c_dim))
+            gates = products.input_gates(source[t0:t1, :n0].reshape(-1, source.shape[2])).view(t1 - t0, n0, 4 * c_dim)
         for t in range(t0, t1):
             n = batch_sizes[t]
-            z = gates[t - t0, :n]  # (n, 4C), gate order i, f, g, o
-            products.add_recurrent(z, products.cast(out[t - 1, :n] if t > 0 else h0[:n]))
+            z = products.add_recurrent(gates[t - t0, :n], products.cast(out[t - 1, :n] if t > 0 else h0[:n]))
+            # z: (n, 4C), gate order i, f, g, o
             z[:, : 2 * c_dim].sigmoid_()
             z[:, 2 * c_dim : 3 * c_dim].tanh_()
             z[:, 3 * c_dim :].sigmoid_()
