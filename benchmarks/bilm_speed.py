@@ -152,7 +152,7 @@ def print_table(rows: list[dict]) -> None:
               f"{r['ratio']:.2f}x | {r['max_abs_diff']:.1e} | {r['flops_per_token'] / 1e9:.3f} "
               f"({r['lstm_flops_per_token'] / 1e9:.3f}) | {r['gemm_gflops']:.0f} | {r['limit_tok_s']:.0f} | "
               f"{r['fraction_of_limit']:.0%} ({r['lstm_fraction_of_limit']:.0%}) | "
-              f"{r['ours_peak_mib']:.0f} / {r['ref_peak_mib']:.0f} ({r['weights_mib']:.0f}) |")
+              f"{max(r['ours_peak_mib'], 0):.0f} / {max(r['ref_peak_mib'], 0):.0f} ({r['weights_mib']:.0f}) |")
     if any("bf16" in r for r in rows):
         print("\nopt-in bfloat16 matrix products (embed-file --precision bfloat16):\n")
         print("| model | ours bf16 tok/s | vs reference | vs ours float32 | max abs diff (largest |value|) |")

@@ -107,6 +107,13 @@ def test_token_cache_is_dropped_when_the_weights_change(elmo_fixtures):
     assert torch.allclose(after, enc.encode_plain(ids), atol=ATOL)
 
 
+def test_padded_rows_are_bounded_buckets():
+    assert [lstm.padded_rows(n) for n in (1, 16, 17, 31, 33, 63, 64, 65, 1000)] == [1, 16, 18, 32, 36, 64, 64, 72, 1024]
+    for n in range(1, 5000):
+        assert n <= lstm.padded_rows(n) <= n * 9 / 8
+    assert len({lstm.padded_rows(n) for n in range(1, 4097)}) <= 16 + 8 * 8
+
+
 def test_converted_lstm_weights_follow_in_place_updates(elmo_fixtures, fixture_sentences):
     """The inference path's packed (or low-precision) copies of the LSTM weights are remade after an
     in-place change to the weights, as an optimiser step makes between evaluations."""
@@ -153,7 +160,9 @@ def test_run_bidirectional_matches_two_plain_stacks(skip, clip, products, monkey
     for stack in stacks:
         for param in stack.parameters():
             torch.nn.init.normal_(param, std=0.6)  # large enough for the clips to bind
-    lengths = torch.tensor([7, 7, 5, 2, 1])  # sorted, longest first
+    # sorted, longest first; 45 rows, so that packed products pad 17..44 active rows up to a bucket
+    lengths = torch.tensor([7, 7, 5, 2, 1] + sorted(torch.randint(1, 9, (40,)).tolist(), reverse=True))
+    lengths = lengths.sort(descending=True).values
     batch, steps = len(lengths), int(lengths[0])
     x = torch.randn(batch, steps, p) * (torch.arange(steps) < lengths.unsqueeze(1)).unsqueeze(2)
     sizes = [int((lengths > t).sum()) for t in range(steps)]

@@ -132,10 +132,18 @@ class _Products:
     def cast(self, x: torch.Tensor) -> torch.Tensor:
         return x.to(self.dtype) if self.mode == "low" else x
 
+    def rows(self, n: int, available: int) -> int:
+        """How many rows to multiply when ``n`` are needed and ``available`` exist: ``n``, or in packed
+        mode ``n`` rounded up to a bucket (``padded_rows``) within ``available``."""
+        return min(padded_rows(n), available) if self.mode == "packed" else n
+
     def input_gates(self, source: torch.Tensor) -> torch.Tensor:
         """``source @ W_input^T + bias`` (rows, 4C), a new float32 tensor."""
         if self.mode == "packed":
-            return _linear(source, self.w_input, self.bias)
+            m, rows = source.shape[0], padded_rows(source.shape[0])
+            if rows > m:
+                source = torch.cat([source, source.new_zeros(rows - m, source.shape[1])])
+            return _linear(source, self.w_input, self.bias)[:m]
         if self.mode == "low":
             return torch.add(torch.mm(source.to(self.dtype), self.w_input), self.bias)
         return torch.addmm(self.bias, source, self.w_input)
@@ -149,12 +157,26 @@ class _Products:
         return gates.addmm_(h, self.w_state)
 
     def project(self, m: torch.Tensor, out: torch.Tensor) -> None:
+        """``out = (m @ W_projection^T)[:len(out)]`` (``m`` may have extra rows in packed mode)."""
         if self.mode == "packed":
-            out.copy_(_linear(m, self.w_projection, None))
+            out.copy_(_linear(m, self.w_projection, None)[: out.shape[0]])
         elif self.mode == "low":
             out.copy_(torch.mm(m, self.w_projection))
         else:
             torch.mm(m, self.w_projection, out=out)
+
+
+def padded_rows(n: int) -> int:
+    """``n`` rounded up to one of 8 steps per power of two (exact up to 16, at most 1/8 more).
+
+    oneDNN compiles and keeps one kernel (about 0.6 MiB) per distinct row count, up to 1,024 of
+    them: left free, the row counts of a long run (batch rows, distinct tokens) grow the process by
+    hundreds of MiB. Rounding bounds them to a few dozen, for at most 12.5% extra rows.
+    """
+    if n <= 16:
+        return n
+    step = 1 << (n.bit_length() - 4)
+    return -(-n // step) * step
 
 
 def _linear(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -252,7 +274,7 @@ def _run_cell(cell: ProjectedLSTMLayer, source: torch.Tensor | None, token_rows:
     products = _Products(cell, dtype, out.device)
     h0 = state[0].to(out.dtype)
     c = state[1].to(out.dtype).clone()
-    m = out.new_empty(batch, c_dim)
+    m = out.new_zeros(batch, c_dim)
     distinct_gates = None
     if token_rows is not None:  # the input half of the gates once per distinct token, then gathered
         table, token_index = token_rows
@@ -260,14 +282,15 @@ def _run_cell(cell: ProjectedLSTMLayer, source: torch.Tensor | None, token_rows:
     chunk = max(1, INPUT_GATE_ROWS // max(1, batch))
     for t0 in range(0, steps, chunk):
         t1 = min(steps, t0 + chunk)
-        n0 = batch_sizes[t0]
+        n0 = products.rows(batch_sizes[t0], batch)  # the rows past batch_sizes[t] are computed and ignored
         if distinct_gates is not None:
             gates = distinct_gates[token_index[t0:t1, :n0, d]]
         else:
             gates = products.input_gates(source[t0:t1, :n0].reshape(-1, source.shape[2])).view(t1 - t0, n0, 4 * c_dim)
         for t in range(t0, t1):
             n = batch_sizes[t]
-            z = products.add_recurrent(gates[t - t0, :n], products.cast(out[t - 1, :n] if t > 0 else h0[:n]))
+            rows = products.rows(n, n0)
+            z = products.add_recurrent(gates[t - t0, :rows], products.cast(out[t - 1, :rows] if t > 0 else h0[:rows]))[:n]
             # z: (n, 4C), gate order i, f, g, o
             z[:, : 2 * c_dim].sigmoid_()
             z[:, 2 * c_dim : 3 * c_dim].tanh_()
@@ -276,9 +299,9 @@ def _run_cell(cell: ProjectedLSTMLayer, source: torch.Tensor | None, token_rows:
             c_t.mul_(z[:, c_dim : 2 * c_dim]).addcmul_(z[:, :c_dim], z[:, 2 * c_dim : 3 * c_dim])
             if cell.cell_clip:
                 c_t.clamp_(-cell.cell_clip, cell.cell_clip)
-            m_t = torch.tanh(c_t, out=m[:n]).mul_(z[:, 3 * c_dim :])
+            torch.tanh(c_t, out=m[:n]).mul_(z[:, 3 * c_dim :])
             h_t = out[t, :n]
-            products.project(products.cast(m_t), h_t)
+            products.project(products.cast(m[:rows]), h_t)  # rows past n: stale, computed and dropped
             if cell.proj_clip:
                 h_t.clamp_(-cell.proj_clip, cell.proj_clip)
     # each row's state after its last step: c stopped changing there; h is that step's output
