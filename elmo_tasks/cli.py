@@ -27,6 +27,10 @@ COMMANDS: dict[str, str] = {
 }
 
 
+# commands that split their work across the processes of a ``torchrun`` launch
+SHARDED_COMMANDS = {"embed-file", "cache"}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="elmo-tasks", description="Frozen ELMo features for downstream NLP tasks.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -43,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        from elmo_tasks.distributed import current_rank
+
+        if args.command not in SHARDED_COMMANDS and current_rank().world > 1:
+            raise UserError(f"'{args.command}' does not split its work across processes, so every torchrun rank would "
+                            f"repeat it: run it without torchrun (only {' and '.join(sorted(SHARDED_COMMANDS))} shard)")
         return int(args._run(args) or 0)
     except UserError as exc:
         print(f"elmo-tasks: error: {exc}", file=sys.stderr)

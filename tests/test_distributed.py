@@ -81,3 +81,13 @@ def test_torchrun_two_processes_equal_one(elmo_fixtures, fixture_sentences, tmp_
                 assert one[name].shape == two[name].shape
                 assert np.allclose(one[name][...], two[name][...], atol=1e-6), name
         assert two["30"].shape == (3, 0, 32)
+
+
+def test_commands_that_do_not_shard_refuse_torchrun(monkeypatch, capsys):
+    from elmo_tasks.cli import main
+
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["embed", "a", "b"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("elmo-tasks: error: 'embed' does not split its work") and err.count("\n") == 1

@@ -3,7 +3,7 @@ of time, so that every run and head on it reads them from disk.
 
 Launched by ``torchrun`` (``torchrun --standalone --nproc_per_node N -m elmo_tasks.cli cache CONFIG``)
 each process embeds one block of every split's sentences into the same cache folder, which ends
-up as a single-process run would have written it (``LayerCache.build``).
+up as a single-process run would have written it, up to float rounding (``LayerCache.build``).
 """
 
 from __future__ import annotations

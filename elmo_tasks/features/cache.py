@@ -172,7 +172,8 @@ class LayerCache:
         Under ``torchrun`` every rank calls this with the same sentences: rank 0 preallocates the
         array in a temporary folder, each rank fills the rows of its own block of sentences
         (``distributed.shard_indices``), and rank 0 renames the folder into place once all are
-        done, so the cache is the one a single process would write. The cache root must then be a
+        done, so the cache is the one a single process would write (up to float rounding: a
+        sentence's values move by about 1e-7 with its batch). The cache root must then be a
         folder every rank sees (one machine, or a shared filesystem).
         """
         from elmo_tasks import distributed
