@@ -5,6 +5,8 @@ bidirectional in-place LSTM (``lstm.run_bidirectional``); the Embedder's length-
 Each is held to the reference tests' bar: ``allclose(atol=1e-6)``.
 """
 
+import copy
+
 import h5py
 import numpy as np
 import pytest
@@ -124,6 +126,9 @@ def test_converted_lstm_weights_follow_in_place_updates(elmo_fixtures, fixture_s
             model.backward_lstm.layers[1].state_linear.weight.mul_(1.5)
     got, want = run(fast, fixture_sentences[0]).layers, run(plain, fixture_sentences[0]).layers
     assert torch.allclose(got, want, atol=ATOL)
+    # the converted copies live outside the model: it still deep-copies after inference
+    copied = copy.deepcopy(fast)
+    assert torch.equal(run(copied, fixture_sentences[0]).layers, run(fast, fixture_sentences[0]).layers)
 
 
 def test_with_gradients_the_plain_differentiable_path_runs(elmo_fixtures):

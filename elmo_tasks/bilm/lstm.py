@@ -17,6 +17,8 @@ each step done in place.
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 from torch import nn
 
@@ -207,16 +209,21 @@ def _onednn_ready(device: torch.device) -> bool:
     return _ONEDNN
 
 
+# cell -> (key, converted weights); kept outside the modules so that copying or pickling a model
+# never meets oneDNN's opaque tensors, and dropped with the cell
+_CONVERTED: "weakref.WeakKeyDictionary[ProjectedLSTMLayer, tuple]" = weakref.WeakKeyDictionary()
+
+
 def _cached_weights(cell: ProjectedLSTMLayer, kind, convert) -> tuple[torch.Tensor, ...]:
     """The cell's three weight matrices converted by ``convert``, once per version of the weights."""
     params = (cell.input_linear.weight, cell.state_linear.weight, cell.projection.weight)
     key = (kind,) + tuple((p.data_ptr(), p._version, p.device) for p in params)
-    cached = getattr(cell, "_converted", None)
+    cached = _CONVERTED.get(cell)
     if cached is None or cached[0] != key:
-        cell._converted = None  # free the old copy before making the new one
+        _CONVERTED.pop(cell, None)  # free the old copy before making the new one
         with torch.no_grad():
             cached = (key, tuple(convert(p) for p in params))
-        cell._converted = cached
+        _CONVERTED[cell] = cached
     return cached[1]
 
 
