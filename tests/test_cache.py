@@ -139,3 +139,14 @@ def test_torchrun_two_processes_build_the_single_process_cache(tmp_path):
         assert layers_one.shape == layers_two.shape
         assert np.count_nonzero(np.abs(layers_two).sum(axis=(1, 2)) == 0) == 0  # every token's row was written
         np.testing.assert_allclose(layers_two, layers_one, atol=1e-6, rtol=0)
+
+
+def test_an_unwritable_cache_dir_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "afile").write_text("not a folder")
+    config = tmp_path / "bad.yaml"
+    config.write_text(f"extends: {TASK_FIXTURES / 'wsd_elmo.yaml'}\n"
+                      f"features: {{elmo: {{cache_dir: {tmp_path / 'afile' / 'sub'}}}}}\n", encoding="utf-8")
+    assert main(["cache", str(config), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("elmo-tasks: error: cannot write the feature cache under") and err.count("\n") == 1
+    assert "cache_dir" in err and "Not a directory" in err

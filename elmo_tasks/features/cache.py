@@ -183,7 +183,11 @@ class LayerCache:
         target = self.path_for(sentences)
         offsets = np.concatenate([[0], np.cumsum([len(s) for s in sentences])]).astype(np.int64)
         shape = (int(offsets[-1]), embedder.num_layers, embedder.output_dim)
-        tmp = self._start(target, shape) if rank.is_main else None
+        try:
+            tmp = self._start(target, shape) if rank.is_main else None
+        except OSError as exc:
+            raise UserError(f"cannot write the feature cache under {self.root} (features.elmo.cache_dir): "
+                            f"{exc.strerror or exc}: {exc.filename or target.parent}") from None
         tmp = Path(distributed.broadcast_from_main(str(tmp)))
         try:
             if not (tmp / "layers.npy").is_file():
@@ -201,6 +205,8 @@ class LayerCache:
                         "seconds": round(time.perf_counter() - started, 3)}
                 self._finish(tmp, target, offsets, meta, sentences)
             distributed.barrier()  # the cache is in place before any rank reads it
+        except OSError as exc:  # a full disk, a folder removed under us
+            raise UserError(f"writing the feature cache {tmp} failed: {exc.strerror or exc}") from None
         finally:
             if rank.is_main and tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
