@@ -111,18 +111,18 @@ def gemm_rates(seconds: float = 2.0, sizes: tuple[int, ...] = (1024, 2048, 3072)
     """The best float32 matrix-product rate (FLOP/s) over square sizes at the current thread count, per
     method: ``torch.mm``, and oneDNN on prepacked weights where the build has it (the biLM's inference
     path uses it, and it runs faster here). The machine's limit is set by the faster of the two."""
-    from elmo_tasks.bilm.lstm import _linear, _onednn_ready, _pack
+    from elmo_tasks.bilm import packed
 
     methods = {"torch.mm": lambda a, w: a @ w.t()}
-    if _onednn_ready(torch.device("cpu")):
-        methods["oneDNN packed"] = lambda a, w: _linear(a, w, None)
+    if packed.ready(torch.device("cpu")):
+        methods["oneDNN packed"] = lambda a, w: packed.linear(a, w)
     rates = {}
     for name, product in methods.items():
         best = 0.0
         for n in sizes:
             a, w = torch.randn(n, n), torch.randn(n, n)
             if name == "oneDNN packed":
-                w = _pack(w)
+                w = packed.pack(w)
             product(a, w)
             runs, start = 0, time.perf_counter()
             while time.perf_counter() - start < seconds / len(sizes) / len(methods) or runs < 2:

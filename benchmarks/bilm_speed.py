@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import (flops_per_token, gemm_rates, load_sentences, machine_description,  # noqa: E402
                           reset_peak_rss, rss_mib, write_random_model)
 
-from elmo_tasks.bilm import lstm  # noqa: E402
+from elmo_tasks.bilm import packed  # noqa: E402
 from elmo_tasks.bilm.weights import OPTIONS_NAME, WEIGHTS_NAME  # noqa: E402
 from elmo_tasks.embedder import DEFAULT_MODEL_DIR, Embedder  # noqa: E402
 from elmo_tasks.errors import UserError  # noqa: E402
@@ -128,24 +128,24 @@ def run_ablation(ours: Embedder, sentences: list[list[str]], batch_size: int, to
             ours.embed_batch(sentences[start : start + batch_size])
 
     capacity = bilm.token_encoder.cache.capacity
-    packed = lstm._ONEDNN
+    was_ready = packed._READY
     everything = lambda: list(ours.embed_sentences(sentences))  # noqa: E731
     cases = [
         ("no length sorting", consecutive_batches, dict()),
         ("no token cache across batches", everything, dict(capacity=0)),
-        ("torch.mm instead of oneDNN packed weights", everything, dict(onednn=False)),
+        ("torch.mm instead of oneDNN packed weights", everything, dict(packed=False)),
         ("plain path (no inference path)", everything, dict(fast=False)),
     ]
     for label, function, setting in cases:
         bilm.token_encoder.cache.clear()
         bilm.token_encoder.cache.capacity = setting.get("capacity", capacity)
         bilm.fast = setting.get("fast", True)
-        lstm._ONEDNN = setting.get("onednn", packed)
+        packed._READY = setting.get("packed", was_ready)
         _, seconds, _ = timed(function)
         results[label] = tokens / seconds
     bilm.token_encoder.cache.capacity = capacity
     bilm.fast = True
-    lstm._ONEDNN = packed
+    packed._READY = was_ready
     return results
 
 

@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import machine_description  # noqa: E402
 
-from elmo_tasks.bilm.lstm import _linear, _onednn_ready, _pack  # noqa: E402
+from elmo_tasks.bilm import packed  # noqa: E402
 
 # (cells, projection) of each model
 SHAPES = {"small": (1024, 128), "original": (4096, 512), "default": (512, 128)}
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"machine: {machine_description(args.threads)}")
-    if not _onednn_ready(torch.device("cpu")):
+    if not packed.ready(torch.device("cpu")):
         print("this torch build has no oneDNN packed products: nothing to compare")
         return 0
     print("\n| model | product | rows x in -> out | torch.mm GFLOP/s | oneDNN packed GFLOP/s | speed-up |")
@@ -54,10 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         cases += [("projection", rows, cells, proj) for rows in (64, 8)]
         for label, rows, fan_in, fan_out in cases:
             x, weight = torch.randn(rows, fan_in), torch.randn(fan_out, fan_in)
-            packed, transposed = _pack(weight), weight.t()
+            packed_weight, transposed = packed.pack(weight), weight.t()
             flops = 2 * rows * fan_in * fan_out
             plain = rate(lambda: torch.mm(x, transposed), flops, args.seconds)
-            fast = rate(lambda: _linear(x, packed, None), flops, args.seconds)
+            fast = rate(lambda: packed.linear(x, packed_weight), flops, args.seconds)
             print(f"| {name} | {label} | {rows} x {fan_in} -> {fan_out} | {plain:.1f} | {fast:.1f} | {fast / plain:.2f}x |",
                   flush=True)
     return 0

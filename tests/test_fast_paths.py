@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from elmo_tasks.bilm.chars import batch_to_ids, token_to_char_ids
-from elmo_tasks.bilm import lstm
+from elmo_tasks.bilm import lstm, packed
 from elmo_tasks.bilm.lstm import LSTMStack, run_bidirectional
 from elmo_tasks.bilm.model import BiLM, reverse_within_lengths
 from elmo_tasks.bilm.options import BiLMOptions
-from elmo_tasks.bilm.token_encoder import TokenVectorCache
+from elmo_tasks.bilm.token_encoder import CharCNNTokenEncoder, TokenVectorCache
 from elmo_tasks.bilm.workers import run_pair
 from elmo_tasks.bilm.weights import load_bilm
 from elmo_tasks.embedder import Embedder
@@ -65,6 +65,46 @@ def test_token_encoder_inference_path_matches_plain_path_and_fixture(elmo_fixtur
     assert torch.equal(cached, fast)
 
 
+def test_fused_cnn_runs_for_short_tokens_and_matches_the_plain_path(elmo_fixtures, monkeypatch):
+    """The one-product CNN (``_encode_fused``) runs on chunks whose longest token leaves an
+    all-padding tail; chunks with longer tokens take the per-filter path. Both equal the plain path."""
+    if not packed.ready(torch.device("cpu")):
+        pytest.skip("this torch build has no oneDNN packed products")
+    vocab = (elmo_fixtures / "vocab_test.txt").read_text().splitlines()
+    with h5py.File(elmo_fixtures / "elmo_token_embeddings.hdf5", "r") as handle:
+        expected = torch.from_numpy(handle["embedding"][...])
+    calls = []
+    original = CharCNNTokenEncoder._encode_fused
+    monkeypatch.setattr(CharCNNTokenEncoder, "_encode_fused",
+                        lambda self, ids, fused: calls.append(ids.shape) or original(self, ids, fused))
+    enc = load(elmo_fixtures, token_cache_size=0).token_encoder
+    with torch.no_grad():
+        fast = enc.encode_inference(char_rows(vocab))
+        assert calls and all(shape[1] <= 50 for shape in calls)
+        calls.clear()
+        long_only = enc.encode_inference(char_rows(ODD_TOKENS[:6]))  # 41..60 bytes: no all-padding tail
+    assert torch.allclose(fast, expected, atol=ATOL)
+    assert torch.allclose(fast, enc.encode_plain(char_rows(vocab)), atol=ATOL)
+    assert torch.allclose(long_only, enc.encode_plain(char_rows(ODD_TOKENS[:6])), atol=ATOL)
+    assert calls == []  # the per-filter path ran for them
+
+
+def test_fused_cnn_on_the_standard_2048_filter_cnn():
+    """The released shapes' CNN (7 widths, 2048 filters, 2 highways), random weights, real-length tokens."""
+    if not packed.ready(torch.device("cpu")):
+        pytest.skip("this torch build has no oneDNN packed products")
+    torch.manual_seed(0)
+    model = BiLM(BiLMOptions(lstm_dim=64, projection_dim=32, n_highway=2))
+    model.token_encoder.cache = TokenVectorCache(0)
+    words = ["a", "of", "the", "watch", "television", "characteristically", "Résumé", "日本語", "x" * 40]
+    ids = char_rows(words)
+    with torch.no_grad():
+        fused = model.token_encoder._fused_weights(torch.device("cpu"))
+        got = model.token_encoder._encode_fused(ids[:, : 40 + 2 + 7], fused)
+        want = model.token_encoder.encode_plain(ids)
+    assert torch.allclose(got, want, atol=1e-5, rtol=1e-5)
+
+
 def test_duplicate_tokens_are_encoded_once_and_scattered_back(elmo_fixtures):
     enc = load(elmo_fixtures).token_encoder
     tokens = ["the", "cat", "the", "the", "sat", "cat"]
@@ -110,10 +150,10 @@ def test_token_cache_is_dropped_when_the_weights_change(elmo_fixtures):
 
 
 def test_padded_rows_are_bounded_buckets():
-    assert [lstm.padded_rows(n) for n in (1, 16, 17, 31, 33, 63, 64, 65, 1000)] == [1, 16, 18, 32, 36, 64, 64, 72, 1024]
+    assert [packed.padded_rows(n) for n in (1, 16, 17, 31, 33, 63, 64, 65, 1000)] == [1, 16, 18, 32, 36, 64, 64, 72, 1024]
     for n in range(1, 5000):
-        assert n <= lstm.padded_rows(n) <= n * 9 / 8
-    assert len({lstm.padded_rows(n) for n in range(1, 4097)}) <= 16 + 8 * 8
+        assert n <= packed.padded_rows(n) <= n * 9 / 8
+    assert len({packed.padded_rows(n) for n in range(1, 4097)}) <= 16 + 8 * 8
 
 
 def test_converted_lstm_weights_follow_in_place_updates(elmo_fixtures, fixture_sentences):
@@ -153,10 +193,10 @@ def test_with_gradients_the_plain_differentiable_path_runs(elmo_fixtures):
 def test_run_bidirectional_matches_two_plain_stacks(skip, clip, products, monkeypatch):
     """Both ways of doing the matrix products: oneDNN on prepacked weights (the CPU default where the
     build has oneDNN) and plain ``torch.mm``."""
-    if products == "packed" and not lstm._onednn_ready(torch.device("cpu")):
+    if products == "packed" and not packed.ready(torch.device("cpu")):
         pytest.skip("this torch build has no oneDNN packed products")
     if products == "float32":
-        monkeypatch.setattr(lstm, "_ONEDNN", False)
+        monkeypatch.setattr(packed, "_READY", False)
     assert lstm._Products(LSTMStack(1, 2, 3, None, None, False).layers[0], torch.float32,
                           torch.device("cpu")).mode == products
     torch.manual_seed(0)

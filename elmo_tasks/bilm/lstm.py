@@ -17,11 +17,10 @@ each step done in place.
 
 from __future__ import annotations
 
-import weakref
-
 import torch
 from torch import nn
 
+from elmo_tasks.bilm import packed
 from elmo_tasks.bilm.workers import run_pair
 
 State = tuple[torch.Tensor, torch.Tensor]  # (h: (B, P), c: (B, C))
@@ -110,9 +109,9 @@ INPUT_GATE_ROWS = 1024
 class _Products:
     """The three matrix products of one cell, in one of three modes:
 
-    * ``packed`` (float32 on a CPU with oneDNN): the weights reordered once into oneDNN's blocked
-      layout and multiplied with ``torch.ops.mkldnn._linear_pointwise``, about 1.6x the rate of
-      ``torch.mm`` for the recurrent products' few rows (see benchmarks/README.md); exact float32;
+    * ``packed`` (float32 on a CPU with oneDNN): on weights prepacked for oneDNN
+      (``elmo_tasks.bilm.packed``), the recurrent product fused with the add of the input gates;
+      row counts are rounded up to buckets, the extra rows computed and dropped;
     * ``float32``: ``torch.mm``/``addmm`` on the weights as they are (GPUs, or builds without oneDNN);
     * ``low`` (a lower ``dtype``): cached low-precision weight copies with float32 results (gates,
       states and elementwise maths stay float32).
@@ -121,14 +120,14 @@ class _Products:
     def __init__(self, cell: ProjectedLSTMLayer, dtype: torch.dtype, device: torch.device) -> None:
         self.bias = cell.state_linear.bias
         self.dtype = dtype
-        self.mode = "low" if dtype != torch.float32 else "packed" if _onednn_ready(device) else "float32"
+        self.mode = "low" if dtype != torch.float32 else "packed" if packed.ready(device) else "float32"
+        weights = (cell.input_linear.weight, cell.state_linear.weight, cell.projection.weight)
         if self.mode == "packed":
-            self.w_input, self.w_state, self.w_projection = _cached_weights(cell, "packed", _pack)
+            self.w_input, self.w_state, self.w_projection = packed.converted(
+                cell, "packed", weights, lambda ws: tuple(packed.pack(w) for w in ws))
             return
         if self.mode == "low":
-            weights = _cached_weights(cell, dtype, lambda w: w.detach().to(dtype))
-        else:
-            weights = (cell.input_linear.weight, cell.state_linear.weight, cell.projection.weight)
+            weights = packed.converted(cell, dtype, weights, lambda ws: tuple(w.detach().to(dtype) for w in ws))
         self.w_input, self.w_state, self.w_projection = (w.t() for w in weights)
 
     def cast(self, x: torch.Tensor) -> torch.Tensor:
@@ -136,16 +135,13 @@ class _Products:
 
     def rows(self, n: int, available: int) -> int:
         """How many rows to multiply when ``n`` are needed and ``available`` exist: ``n``, or in packed
-        mode ``n`` rounded up to a bucket (``padded_rows``) within ``available``."""
-        return min(padded_rows(n), available) if self.mode == "packed" else n
+        mode ``n`` rounded up to its bucket (``packed.padded_rows``) within ``available``."""
+        return min(packed.padded_rows(n), available) if self.mode == "packed" else n
 
     def input_gates(self, source: torch.Tensor) -> torch.Tensor:
         """``source @ W_input^T + bias`` (rows, 4C), a new float32 tensor."""
         if self.mode == "packed":
-            m, rows = source.shape[0], padded_rows(source.shape[0])
-            if rows > m:
-                source = torch.cat([source, source.new_zeros(rows - m, source.shape[1])])
-            return _linear(source, self.w_input, self.bias)[:m]
+            return packed.linear(source, self.w_input, self.bias)
         if self.mode == "low":
             return torch.add(torch.mm(source.to(self.dtype), self.w_input), self.bias)
         return torch.addmm(self.bias, source, self.w_input)
@@ -153,7 +149,7 @@ class _Products:
     def add_recurrent(self, gates: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """``gates + h @ W_state^T``: in place, or (packed) fused into a new tensor that is returned."""
         if self.mode == "packed":
-            return torch.ops.mkldnn._linear_pointwise.binary(h, gates, self.w_state, None, "add")
+            return packed.linear_add(h, gates, self.w_state)
         if self.mode == "low":
             return gates.add_(torch.mm(h, self.w_state))
         return gates.addmm_(h, self.w_state)
@@ -161,70 +157,11 @@ class _Products:
     def project(self, m: torch.Tensor, out: torch.Tensor) -> None:
         """``out = (m @ W_projection^T)[:len(out)]`` (``m`` may have extra rows in packed mode)."""
         if self.mode == "packed":
-            out.copy_(_linear(m, self.w_projection, None)[: out.shape[0]])
+            out.copy_(packed.linear(m, self.w_projection)[: out.shape[0]])
         elif self.mode == "low":
             out.copy_(torch.mm(m, self.w_projection))
         else:
             torch.mm(m, self.w_projection, out=out)
-
-
-def padded_rows(n: int) -> int:
-    """``n`` rounded up to one of 8 steps per power of two (exact up to 16, at most 1/8 more).
-
-    oneDNN compiles and keeps one kernel (about 0.6 MiB) per distinct row count, up to 1,024 of
-    them: left free, the row counts of a long run (batch rows, distinct tokens) grow the process by
-    hundreds of MiB. Rounding bounds them to a few dozen, for at most 12.5% extra rows.
-    """
-    if n <= 16:
-        return n
-    step = 1 << (n.bit_length() - 4)
-    return -(-n // step) * step
-
-
-def _linear(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
-
-
-def _pack(weight: torch.Tensor) -> torch.Tensor:
-    return torch.ops.mkldnn._reorder_linear_weight(weight.detach())
-
-
-_ONEDNN: bool | None = None  # whether the packed products work in this build (checked once)
-
-
-def _onednn_ready(device: torch.device) -> bool:
-    """True when packed oneDNN products are available and agree with ``torch.mm`` here (CPU only)."""
-    global _ONEDNN
-    if device.type != "cpu" or not torch.backends.mkldnn.is_available():
-        return False
-    if _ONEDNN is None:
-        try:
-            x, w, b = torch.randn(3, 8), torch.randn(16, 8), torch.randn(16)
-            y = _linear(x, _pack(w), b)
-            y2 = torch.ops.mkldnn._linear_pointwise.binary(x, y, _pack(w), None, "add")
-            _ONEDNN = bool(torch.allclose(y, torch.addmm(b, x, w.t()), atol=1e-5)
-                           and torch.allclose(y2, y + x @ w.t(), atol=1e-5))
-        except (RuntimeError, AttributeError, NotImplementedError):
-            _ONEDNN = False
-    return _ONEDNN
-
-
-# cell -> (key, converted weights); kept outside the modules so that copying or pickling a model
-# never meets oneDNN's opaque tensors, and dropped with the cell
-_CONVERTED: "weakref.WeakKeyDictionary[ProjectedLSTMLayer, tuple]" = weakref.WeakKeyDictionary()
-
-
-def _cached_weights(cell: ProjectedLSTMLayer, kind, convert) -> tuple[torch.Tensor, ...]:
-    """The cell's three weight matrices converted by ``convert``, once per version of the weights."""
-    params = (cell.input_linear.weight, cell.state_linear.weight, cell.projection.weight)
-    key = (kind,) + tuple((p.data_ptr(), p._version, p.device) for p in params)
-    cached = _CONVERTED.get(cell)
-    if cached is None or cached[0] != key:
-        _CONVERTED.pop(cell, None)  # free the old copy before making the new one
-        with torch.no_grad():
-            cached = (key, tuple(convert(p) for p in params))
-        _CONVERTED[cell] = cached
-    return cached[1]
 
 
 @torch.no_grad()

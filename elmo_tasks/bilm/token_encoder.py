@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from elmo_tasks.bilm import packed
 from elmo_tasks.bilm.chars import MAX_CHARS_PER_TOKEN, PAD_CHAR
 from elmo_tasks.bilm.options import BiLMOptions
 from elmo_tasks.bilm.workers import run_pair
@@ -24,6 +25,7 @@ from elmo_tasks.bilm.workers import run_pair
 PAD_ID = PAD_CHAR + 1  # the within-word padding id after the +1 offset
 DEFAULT_TOKEN_CACHE_SIZE = 32768  # distinct tokens kept across calls (32768 x 512 floats = 64 MiB)
 ENCODE_CHUNK = 512  # distinct tokens per CNN call: bounds the conv maps (about 180 KB per token)
+WINDOW_ROWS = 512  # character windows per product of the fused CNN: its maps (4 MiB for 2048 filters) stay in cache
 
 
 class Highway(nn.Module):
@@ -212,17 +214,69 @@ class CharCNNTokenEncoder(nn.Module):
         starts = list(range(0, char_ids.shape[0], ENCODE_CHUNK))
         device = char_ids.device.type  # autocast is per thread: the helper takes the caller's
         autocast, autocast_dtype = torch.is_autocast_enabled(device), torch.get_autocast_dtype(device)
+        fused = None if autocast else self._fused_weights(char_ids.device)
 
         def encode_chunks(worker: int) -> None:
             with torch.autocast(device, dtype=autocast_dtype, enabled=autocast):
                 for start in starts[worker::2]:
                     rows = order[start : start + ENCODE_CHUNK]
-                    keep = min(MAX_CHARS_PER_TOKEN, int(lengths[rows].max()) + self.max_width)
-                    keep = max(keep, self.max_width)
-                    out[rows] = self.encode_plain(char_ids[rows, :keep]).to(out.dtype)
+                    longest = int(lengths[rows].max())
+                    keep = max(min(MAX_CHARS_PER_TOKEN, longest + self.max_width), self.max_width)
+                    if fused is not None and longest + self.max_width <= MAX_CHARS_PER_TOKEN:
+                        out[rows] = self._encode_fused(char_ids[rows, :keep], fused)
+                    else:
+                        out[rows] = self.encode_plain(char_ids[rows, :keep]).to(out.dtype)
 
         run_pair(encode_chunks, parallel=char_ids.device.type == "cpu" and len(starts) > 1)
         return out
+
+    def _fused_weights(self, device: torch.device) -> tuple | None:
+        """The encoder's weights for ``_encode_fused``, packed for oneDNN (made once per version of
+        the weights), or None where packed products are unavailable (the per-filter path runs).
+
+        Every filter is zero-padded on the right to the widest width and all are stacked into one
+        (n_filters, d * max_width) matrix, so the convolutions become one matrix product over the
+        windows; each highway's carry and transform matrices are stacked into one.
+        """
+        if not packed.ready(device):
+            return None
+
+        def convert(_) -> tuple:
+            filters = torch.cat([nn.functional.pad(conv.weight, (0, self.max_width - conv.kernel_size[0]))
+                                 for conv in self.convolutions]).flatten(1)
+            highways = [(packed.pack(torch.cat([h.carry.weight, h.transform.weight])),
+                         torch.cat([h.carry.bias, h.transform.bias])) for h in self.highways]
+            return (packed.pack(filters), torch.cat([conv.bias for conv in self.convolutions]), highways,
+                    packed.pack(self.projection.weight))
+
+        return packed.converted(self, "fused", list(self.parameters()), convert)
+
+    def _encode_fused(self, char_ids: torch.Tensor, fused: tuple) -> torch.Tensor:
+        """``encode_plain`` for (N, keep) ids whose last ``max_width`` positions are padding in every row,
+        with all the convolutions as one matrix product over the windows.
+
+        A filter of width w < max_width, padded with zeros, gives the same value at every window
+        start up to ``keep - max_width``; the starts it loses lie wholly in the all-padding tail,
+        and equal the window at the first all-padding start, which is kept. So the max over windows,
+        and the output, are those of the plain path up to float rounding.
+        """
+        filters, filter_bias, highways, projection = fused
+        n, keep = char_ids.shape
+        starts = keep - self.max_width + 1
+        windows = self.char_embedding(char_ids).unfold(1, self.max_width, 1)  # (N, starts, d, max_width)
+        pooled = filter_bias.new_empty(n, filter_bias.shape[0])
+        step = max(1, WINDOW_ROWS // starts)  # bounds the (windows, n_filters) map of one product
+        for first in range(0, n, step):
+            block = windows[first : first + step]
+            maps = packed.linear(block.reshape(-1, windows.shape[2] * windows.shape[3]), filters, filter_bias)
+            torch.amax(maps.view(block.shape[0], starts, -1), dim=1, out=pooled[first : first + step])
+        x = self.activation(pooled)
+        width = x.shape[1]
+        for weights, bias in highways:
+            both = packed.linear(x, weights, bias)
+            gate = torch.sigmoid(both[:, :width])
+            x = gate * torch.relu(both[:, width:]) + (1.0 - gate) * x
+        return packed.linear(x, projection, self.projection.bias)
 
     def _weights_key(self) -> tuple:
         return tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in self.parameters())
