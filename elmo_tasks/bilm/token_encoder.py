@@ -133,6 +133,7 @@ class CharCNNTokenEncoder(nn.Module):
         self.max_width = max(width for width, _ in options.filters)
         self.cache = TokenVectorCache(token_cache_size)
         self.fast = True  # False forces the plain path (used by the tests to compare the two)
+        self.fused_cnn = True  # False: the inference path runs the filters one by one (benchmarks compare)
         self.precision = torch.float32  # bfloat16: the inference path computes under bfloat16 autocast
 
     def forward(self, char_ids: torch.Tensor) -> torch.Tensor:
@@ -214,7 +215,7 @@ class CharCNNTokenEncoder(nn.Module):
         starts = list(range(0, char_ids.shape[0], ENCODE_CHUNK))
         device = char_ids.device.type  # autocast is per thread: the helper takes the caller's
         autocast, autocast_dtype = torch.is_autocast_enabled(device), torch.get_autocast_dtype(device)
-        fused = None if autocast else self._fused_weights(char_ids.device)
+        fused = None if autocast or not self.fused_cnn else self._fused_weights(char_ids.device)
 
         def encode_chunks(worker: int) -> None:
             with torch.autocast(device, dtype=autocast_dtype, enabled=autocast):
