@@ -6,7 +6,9 @@ Two ways through the same weights:
 * the inference path (no gradients): each *distinct* token is encoded once, its convolutions run
   only over the characters it has (plus enough padding for one all-padding window, which every
   token of up to 43 bytes also has in the plain path), and its vector is kept in a bounded LRU
-  cache across calls. The result equals the plain path up to float rounding.
+  cache across calls. On a CPU with oneDNN, all the filters run as one matrix product over the
+  character windows (``_encode_fused``, weights packed by ``elmo_tasks.bilm.packed``). The result
+  equals the plain path up to float rounding.
 """
 
 from __future__ import annotations
