@@ -323,7 +323,7 @@ def _build(cls: type, data: Any, prefix: str, ctx: _Context, given: dict[str, An
     given = given or {}
     where = prefix.rstrip(".") or "the config"
     if not isinstance(data, dict):
-        raise ctx.error(prefix.rstrip("."), f"{where}: must be a mapping, got {_describe(data)}")
+        raise ctx.error(prefix.rstrip("."), f"{where}: must be a mapping, got {describe_value(data)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in data:
@@ -342,7 +342,8 @@ def _build(cls: type, data: Any, prefix: str, ctx: _Context, given: dict[str, An
     return cls(**values)
 
 
-def _describe(value: Any) -> str:
+def describe_value(value: Any) -> str:
+    """A YAML value as an error message shows it: kind for mappings and lists, else repr and type."""
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):
@@ -385,7 +386,7 @@ def _convert(tp: Any, value: Any, key: str, ctx: _Context) -> Any:
     try:
         return _convert_or_raise(tp, value, key, ctx)
     except _Mismatch:
-        raise ctx.error(key, f"{key}: must be {_type_name(tp)}, got {_describe(value)}") from None
+        raise ctx.error(key, f"{key}: must be {_type_name(tp)}, got {describe_value(value)}") from None
 
 
 def _convert_or_raise(tp: Any, value: Any, key: str, ctx: _Context) -> Any:

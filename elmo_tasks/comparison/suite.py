@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from elmo_tasks.config import Config, ConfigError, load_config, parse_yaml
+from elmo_tasks.config import Config, ConfigError, describe_value, load_config, parse_yaml
 from elmo_tasks.errors import UserError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # task names become folder names
@@ -80,7 +80,7 @@ def load_suite(path: str | Path, check_configs: bool = True) -> Suite:
         raise SuiteError(f"suite file not found: {path}")
     data = parse_yaml(path, SuiteError)
     if not isinstance(data, dict):
-        raise SuiteError(f"{path}: a suite must be a mapping with a tasks: list, got {_describe(data)}")
+        raise SuiteError(f"{path}: a suite must be a mapping with a tasks: list, got {describe_value(data)}")
 
     def error(key: str, message: str) -> SuiteError:
         return SuiteError(f"{path}: {key}: {message}")
@@ -90,13 +90,13 @@ def load_suite(path: str | Path, check_configs: bool = True) -> Suite:
             raise error(key, f"unknown key (known here: {', '.join(_TOP_KEYS)})")
     for key in ("name", "description", "output"):
         if key in data and not isinstance(data[key], str):
-            raise error(key, f"must be a string, got {_describe(data[key])}")
+            raise error(key, f"must be a string, got {describe_value(data[key])}")
     seeds = data.get("seeds", 3)
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise error("seeds", f"must be a whole number of at least 1, got {_describe(seeds)}")
+        raise error("seeds", f"must be a whole number of at least 1, got {describe_value(seeds)}")
     overrides = data.get("overrides") or {}
     if not isinstance(overrides, dict):
-        raise error("overrides", f"must be a mapping of dotted config keys to values, got {_describe(overrides)}")
+        raise error("overrides", f"must be a mapping of dotted config keys to values, got {describe_value(overrides)}")
     for key, value in overrides.items():
         if not isinstance(key, str) or not re.match(r"^[a-z_]+(\.[a-z_0-9]+)+$", key):
             raise error(f"overrides.{key}", "must be a dotted config key such as trainer.epochs")
@@ -106,15 +106,15 @@ def load_suite(path: str | Path, check_configs: bool = True) -> Suite:
         raise error("tasks", "missing (a list of {name, glove, glove_elmo})")
     tasks_data, probes_data = data["tasks"], data.get("probes") or []
     if not isinstance(tasks_data, list):
-        raise error("tasks", f"must be a list, got {_describe(tasks_data)}")
+        raise error("tasks", f"must be a list, got {describe_value(tasks_data)}")
     if not isinstance(probes_data, list):
-        raise error("probes", f"must be a list, got {_describe(probes_data)}")
+        raise error("probes", f"must be a list, got {describe_value(probes_data)}")
     if not tasks_data and not probes_data:
         raise error("tasks", "is empty: a suite needs at least one task or probe")
 
     def config_path(key: str, value: Any) -> str:
         if not isinstance(value, str) or not value:
-            raise error(key, f"must be the path of a config file, got {_describe(value)}")
+            raise error(key, f"must be the path of a config file, got {describe_value(value)}")
         full = (path.parent / value).resolve()
         if not full.is_file():
             raise error(key, f"config file not found: {full}")
@@ -122,7 +122,7 @@ def load_suite(path: str | Path, check_configs: bool = True) -> Suite:
 
     def entry(key: str, value: Any, required: tuple[str, ...]) -> dict[str, Any]:
         if not isinstance(value, dict):
-            raise error(key, f"must be a mapping with {', '.join(required)}, got {_describe(value)}")
+            raise error(key, f"must be a mapping with {', '.join(required)}, got {describe_value(value)}")
         for name in value:
             if name not in required:
                 raise error(f"{key}.{name}", f"unknown key (known here: {', '.join(required)})")
@@ -130,7 +130,7 @@ def load_suite(path: str | Path, check_configs: bool = True) -> Suite:
             if name not in value:
                 raise error(f"{key}.{name}", "missing")
         if not isinstance(value["name"], str) or not _NAME.match(value["name"]):
-            raise error(f"{key}.name", f"must be a name of letters, digits, '.', '_' or '-', got {_describe(value['name'])}")
+            raise error(f"{key}.name", f"must be a name of letters, digits, '.', '_' or '-', got {describe_value(value['name'])}")
         return value
 
     tasks, seen = [], set()
@@ -151,7 +151,7 @@ def load_suite(path: str | Path, check_configs: bool = True) -> Suite:
         seen.add(item["name"])
         layers = item["layers"]
         if not isinstance(layers, dict) or not layers:
-            raise error(f"{key}.layers", f"must be a mapping of layer number to config, got {_describe(layers)}")
+            raise error(f"{key}.layers", f"must be a mapping of layer number to config, got {describe_value(layers)}")
         checked = {}
         for layer, value in layers.items():
             if isinstance(layer, bool) or not isinstance(layer, int) or layer < 0:
@@ -205,13 +205,3 @@ def check_suite_configs(suite: Suite) -> dict[str, Config]:
             if elmo.fixed != f"layer{layer}":
                 raise error(key, f"{config_file} probes features.elmo.fixed: {elmo.fixed}, not layer{layer}")
     return loaded
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if value is None:
-        return "nothing"
-    return f"{value!r}"
