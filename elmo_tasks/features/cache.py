@@ -30,6 +30,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from elmo_tasks.data.sources import cache_dir, sha256_file
 from elmo_tasks.errors import UserError
 
 CACHE_FORMAT = 1
@@ -37,8 +38,6 @@ DTYPES = {"float16": np.float16, "float32": np.float32}
 
 
 def default_cache_root() -> Path:
-    from elmo_tasks.data.sources import cache_dir
-
     return cache_dir() / "features"
 
 
@@ -50,11 +49,7 @@ def file_digest(path: Path) -> str:
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _DIGESTS:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        _DIGESTS[key] = digest.hexdigest()
+        _DIGESTS[key] = sha256_file(path)
     return _DIGESTS[key]
 
 
