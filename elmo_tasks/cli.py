@@ -31,15 +31,20 @@ COMMANDS: dict[str, str] = {
 SHARDED_COMMANDS = {"embed-file", "cache"}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="elmo-tasks", description="Frozen ELMo features for downstream NLP tasks.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+def add_subcommands(parser: argparse.ArgumentParser, modules: dict[str, str], dest: str, metavar: str) -> None:
+    """One subparser per ``name -> module`` under ``elmo_tasks.commands``; each sets ``_run`` to its module's run."""
+    sub = parser.add_subparsers(dest=dest, metavar=metavar)
     sub.required = True
-    for name, module_name in COMMANDS.items():
+    for name, module_name in modules.items():
         module = importlib.import_module(f"elmo_tasks.commands.{module_name}")
         command = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.configure(command)
         command.set_defaults(_run=module.run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="elmo-tasks", description="Frozen ELMo features for downstream NLP tasks.")
+    add_subcommands(parser, COMMANDS, dest="command", metavar="COMMAND")
     return parser
 
 

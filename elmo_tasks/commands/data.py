@@ -6,7 +6,6 @@ Each subcommand is its own module in this folder with ``HELP``, ``configure`` an
 from __future__ import annotations
 
 import argparse
-import importlib
 
 HELP = "build data: the pretraining corpus (data corpus) or a task set (data prepare NAME)"
 
@@ -17,13 +16,9 @@ SUBCOMMANDS: dict[str, str] = {
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
-    sub.required = True
-    for name, module_name in SUBCOMMANDS.items():
-        module = importlib.import_module(f"elmo_tasks.commands.{module_name}")
-        command = sub.add_parser(name, help=module.HELP, description=module.HELP)
-        module.configure(command)
-        command.set_defaults(_run=module.run)
+    from elmo_tasks.cli import add_subcommands
+
+    add_subcommands(parser, SUBCOMMANDS, dest="data_command", metavar="SUBCOMMAND")
 
 
 def run(args: argparse.Namespace) -> int:  # replaced by the chosen subcommand's run
