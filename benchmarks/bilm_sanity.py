@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import torch
 from elmo_tasks.bilm.chars import batch_to_ids
 from elmo_tasks.bilm.weights import load_bilm_dir
 from elmo_tasks.embedder import Embedder, default_model_dir
-from elmo_tasks.errors import UserError
+from elmo_tasks.errors import UserError, run_script
 from elmo_tasks.pretrain.corpus import TypeTable, encode_files
 from elmo_tasks.pretrain.evaluate import bilm_perplexity, heldout_streams, unigram_perplexity, zero_states
 from elmo_tasks.pretrain.softmax import SOFTMAX_NAME, load_softmax
@@ -140,51 +139,47 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    try:
-        model_dir = args.model or default_model_dir()
-        heldout = args.heldout or corpus_file("heldout.txt")
-        train = args.train or corpus_file("train.txt")
-        for path, what in ((heldout, "--heldout"), (train, "--train")):
-            if not path.is_file():
-                raise UserError(f"{what}: {path} not found (build the corpus with `elmo-tasks data corpus`)")
-        for name in ("vocab.txt", SOFTMAX_NAME):
-            if not (model_dir / name).is_file():
-                raise UserError(f"{model_dir} has no {name}: perplexity needs a model exported by `elmo-tasks pretrain`")
-        results = {"model": str(model_dir)}
-        print(f"model {model_dir}\n", flush=True)
-        ppl = perplexities(model_dir, heldout, train, args.max_tokens, args.rows)
-        results["perplexity"] = ppl
-        b, u = ppl["biLM"], ppl["unigram"]
-        print(f"held-out perplexity on {b['heldout_tokens']:,} target positions per direction of {heldout} "
-              f"(vocabulary {ppl['vocab_size']:,}, held-out OOV rate {ppl['heldout_oov_rate']:.2%}, {ppl['state_mode']}):")
-        print("| model | forward | backward | average |\n| --- | ---: | ---: | ---: |")
-        print(f"| biLM (full softmax) | {b['heldout_ppl_forward']:.1f} | {b['heldout_ppl_backward']:.1f} | {b['heldout_ppl']:.1f} |")
-        print(f"| unigram (train counts, add-one) | {u['heldout_ppl_forward']:.1f} | {u['heldout_ppl_backward']:.1f} | {u['heldout_ppl']:.1f} |\n", flush=True)
+    model_dir = args.model or default_model_dir()
+    heldout = args.heldout or corpus_file("heldout.txt")
+    train = args.train or corpus_file("train.txt")
+    for path, what in ((heldout, "--heldout"), (train, "--train")):
+        if not path.is_file():
+            raise UserError(f"{what}: {path} not found (build the corpus with `elmo-tasks data corpus`)")
+    for name in ("vocab.txt", SOFTMAX_NAME):
+        if not (model_dir / name).is_file():
+            raise UserError(f"{model_dir} has no {name}: perplexity needs a model exported by `elmo-tasks pretrain`")
+    results = {"model": str(model_dir)}
+    print(f"model {model_dir}\n", flush=True)
+    ppl = perplexities(model_dir, heldout, train, args.max_tokens, args.rows)
+    results["perplexity"] = ppl
+    b, u = ppl["biLM"], ppl["unigram"]
+    print(f"held-out perplexity on {b['heldout_tokens']:,} target positions per direction of {heldout} "
+          f"(vocabulary {ppl['vocab_size']:,}, held-out OOV rate {ppl['heldout_oov_rate']:.2%}, {ppl['state_mode']}):")
+    print("| model | forward | backward | average |\n| --- | ---: | ---: | ---: |")
+    print(f"| biLM (full softmax) | {b['heldout_ppl_forward']:.1f} | {b['heldout_ppl_backward']:.1f} | {b['heldout_ppl']:.1f} |")
+    print(f"| unigram (train counts, add-one) | {u['heldout_ppl_forward']:.1f} | {u['heldout_ppl_backward']:.1f} | {u['heldout_ppl']:.1f} |\n", flush=True)
 
-        embedder = Embedder.from_dir(model_dir)
-        vocab_words = Vocabulary.load(model_dir / "vocab.txt").words
-        results["layer0_neighbours"] = layer0_neighbours(embedder, vocab_words, LAYER0_WORDS, k=6)
-        print("nearest vocabulary words by layer 0 (context-free token vectors, cosine after removing the mean):")
-        print("| word | neighbours |\n| --- | --- |")
-        for word, neighbours in results["layer0_neighbours"].items():
-            print(f"| {word} | {', '.join(f'{w} ({s:.2f})' for w, s in neighbours)} |")
+    embedder = Embedder.from_dir(model_dir)
+    vocab_words = Vocabulary.load(model_dir / "vocab.txt").words
+    results["layer0_neighbours"] = layer0_neighbours(embedder, vocab_words, LAYER0_WORDS, k=6)
+    print("nearest vocabulary words by layer 0 (context-free token vectors, cosine after removing the mean):")
+    print("| word | neighbours |\n| --- | --- |")
+    for word, neighbours in results["layer0_neighbours"].items():
+        print(f"| {word} | {', '.join(f'{w} ({s:.2f})' for w, s in neighbours)} |")
 
-        lines = [line.split() for line in heldout.read_text(encoding="utf-8").splitlines() if line.split()]
-        lines = lines[: args.context_sentences]
-        results["layer2_neighbours"] = context_neighbours(embedder, lines, CONTEXT_WORDS, k=3, per_word=2)
-        print(f"\nnearest occurrences by layer 2 (in context, cosine after removing the mean; {len(lines):,} held-out "
-              "sentences, other sentences only):")
-        for item in results["layer2_neighbours"]:
-            print(f"- {item['context']}")
-            for n in item["neighbours"]:
-                print(f"    {n['similarity']:.2f}  {n['context']}")
-        if args.json:
-            args.json.write_text(json.dumps(results, indent=2) + "\n")
-    except UserError as exc:
-        print(f"bilm_sanity: error: {exc}", file=sys.stderr)
-        return 2
+    lines = [line.split() for line in heldout.read_text(encoding="utf-8").splitlines() if line.split()]
+    lines = lines[: args.context_sentences]
+    results["layer2_neighbours"] = context_neighbours(embedder, lines, CONTEXT_WORDS, k=3, per_word=2)
+    print(f"\nnearest occurrences by layer 2 (in context, cosine after removing the mean; {len(lines):,} held-out "
+          "sentences, other sentences only):")
+    for item in results["layer2_neighbours"]:
+        print(f"- {item['context']}")
+        for n in item["neighbours"]:
+            print(f"    {n['similarity']:.2f}  {n['context']}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main, "bilm_sanity")

@@ -41,7 +41,7 @@ from bench_common import (flops_per_token, gemm_rates, load_sentences, machine_d
 from elmo_tasks.bilm import packed  # noqa: E402
 from elmo_tasks.bilm.weights import OPTIONS_NAME, WEIGHTS_NAME  # noqa: E402
 from elmo_tasks.embedder import DEFAULT_MODEL_DIR, Embedder  # noqa: E402
-from elmo_tasks.errors import UserError  # noqa: E402
+from elmo_tasks.errors import UserError, run_script  # noqa: E402
 
 FULL_SENTENCES = {"small": 2048, "original": 512, "default": 1024}
 QUICK_SENTENCES = {"small": 256, "original": 64, "default": 128}
@@ -242,8 +242,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except UserError as exc:
-        print(f"bilm_speed: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run_script(main, "bilm_speed")

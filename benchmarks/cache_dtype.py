@@ -29,6 +29,7 @@ from elmo_tasks.features.cache import LayerCache  # noqa: E402
 from elmo_tasks.features.elmo import resolve_model_dir  # noqa: E402
 from elmo_tasks.training import trainer  # noqa: E402
 from elmo_tasks.training.data import load_splits  # noqa: E402
+from elmo_tasks.errors import run_script  # noqa: E402
 
 
 def main() -> int:
@@ -101,4 +102,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main, "cache_dtype")

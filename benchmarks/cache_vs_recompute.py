@@ -35,6 +35,7 @@ from elmo_tasks.bilm.options import BiLMOptions  # noqa: E402
 from elmo_tasks.bilm.weights import save_bilm  # noqa: E402
 from elmo_tasks.config import load_config  # noqa: E402
 from elmo_tasks.training import trainer  # noqa: E402
+from elmo_tasks.errors import run_script  # noqa: E402
 
 SHAPES = {
     # configs/pretrain/default.yaml: LSTM 512 / projection 128, 512-filter char CNN, 1 highway
@@ -150,4 +151,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main, "cache_vs_recompute")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import machine_description  # noqa: E402
+from elmo_tasks.errors import run_script  # noqa: E402
 
 DEMO = ["embed", "I love to watch TV", "I am wearing a wrist watch", "--word", "watch"]
 
@@ -56,4 +57,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main, "cold_start")

@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import load_sentences, machine_description  # noqa: E402
 
-from elmo_tasks.errors import UserError  # noqa: E402
+from elmo_tasks.errors import UserError, run_script  # noqa: E402
 
 
 def read_status(pid: int) -> dict[str, float]:
@@ -116,8 +116,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except UserError as exc:
-        print(f"embed_file_memory: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run_script(main, "embed_file_memory")

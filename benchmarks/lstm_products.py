@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import machine_description  # noqa: E402
 
 from elmo_tasks.bilm import packed  # noqa: E402
+from elmo_tasks.errors import run_script  # noqa: E402
 
 # (cells, projection) of each model
 SHAPES = {"small": (1024, 128), "original": (4096, 512), "default": (512, 128)}
@@ -64,4 +65,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main, "lstm_products")

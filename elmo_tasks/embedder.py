@@ -23,7 +23,7 @@ import torch
 
 from elmo_tasks.bilm.chars import batch_to_ids
 from elmo_tasks.bilm.model import BiLM, BiLMOutput
-from elmo_tasks.bilm.weights import OPTIONS_NAME, WEIGHTS_NAME, load_bilm, load_bilm_dir
+from elmo_tasks.bilm.weights import WEIGHTS_NAME, load_bilm, load_bilm_dir
 from elmo_tasks.errors import UserError
 
 MODELS_DIR = Path(__file__).parent / "models"

@@ -6,7 +6,6 @@ we hold the same bar.
 
 import h5py
 import numpy as np
-import pytest
 import torch
 
 from elmo_tasks.bilm.chars import batch_to_ids, token_to_char_ids

@@ -51,7 +51,7 @@ def small_configs(folder: Path, cache: Path) -> dict[str, Path]:
 def bench(tmp_path_factory):
     """One bench of a one-task suite (+ probes of layers 0-2), 2 seeds: 10 real runs."""
     root = tmp_path_factory.mktemp("bench")
-    configs = small_configs(root / "configs", root / "cache")
+    small_configs(root / "configs", root / "cache")  # writes the configs the suite names
     suite_path = write_yaml(root / "suite.yaml", {
         "name": "tiny", "output": str(root / "out"),
         "tasks": [{"name": "wnut16", "glove": "configs/wnut16_glove.yaml", "glove_elmo": "configs/wnut16_glove_elmo.yaml"}],

@@ -38,8 +38,6 @@ import os
 import random
 import re
 import subprocess
-import tarfile
-import time
 import zipfile
 import gzip
 from collections import Counter
