@@ -43,6 +43,19 @@ class BiLMOutput:
     mask: torch.Tensor
 
 
+def sort_by_length(lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:
+    """Rows longest first, for the LSTMs to run only the rows still active at each step.
+
+    Returns ``order`` (sorted row -> input row), ``restore`` (its inverse), the sorted lengths and
+    ``batch_sizes``: how many sorted rows are still active at each step.
+    """
+    order = torch.argsort(lengths, descending=True, stable=True)
+    sorted_lengths = lengths[order]
+    length_list = sorted_lengths.tolist()
+    batch_sizes = [sum(1 for n in length_list if n > t) for t in range(length_list[0])] if length_list else []
+    return order, torch.argsort(order), sorted_lengths, batch_sizes
+
+
 def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Reverse each row's first ``lengths[b]`` positions of (B, T, D); padding stays at the end.
 
@@ -177,12 +190,7 @@ class BiLM(nn.Module):
         word_mask, ids, full_lengths, full_mask = self._with_boundaries(char_ids)
         tokens = self.encode_tokens(ids, full_mask)  # (B, T+2, P)
 
-        # sort longest first so that step t only runs the rows still active
-        order = torch.argsort(full_lengths, descending=True, stable=True)
-        restore = torch.argsort(order)
-        sorted_lengths = full_lengths[order]
-        length_list = sorted_lengths.tolist()
-        batch_sizes = [sum(1 for n in length_list if n > t) for t in range(length_list[0])] if length_list else []
+        order, restore, sorted_lengths, batch_sizes = sort_by_length(full_lengths)
         x = tokens[order]
 
         initial = self._initial_states(ids.shape[0], tokens)
@@ -223,11 +231,7 @@ class BiLM(nn.Module):
         batch, steps = full_mask.shape
         p = table.shape[1]
 
-        order = torch.argsort(full_lengths, descending=True, stable=True)
-        restore = torch.argsort(order)
-        sorted_lengths = full_lengths[order]
-        length_list = sorted_lengths.tolist()
-        batch_sizes = [sum(1 for n in length_list if n > t) for t in range(length_list[0])]
+        order, restore, sorted_lengths, batch_sizes = sort_by_length(full_lengths)
 
         # time-major rows of the table: [:, :, 0] forward, [:, :, 1] reversed within each row's length
         forward_rows = position_rows[order].t()  # (T+2, B)
