@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Sequence
 
+from elmo_tasks.atomic import atomic_path
 from elmo_tasks.errors import UserError
 
 BARRIER_TIMEOUT = timedelta(hours=12)  # a barrier waits for the slowest shard to finish
@@ -128,39 +128,30 @@ def merge_hdf5_shards(shards: Sequence[str | Path], output: str | Path, json_map
     """
     import h5py
 
-    output = Path(output)
-    fd, tmp_name = tempfile.mkstemp(prefix=output.name + ".tmp-", dir=output.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        merged_maps: dict[str, dict] = {name: {} for name in json_maps}
-        seen: dict[str, Path] = {}
-        with h5py.File(tmp, "w") as target:
-            for number, shard in enumerate(shards):
-                shard = Path(shard)
-                if not shard.is_file():
-                    raise UserError(f"shard file not found: {shard}")
-                with h5py.File(shard, "r") as source:
-                    if number == 0:
-                        for key, value in source.attrs.items():
-                            target.attrs[key] = value
-                    for name in source:
-                        if name in merged_maps:
-                            raw = source[name][()]
-                            text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
-                            for key, value in json.loads(text).items():
-                                merged_maps[name].setdefault(key, value)
-                            continue
-                        if name in seen:
-                            raise UserError(f"'{name}' is in both {seen[name]} and {shard}: shards must not overlap")
-                        seen[name] = shard
-                        source.copy(source[name], target, name=name)
-            for name, mapping in merged_maps.items():
-                target.create_dataset(name, data=json.dumps(mapping), dtype=h5py.string_dtype())
-        os.replace(tmp, output)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    merged_maps: dict[str, dict] = {name: {} for name in json_maps}
+    seen: dict[str, Path] = {}
+    with atomic_path(output) as tmp, h5py.File(tmp, "w") as target:
+        for number, shard in enumerate(shards):
+            shard = Path(shard)
+            if not shard.is_file():
+                raise UserError(f"shard file not found: {shard}")
+            with h5py.File(shard, "r") as source:
+                if number == 0:
+                    for key, value in source.attrs.items():
+                        target.attrs[key] = value
+                for name in source:
+                    if name in merged_maps:
+                        raw = source[name][()]
+                        text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+                        for key, value in json.loads(text).items():
+                            merged_maps[name].setdefault(key, value)
+                        continue
+                    if name in seen:
+                        raise UserError(f"'{name}' is in both {seen[name]} and {shard}: shards must not overlap")
+                    seen[name] = shard
+                    source.copy(source[name], target, name=name)
+        for name, mapping in merged_maps.items():
+            target.create_dataset(name, data=json.dumps(mapping), dtype=h5py.string_dtype())
 
 
 def embed_file_sharded(embedder, input_file: str | Path, output_file: str | Path, layers: str = "all",

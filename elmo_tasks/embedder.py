@@ -11,9 +11,7 @@ The command-line tools ``embed`` and ``embed-file`` use these same objects.
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -21,6 +19,7 @@ import h5py
 import numpy as np
 import torch
 
+from elmo_tasks.atomic import atomic_path
 from elmo_tasks.bilm.chars import batch_to_ids
 from elmo_tasks.bilm.model import BiLM, BiLMOutput
 from elmo_tasks.bilm.weights import WEIGHTS_NAME, load_bilm, load_bilm_dir
@@ -165,34 +164,26 @@ class Embedder:
             raise UserError(f"output path is a folder: {output_path}")
         if not output_path.parent.is_dir():
             raise UserError(f"output folder does not exist: {output_path.parent}")
-        fd, tmp_name = tempfile.mkstemp(prefix=output_path.name + ".tmp-", dir=output_path.parent)
-        os.close(fd)
-        tmp = Path(tmp_name)
         count = 0
-        try:
-            sentence_to_index: dict[str, str] = {}
-            numbered = _read_lines(input_path, lines)
-            first_line = lines.start if lines is not None else 0
-            with h5py.File(tmp, "w") as handle:
-                tokens = (text.split() for text in _remember(numbered, sentence_to_index))
-                stream = self.embed_indexed(tokens)
-                if progress:
-                    from tqdm import tqdm
+        sentence_to_index: dict[str, str] = {}
+        numbered = _read_lines(input_path, lines)
+        first_line = lines.start if lines is not None else 0
+        with atomic_path(output_path) as tmp, h5py.File(tmp, "w") as handle:
+            tokens = (text.split() for text in _remember(numbered, sentence_to_index))
+            stream = self.embed_indexed(tokens)
+            if progress:
+                from tqdm import tqdm
 
-                    stream = tqdm(stream, unit=" sentences", desc="embed-file", file=sys.stderr,
-                                  total=len(lines) if lines is not None else None)
-                for count, (index, array) in enumerate(stream, start=1):
-                    if layers == "top":
-                        array = array[-1]
-                    elif layers == "average":
-                        array = array.mean(axis=0)
-                    handle.create_dataset(str(first_line + index), data=array.astype(np.float32, copy=False))
-                handle.create_dataset("sentence_to_index", data=json.dumps(sentence_to_index),
-                                      dtype=h5py.string_dtype())
-            os.replace(tmp, output_path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+                stream = tqdm(stream, unit=" sentences", desc="embed-file", file=sys.stderr,
+                              total=len(lines) if lines is not None else None)
+            for count, (index, array) in enumerate(stream, start=1):
+                if layers == "top":
+                    array = array[-1]
+                elif layers == "average":
+                    array = array.mean(axis=0)
+                handle.create_dataset(str(first_line + index), data=array.astype(np.float32, copy=False))
+            handle.create_dataset("sentence_to_index", data=json.dumps(sentence_to_index),
+                                  dtype=h5py.string_dtype())
         return count
 
 

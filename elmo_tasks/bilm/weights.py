@@ -10,14 +10,13 @@ The HDF5 layout (all x·W orientation, TF gate order i, j, f, o, forget bias +1 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import h5py
 import numpy as np
 import torch
 
+from elmo_tasks.atomic import atomic_path
 from elmo_tasks.bilm.chars import N_RAW_CHARS
 from elmo_tasks.bilm.model import BiLM
 from elmo_tasks.bilm.options import BiLMOptions
@@ -155,17 +154,6 @@ def weights_to_arrays(model: BiLM) -> dict[str, np.ndarray]:
     return out
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".tmp-", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_bilm(model: BiLM, directory: str | Path, dtype: str = "float32") -> Path:
     """Write ``options.json`` + ``weights.hdf5`` into ``directory`` (each file atomically).
 
@@ -182,6 +170,8 @@ def save_bilm(model: BiLM, directory: str | Path, dtype: str = "float32") -> Pat
             for name, value in arrays.items():
                 handle.create_dataset(name, data=value.astype(dtype))
 
-    _atomic_write(directory / WEIGHTS_NAME, write_weights)
-    _atomic_write(directory / OPTIONS_NAME, model.options.save)
+    with atomic_path(directory / WEIGHTS_NAME) as tmp:
+        write_weights(tmp)
+    with atomic_path(directory / OPTIONS_NAME) as tmp:
+        model.options.save(tmp)
     return directory

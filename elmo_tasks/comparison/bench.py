@@ -26,7 +26,8 @@ from typing import Callable
 
 from elmo_tasks.comparison.runs import GLOVE, GLOVE_ELMO, PROBE, SETTING_TITLES, RunRecord, read_run
 from elmo_tasks.comparison.suite import Suite, check_suite_configs
-from elmo_tasks.comparison.table import write_atomic, write_report
+from elmo_tasks.atomic import write_text_atomic
+from elmo_tasks.comparison.table import write_report
 from elmo_tasks.errors import UserError
 
 
@@ -149,7 +150,7 @@ def run_suite(suite: Suite, seeds: list[int], out: str | Path, command: str = ""
                "cache_seconds": round(cache_seconds, 3), "run_seconds": round(run_seconds, 3),
                "trained": trained, "reused": reused, "elmo_models": models,
                "sum_run_total_seconds": round(sum(r.total_seconds for r in records), 3), "runs": timings}
-    write_atomic(out / "bench.json", json.dumps(summary, indent=1) + "\n")
+    write_text_atomic(out / "bench.json", json.dumps(summary, indent=1) + "\n")
     written["bench.json"] = out / "bench.json"
     return BenchResult(records, written, cache_seconds, run_seconds, trained, reused)
 

@@ -3,10 +3,11 @@ layer, error bars = std over seeds) and the scale gamma, from the GloVe + ELMo r
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
+
+from elmo_tasks.atomic import atomic_path
 
 
 def plot_layer_weights(weights: pd.DataFrame, path: str | Path) -> bool:
@@ -53,11 +54,11 @@ def plot_layer_weights(weights: pd.DataFrame, path: str | Path) -> bool:
         footer += "; fixed (not learned) mixes left out: " + ", ".join(sorted(set(fixed["task"])))
     fig.text(0.01, 0.01, footer, fontsize=7)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=120)
+    finally:
+        plt.close(fig)
     return True
 
 

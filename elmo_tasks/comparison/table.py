@@ -10,12 +10,12 @@ share of the baseline's errors that adding ELMo removes (the paper's Table 1 col
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
 
+from elmo_tasks.atomic import write_text_atomic
 from elmo_tasks.comparison.runs import GLOVE, GLOVE_ELMO, PROBE, SETTING_TITLES, RunRecord
 from elmo_tasks.errors import UserError
 
@@ -217,13 +217,6 @@ def report_markdown(records: Sequence[RunRecord], order: Sequence[str] | None = 
 # -- files ------------------------------------------------------------------------------------------
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder (never half a file)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_report(records: Sequence[RunRecord], out_dir: str | Path, order: Sequence[str] | None = None,
                  note: str = "", plot: bool = True) -> dict[str, Path]:
     """Write comparison.md, comparison.csv, probes.csv, layer_weights.csv, runs.csv and
@@ -241,9 +234,9 @@ def write_report(records: Sequence[RunRecord], out_dir: str | Path, order: Seque
         "runs.csv": runs_frame(records),
     }
     for name, frame in frames.items():
-        write_atomic(out / name, frame.to_csv(index=False, float_format="%.8g"))
+        write_text_atomic(out / name, frame.to_csv(index=False, float_format="%.8g"))
         written[name] = out / name
-    write_atomic(out / "comparison.md", report_markdown(records, order, note))
+    write_text_atomic(out / "comparison.md", report_markdown(records, order, note))
     written["comparison.md"] = out / "comparison.md"
     if plot and plot_layer_weights(frames["layer_weights.csv"], out / "layer_weights.png"):
         written["layer_weights.png"] = out / "layer_weights.png"

@@ -34,7 +34,6 @@ import csv
 import hashlib
 import io
 import json
-import os
 import random
 import re
 import subprocess
@@ -45,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from elmo_tasks.atomic import atomic_path
 from elmo_tasks.data.sources import sha256_file
 from elmo_tasks.data.tokenize import split_sentences, tokenize
 
@@ -553,16 +553,10 @@ class CorpusBuilder:
 
 def write_atomic_lines(path: Path, lines: Iterable[str]) -> None:
     """Write one line per item under a temporary name, then rename (no half file on a crash)."""
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
-            for line in lines:
-                handle.write(line)
-                handle.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as handle:
+        for line in lines:
+            handle.write(line)
+            handle.write("\n")
 
 
 def write_outputs(out_dir: Path, builder: CorpusBuilder, manifest: dict) -> dict:

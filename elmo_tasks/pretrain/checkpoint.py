@@ -8,12 +8,12 @@ data position (global step), the counters and the evaluation history.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from elmo_tasks.atomic import atomic_path
 from elmo_tasks.errors import UserError
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -22,16 +22,10 @@ CHECKPOINT_NAME = "checkpoint.pt"
 def save_checkpoint(state: dict[str, Any], directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / CHECKPOINT_NAME
-    fd, tmp = tempfile.mkstemp(prefix=CHECKPOINT_NAME + ".tmp-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(target) as tmp, open(tmp, "wb") as handle:
+        torch.save(state, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
     return target
 
 

@@ -10,13 +10,13 @@ removed from that row. The vocabulary must be sorted by descending frequency for
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from elmo_tasks.atomic import atomic_path
 from elmo_tasks.errors import UserError
 
 IGNORE = -1  # target id of positions that are not predicted (padding)
@@ -110,11 +110,9 @@ def save_softmax(softmax: Softmax, path: Path, dtype: str = "float32") -> None:
     """The output softmax next to the exported biLM (for perplexity; ELMo users never need it)."""
     import h5py
 
-    tmp = path.with_name(path.name + ".tmp-write")
-    with h5py.File(tmp, "w") as handle:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
         handle.create_dataset("softmax/W", data=softmax.weight.detach().cpu().float().numpy().astype(dtype))
         handle.create_dataset("softmax/b", data=softmax.bias.detach().cpu().float().numpy().astype(dtype))
-    os.replace(tmp, path)
 
 
 def load_softmax(path: Path) -> Softmax:

@@ -29,7 +29,6 @@ run gives); a complete run is not repeated. A folder that holds another config's
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 import sys
@@ -41,6 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from elmo_tasks.atomic import atomic_path, write_text_atomic
 from elmo_tasks.config import SPLITS, Config, dump_yaml
 from elmo_tasks.errors import UserError
 from elmo_tasks.features import FeatureStack, build_features
@@ -84,15 +84,8 @@ def _to(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
 
 
 def _save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp-write")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp-write")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def seed_everything(seed: int) -> None:
@@ -188,7 +181,7 @@ def run(config: Config, run_dir: str | Path, progress: bool = True, restart: boo
         raise UserError(f"{run_dir} holds an unfinished run of another config; use --out DIR or --restart")
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     (run_dir / "predictions").mkdir(exist_ok=True)
-    _write_text(resolved, dump_yaml(config.to_dict()))
+    write_text_atomic(resolved, dump_yaml(config.to_dict()))
     log = Logger(run_dir / "log.txt", echo)
     started = time.perf_counter()
     t = config.trainer
@@ -256,7 +249,7 @@ def run(config: Config, run_dir: str | Path, progress: bool = True, restart: boo
         results[name] = {k: round(v, 6) for k, v in metrics.items()}
         _write_predictions(run_dir / "predictions" / f"{name}.jsonl", splits[name], task, predictions)
     mix = model.features.mix_report()
-    _write_text(run_dir / "mix.json", json.dumps(mix, indent=1) + "\n")
+    write_text_atomic(run_dir / "mix.json", json.dumps(mix, indent=1) + "\n")
     train_times = [h["train_seconds"] for h in history]
     out = {
         "schema": SCHEMA, "name": config.name, "config": config.path, "fingerprint": fingerprint,
@@ -271,7 +264,7 @@ def run(config: Config, run_dir: str | Path, progress: bool = True, restart: boo
         "mix": mix, "parameters": n_params, "sizes": {name: len(s) for name, s in splits.items()},
         "feature_info": info, "versions": _versions(),
     }
-    _write_text(metrics_path, json.dumps(out, indent=1) + "\n")
+    write_text_atomic(metrics_path, json.dumps(out, indent=1) + "\n")
     state_path.unlink(missing_ok=True)
     log(f"done: dev {task.main_metric} {results['dev'][task.main_metric]:.4f}, "
         f"test {task.main_metric} {results['test'][task.main_metric]:.4f} (best epoch {best_epoch}); {metrics_path}")
@@ -287,7 +280,7 @@ def _write_predictions(path: Path, split: Split, task: Task, predictions: list) 
             row["target"] = int(split.target[i])
             row["lemma_key"] = split.keys[i]
         lines.append(json.dumps(row, ensure_ascii=False))
-    _write_text(path, "\n".join(lines) + ("\n" if lines else ""))
+    write_text_atomic(path, "\n".join(lines) + ("\n" if lines else ""))
 
 
 def _versions() -> dict[str, str]:
