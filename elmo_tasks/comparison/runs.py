@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from elmo_tasks.config import parse_yaml
 from elmo_tasks.errors import UserError
 
 GLOVE, GLOVE_ELMO, PROBE = "glove", "glove_elmo", "probe"
@@ -54,6 +53,8 @@ class RunRecord:
     train_seconds: float = 0.0  # training + dev evaluation over all epochs
     features: list[str] = field(default_factory=list)
     elmo_model: str = ""  # the biLM folder the ELMo features came from
+    dataset_key: str = ""  # identity of the data set, to tell apart two data sets with one task name
+    train_file: str = ""  # the data set's train file, when it is read from files
 
 
 def read_run(run_dir: str | Path) -> RunRecord:
@@ -77,10 +78,7 @@ def read_run(run_dir: str | Path) -> RunRecord:
             raise UserError(f"{metrics_path}: {split}.{main}: missing (the main metric's {split} score)")
     if not config_path.is_file():
         raise UserError(f"{run_dir}: no config.yaml next to metrics.json")
-    try:
-        config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise UserError(f"{config_path}: not valid YAML ({exc})") from None
+    config = parse_yaml(config_path, UserError)
     if not isinstance(config, dict) or not isinstance(config.get("dataset"), dict) \
             or not isinstance(config.get("features"), dict):
         raise UserError(f"{config_path}: not a resolved run config (needs dataset and features)")
@@ -96,6 +94,7 @@ def read_run(run_dir: str | Path) -> RunRecord:
         total_seconds=float(metrics.get("total_seconds", 0.0)),
         train_seconds=round(sum(float(h.get("train_seconds", 0)) + float(h.get("eval_seconds", 0)) for h in history), 3),
         features=features, elmo_model=str(((metrics.get("feature_info") or {}).get("elmo_model") or {}).get("dir", "")),
+        dataset_key=dataset_key(config), train_file=str((config["dataset"].get("files") or {}).get("train", "")),
     )
 
 
@@ -192,9 +191,7 @@ def find_runs(paths: list[str | Path], warn: bool = True) -> list[RunRecord]:
     labels: dict[str, str] = {}  # task label -> dataset key, to catch two data sets with one name
     for run_dir in finished:
         record = read_run(run_dir)
-        config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
-        key = dataset_key(config)
-        if labels.setdefault(record.task, key) != key:
-            record.task = f"{record.task} ({(config['dataset'].get('files') or {}).get('train', key)})"
+        if labels.setdefault(record.task, record.dataset_key) != record.dataset_key:
+            record.task = f"{record.task} ({record.train_file or record.dataset_key})"
         records.append(record)
     return records
