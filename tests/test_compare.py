@@ -174,6 +174,21 @@ def test_compare_refuses_two_configs_in_one_cell(bench, tmp_path):
         check_records(records)
 
 
+def test_two_data_sets_with_one_name_get_separate_rows(bench, tmp_path):
+    """Runs whose data sets share a task name but differ are told apart by their train file."""
+    root, _, _ = bench
+    original = root / "out" / "runs" / "wnut16" / "glove" / "seed0"
+    copy = tmp_path / "elsewhere" / "seed0"
+    shutil.copytree(original, copy)
+    config = yaml.safe_load((copy / "config.yaml").read_text(encoding="utf-8"))
+    other_train = tmp_path / "other" / Path(config["dataset"]["files"]["train"]).parent.name / "train.conll"
+    config["dataset"]["files"]["train"] = str(other_train)
+    (copy / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    records = find_runs([original, copy])
+    assert records[0].task == "wnut16 (first 48)"
+    assert records[1].task == f"wnut16 (first 48) ({other_train})"
+
+
 def test_compare_errors(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert cli.main(["compare", str(tmp_path / "empty")]) == 2
