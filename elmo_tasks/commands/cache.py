@@ -42,12 +42,11 @@ def run(args: argparse.Namespace) -> int:
                 built = cache.ensure(tokens, progress=not args.quiet and rank.is_main, desc=f"{config.name} {split}")
                 if not rank.is_main:
                     continue
-                found = cache.lookup(tokens)
-                if found is None:
+                layers = cache.peek(tokens)  # memory-mapped: the command only reports the size
+                if layers is None:
                     raise UserError(f"the feature cache at {cache.path_for(tokens)} could not be read back")
-                size = found.layers.numel() * found.layers.element_size()
-                print(f"{config.name} {split}: {'built' if built else 'cached'}, {len(found):,} sentences, "
-                      f"{found.layers.shape[0]:,} tokens, {size / 2**20:.1f} MiB -> {found.path}")
+                print(f"{config.name} {split}: {'built' if built else 'cached'}, {len(tokens):,} sentences, "
+                      f"{layers.shape[0]:,} tokens, {layers.nbytes / 2**20:.1f} MiB -> {cache.path_for(tokens)}")
     finally:
         distributed.finish()
     if rank.world > 1:

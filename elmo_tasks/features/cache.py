@@ -116,6 +116,10 @@ class LayerCache:
         """The cached layers of ``sentences`` if a complete, matching cache exists."""
         return self._open(self.path_for(sentences), sentences)
 
+    def peek(self, sentences: Sequence[Sequence[str]]) -> np.memmap | None:
+        """The cached layers of ``sentences``, memory-mapped rather than read, if a complete cache exists."""
+        return self._check(self.path_for(sentences), sentences)
+
     def get(self, sentences: Sequence[Sequence[str]], progress: bool = True, desc: str = "cache") -> CachedLayers:
         """The cached layers, built first if needed (with a progress bar on stderr)."""
         self.ensure(sentences, progress=progress, desc=desc)
@@ -131,8 +135,7 @@ class LayerCache:
         """
         from elmo_tasks.distributed import broadcast_from_main
 
-        missing = self._check(self.path_for(sentences), sentences) is None
-        if not broadcast_from_main(missing):
+        if not broadcast_from_main(self.peek(sentences) is None):
             return False
         self.build(sentences, progress=progress, desc=desc)
         return True
