@@ -11,7 +11,7 @@ Under ``torchrun`` the ranks build a cache together, each embedding one block of
 
 Writes are atomic: the folder is written under a temporary name and renamed into place only once
 complete, so a killed build leaves nothing that a later run would trust (the leftover temporary
-folder is removed by the next build of the same key).
+folder is removed by the next build of the same key once its process is gone).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from elmo_tasks.atomic import make_temp_dir
 from elmo_tasks.data.sources import cache_dir, sha256_file
 from elmo_tasks.errors import UserError
 
@@ -224,10 +224,7 @@ class LayerCache:
     def _start(self, target: Path, shape: tuple[int, int, int]) -> Path:
         """A fresh temporary folder beside ``target`` holding a zero-filled ``layers.npy`` of ``shape``."""
         target.parent.mkdir(parents=True, exist_ok=True)
-        for stale in target.parent.glob(f"{target.name}.tmp-*"):  # left by a killed build
-            if time.time() - stale.stat().st_mtime > 60:
-                shutil.rmtree(stale, ignore_errors=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f"{target.name}.tmp-", dir=target.parent))
+        tmp = make_temp_dir(target)  # and removes the ones of killed builds
         layers = np.lib.format.open_memmap(tmp / "layers.npy", mode="w+", dtype=DTYPES[self.dtype], shape=shape)
         del layers
         return tmp
