@@ -24,13 +24,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from elmo_tasks.errors import UserError
+    from elmo_tasks.lock import LOCK_NAME, hold
     from elmo_tasks.pretrain.config import load_config
-    from elmo_tasks.pretrain.trainer import Trainer
 
     config = load_config(args.config)
     out = Path(args.out) if args.out else Path("runs") / "pretrain" / Path(args.config).stem
     if args.export_only and not args.resume:
         raise UserError("--export-only exports an existing run: give --resume too")
+    if args.resume and not out.is_dir():
+        raise UserError(f"--resume: no run folder {out}")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the run folder {out}: {exc.strerror or exc}") from None
+    with hold(out / LOCK_NAME, f"pretraining folder {out}"):  # one process per run folder
+        return _pretrain(args, config, out)
+
+
+def _pretrain(args: argparse.Namespace, config, out: Path) -> int:
+    from elmo_tasks.pretrain.trainer import Trainer
+
     trainer = Trainer(config, out, device=args.device, resume=args.resume, progress=not args.quiet)
     if args.export_only:
         trainer.export(out / "model")

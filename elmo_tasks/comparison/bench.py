@@ -29,6 +29,7 @@ from elmo_tasks.comparison.suite import Suite, check_suite_configs
 from elmo_tasks.atomic import write_text_atomic
 from elmo_tasks.comparison.table import write_report
 from elmo_tasks.errors import UserError
+from elmo_tasks.lock import LOCK_NAME, hold
 
 
 @dataclass
@@ -102,12 +103,24 @@ class BenchResult:
 
 def run_suite(suite: Suite, seeds: list[int], out: str | Path, command: str = "", verbose: bool = False,
               log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> BenchResult:
-    """Run (or reuse) every run of ``suite`` for ``seeds`` under ``out`` and write the tables there."""
+    """Run (or reuse) every run of ``suite`` for ``seeds`` under ``out`` and write the tables there.
+
+    ``out`` is locked meanwhile: a second bench into it is refused."""
+    out = Path(out)
+    loaded = check_suite_configs(suite)  # every config is checked before anything is written
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the bench output folder {out}: {exc.strerror or exc}") from None
+    with hold(out / LOCK_NAME, f"bench output {out}"):
+        return _run_suite(suite, loaded, seeds, out, command, verbose, log)
+
+
+def _run_suite(suite: Suite, loaded: dict, seeds: list[int], out: Path, command: str, verbose: bool,
+               log: Callable[[str], None]) -> BenchResult:
     from elmo_tasks.config import load_config
     from elmo_tasks.training.trainer import run as run_experiment
 
-    out = Path(out)
-    loaded = check_suite_configs(suite)
     cache_seconds = build_caches(list(loaded.values()), progress=verbose, log=log)
     planned = plan_runs(suite, seeds, out)
     records, timings = [], []

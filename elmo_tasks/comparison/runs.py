@@ -30,6 +30,7 @@ SETTING_TITLES = {GLOVE: "GloVe", GLOVE_ELMO: "GloVe + ELMo", PROBE: "probe"}
 
 # metrics.json keys a record needs (schema 1 of elmo_tasks.training.trainer)
 _REQUIRED = ("seed", "main_metric", "dev", "test", "features", "head")
+FAILED_NAME = "failed.json"  # what a failed run leaves instead of metrics.json (elmo_tasks.training.trainer)
 
 
 @dataclass
@@ -65,7 +66,7 @@ def read_run(run_dir: str | Path) -> RunRecord:
         raise UserError(f"{run_dir}: no metrics.json (not a finished run)")
     try:
         metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:
         raise UserError(f"{metrics_path}: not valid JSON ({exc})") from None
     if not isinstance(metrics, dict):
         raise UserError(f"{metrics_path}: expected a JSON object")
@@ -182,9 +183,13 @@ def find_run_dirs(paths: list[str | Path]) -> tuple[list[Path], list[Path]]:
 def find_runs(paths: list[str | Path], warn: bool = True) -> list[RunRecord]:
     """The records of every finished run at or under ``paths``; unfinished ones are named on stderr."""
     finished, unfinished = find_run_dirs(paths)
-    if warn and unfinished:
-        print(f"left out {len(unfinished)} unfinished run(s) (no metrics.json yet): "
-              + ", ".join(str(p) for p in unfinished[:5]) + (" ..." if len(unfinished) > 5 else ""), file=sys.stderr)
+    failed = [p for p in unfinished if (p / FAILED_NAME).is_file()]
+    running = [p for p in unfinished if p not in failed]
+    for kind, dirs in (("failed", failed), ("unfinished", running)):
+        if warn and dirs:
+            why = "failed.json: the run failed" if kind == "failed" else "no metrics.json yet"
+            print(f"left out {len(dirs)} {kind} run(s) ({why}): " + ", ".join(str(p) for p in dirs[:5])
+                  + (" ..." if len(dirs) > 5 else ""), file=sys.stderr)
     if not finished:
         raise UserError("no finished runs in " + ", ".join(str(p) for p in paths))
     records = []

@@ -32,6 +32,7 @@ import torch
 from elmo_tasks.atomic import make_temp_dir
 from elmo_tasks.data.sources import cache_dir, sha256_file
 from elmo_tasks.errors import UserError
+from elmo_tasks.lock import hold
 
 CACHE_FORMAT = 1
 DTYPES = {"float16": np.float16, "float32": np.float32}
@@ -155,7 +156,9 @@ class LayerCache:
             meta = json.loads(meta_path.read_text())
             offsets = np.load(path / "offsets.npy")
             layers = np.load(path / "layers.npy", mmap_mode="r")
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
+            return None
+        if not isinstance(meta, dict):
             return None
         expected = np.concatenate([[0], np.cumsum([len(s) for s in sentences])])
         if (meta.get("format") != CACHE_FORMAT or meta.get("model") != self.model_key or meta.get("dtype") != self.dtype
@@ -177,16 +180,35 @@ class LayerCache:
         from elmo_tasks import distributed
 
         rank = distributed.current_rank()
-        embedder = self._load_embedder(rank)
         target = self.path_for(sentences)
-        offsets = np.concatenate([[0], np.cumsum([len(s) for s in sentences])]).astype(np.int64)
-        shape = (int(offsets[-1]), embedder.num_layers, embedder.output_dim)
+        if not rank.is_main:
+            return self._build(target, sentences, progress, desc, rank)
         try:
-            tmp = self._start(target, shape) if rank.is_main else None
+            target.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UserError(f"cannot write the feature cache under {self.root} (features.elmo.cache_dir): "
                             f"{exc.strerror or exc}: {exc.filename or target.parent}") from None
-        tmp = Path(distributed.broadcast_from_main(str(tmp)))
+        # one builder per key: another process building it is waited for, and its cache reused
+        with hold(target.parent / f"{target.name}.lock", f"the feature cache {target}", wait=True):
+            return self._build(target, sentences, progress, desc, rank)
+
+    def _build(self, target: Path, sentences: Sequence[Sequence[str]], progress: bool, desc: str, rank) -> Path:
+        from elmo_tasks import distributed
+
+        embedder = self._load_embedder(rank)
+        offsets = np.concatenate([[0], np.cumsum([len(s) for s in sentences])]).astype(np.int64)
+        shape = (int(offsets[-1]), embedder.num_layers, embedder.output_dim)
+        tmp = None
+        if rank.is_main and self._check(target, sentences) is None:  # else built while we waited
+            try:
+                tmp = self._start(target, shape)
+            except OSError as exc:
+                raise UserError(f"cannot write the feature cache under {self.root} (features.elmo.cache_dir): "
+                                f"{exc.strerror or exc}: {exc.filename or target.parent}") from None
+        tmp = distributed.broadcast_from_main(str(tmp) if tmp is not None else "")
+        if not tmp:
+            return target
+        tmp = Path(tmp)
         try:
             if not (tmp / "layers.npy").is_file():
                 raise UserError(f"rank {rank.rank} cannot see the feature cache folder {tmp} that rank 0 created: "

@@ -9,6 +9,8 @@ A run folder (``elmo-tasks run`` writes ``OUTPUT/seedN`` unless ``--out DIR``) h
     predictions/dev.jsonl, predictions/test.jsonl   one object per sentence: tokens, gold, pred
     checkpoints/best.pt   the weights with the best dev metric
     checkpoints/last.pt   the state after the last finished epoch (removed when the run completes)
+    failed.json           only after a failure: the error (removed when the run starts again)
+    .lock                 only while a process runs it (elmo_tasks.lock)
 
 Resuming: a run started again on the same folder with the same config continues after the last
 finished epoch (shuffling and dropout are seeded per epoch, so the result is the one an unbroken
@@ -45,9 +47,11 @@ from elmo_tasks.config import SPLITS, Config, dump_yaml
 from elmo_tasks.errors import UserError
 from elmo_tasks.features import FeatureStack, build_features
 from elmo_tasks.heads import HEADS
+from elmo_tasks.lock import LOCK_NAME, hold
 from elmo_tasks.training.data import Split, Task, load_sense_frequencies, load_splits
 
 SCHEMA = 1
+FAILED_NAME = "failed.json"  # written by a run that failed: its error
 
 
 class TaskModel(nn.Module):
@@ -159,26 +163,78 @@ def train_epoch(model: TaskModel, split: Split, config: Config, optimizer: torch
 
 
 def run(config: Config, run_dir: str | Path, progress: bool = True, restart: bool = False, echo: bool = True) -> dict[str, Any]:
-    """Train, select on dev, evaluate on test; write the run folder. Returns the metrics dict."""
+    """Train, select on dev, evaluate on test; write the run folder. Returns the metrics dict.
+
+    The folder is locked for the run (a second process is refused); a run that fails writes
+    ``failed.json`` (the error) and no ``metrics.json``, so it is never taken for a finished one.
+    """
     run_dir = Path(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the run folder {run_dir}: {exc.strerror or exc}") from None
+    with hold(run_dir / LOCK_NAME, f"run folder {run_dir}"):
+        done, state = _resume_point(config, run_dir, restart, echo)
+        if done is not None:
+            return done
+        (run_dir / FAILED_NAME).unlink(missing_ok=True)
+        try:
+            return _train(config, run_dir, state, progress, echo)
+        except Exception as exc:
+            write_text_atomic(run_dir / FAILED_NAME, json.dumps(
+                {"error": str(exc) or type(exc).__name__, "type": type(exc).__name__,
+                 "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=1) + "\n")
+            raise
+
+
+def load_checkpoint(path: Path) -> Any:
+    """A checkpoint of this module: tensors and plain data only (``weights_only``: a crafted file
+    cannot run code); an unreadable one is a UserError naming it."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds (UnpicklingError, RuntimeError, EOFError, ...)
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{path}: not a readable checkpoint of elmo-tasks run ({reason[:160]}); "
+                        "--restart discards it") from None
+
+
+def _resume_point(config: Config, run_dir: Path, restart: bool, echo: bool) -> tuple[dict | None, dict | None]:
+    """(the finished run's metrics, None) when the folder holds this run complete, else (None, the
+    checkpoint to resume from or None); a folder of another config is an error."""
     fingerprint = config.fingerprint()
     metrics_path, state_path = run_dir / "metrics.json", run_dir / "checkpoints" / "last.pt"
-    resolved = run_dir / "config.yaml"
-    if restart and run_dir.exists():
-        for name in ("metrics.json", "mix.json", "log.txt", "config.yaml"):
+    if restart:
+        for name in ("metrics.json", "mix.json", "log.txt", "config.yaml", FAILED_NAME):
             (run_dir / name).unlink(missing_ok=True)
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
         shutil.rmtree(run_dir / "predictions", ignore_errors=True)
     if metrics_path.is_file():
-        done = json.loads(metrics_path.read_text())
+        try:
+            done = json.loads(metrics_path.read_text(encoding="utf-8"))
+        except (ValueError, RecursionError) as exc:
+            raise UserError(f"{metrics_path}: not valid JSON ({exc}); --restart runs it again") from None
+        if not isinstance(done, dict):
+            raise UserError(f"{metrics_path}: not a metrics.json of elmo-tasks run (expected a JSON object); "
+                            "--restart runs it again")
         if done.get("fingerprint") == fingerprint:
             if echo:
                 print(f"{run_dir}: already complete (metrics.json); --restart runs it again", file=sys.stderr)
-            return done
+            return done, None
         raise UserError(f"{run_dir} holds a finished run of another config; use --out DIR or --restart")
-    state = torch.load(state_path, weights_only=False) if state_path.is_file() else None
-    if state is not None and state.get("fingerprint") != fingerprint:
-        raise UserError(f"{run_dir} holds an unfinished run of another config; use --out DIR or --restart")
+    state = load_checkpoint(state_path) if state_path.is_file() else None
+    if state is not None:
+        needed = {"fingerprint": str, "epoch": int, "model": dict, "history": list, "best_epoch": int}
+        if not isinstance(state, dict) or any(not isinstance(state.get(k), t) for k, t in needed.items()):
+            raise UserError(f"{state_path}: not a checkpoint of elmo-tasks run; --restart discards it")
+        if state["fingerprint"] != fingerprint:
+            raise UserError(f"{run_dir} holds an unfinished run of another config; use --out DIR or --restart")
+    return None, state
+
+
+def _train(config: Config, run_dir: Path, state: dict | None, progress: bool, echo: bool) -> dict[str, Any]:
+    fingerprint = config.fingerprint()
+    metrics_path, state_path = run_dir / "metrics.json", run_dir / "checkpoints" / "last.pt"
+    resolved = run_dir / "config.yaml"
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     (run_dir / "predictions").mkdir(exist_ok=True)
     write_text_atomic(resolved, dump_yaml(config.to_dict()))
@@ -242,7 +298,10 @@ def run(config: Config, run_dir: str | Path, progress: bool = True, restart: boo
                "history": history, "best_score": best_score, "best_epoch": best_epoch}, state_path)
     stopped_early = bool(history) and history[-1]["epoch"] < epochs
 
-    model.load_state_dict(torch.load(run_dir / "checkpoints" / "best.pt", weights_only=False))
+    best_path = run_dir / "checkpoints" / "best.pt"
+    if not best_path.is_file():
+        raise UserError(f"{best_path}: missing (the folder was changed during the run); --restart runs it again")
+    model.load_state_dict(load_checkpoint(best_path))
     results: dict[str, dict[str, float]] = {}
     for name in ("dev", "test"):
         metrics, predictions = evaluate(model, splits[name], task, t.batch_size, device)
