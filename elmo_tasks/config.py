@@ -36,6 +36,7 @@ from typing import Any, Literal, Union
 import yaml
 
 from elmo_tasks.errors import UserError
+from elmo_tasks.paths import input_file_problem
 
 SPLITS = ("train", "dev", "test")
 
@@ -171,21 +172,65 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Co
     return _validate(data, origins, path)
 
 
-def parse_yaml(path: Path, error: type[UserError]) -> Any:
-    """The YAML document in ``path``; a syntax error is ``error("PATH, line N: ...")``."""
+MAX_YAML_VALUES = 100_000  # values a YAML document may hold once its aliases are expanded
+
+
+def parse_yaml(path: Path, error: type[UserError], what: str = "config file") -> Any:
+    """The YAML document in ``path`` (``what`` names it in errors); a syntax error is
+    ``error("PATH, line N: ...")``.
+
+    Safe loading only, and aliases are bounded: a document whose aliases would expand to more than
+    ``MAX_YAML_VALUES`` values ("billion laughs") or that refers to itself is refused, naming the line.
+    """
+    problem = input_file_problem(path, what)
+    if problem is not None:
+        raise error(problem)
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise error(f"{path}: not valid YAML (not UTF-8 text: {exc.reason} at byte {exc.start})") from None
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _expanded_size(node, {}, set(), path, error)
+        return loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark is not None else ""
         raise error(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    except RecursionError:
+        raise error(f"{path}: not valid YAML (nested too deeply)") from None
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int], path: Path,
+                   error: type[UserError]) -> int:
+    """How many values ``node`` holds with every alias expanded (each shared node counted once per
+    use, computed once); a node inside itself or a total over ``MAX_YAML_VALUES`` is an error."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    line = node.start_mark.line + 1
+    if key in open_nodes:
+        raise error(f"{path}, line {line}: an alias refers to the value that contains it (a recursive structure)")
+    size = 1
+    if isinstance(node, (yaml.SequenceNode, yaml.MappingNode)):
+        open_nodes.add(key)
+        children = node.value if isinstance(node, yaml.SequenceNode) else [n for pair in node.value for n in pair]
+        for child in children:
+            size += _expanded_size(child, sizes, open_nodes, path, error)
+            if size > MAX_YAML_VALUES:
+                raise error(f"{path}, line {line}: aliases expand to more than {MAX_YAML_VALUES:,} values "
+                            "(a YAML bomb?); write the values out")
+        open_nodes.discard(key)
+    sizes[key] = size
+    return size
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
     data = parse_yaml(path, ConfigError)
     if data is None:
         return {}
@@ -208,8 +253,8 @@ def _read_with_extends(path: Path, chain: list[Path]) -> tuple[dict[str, Any], d
     if not isinstance(parent_name, str):
         raise ConfigError(f"{path}: extends: must be a file name, got {parent_name!r}")
     parent_path = path.parent / parent_name
-    if not parent_path.is_file():
-        raise ConfigError(f"{path}: extends: file not found: {parent_path}")
+    if input_file_problem(parent_path):
+        raise ConfigError(f"{path}: extends: {input_file_problem(parent_path)}")
     base, origins = _read_with_extends(parent_path, chain + [resolved])
     _merge(base, data)
     origins = {k: v for k, v in origins.items() if _has_dotted(base, k)}
@@ -464,8 +509,8 @@ def _check_semantics(config: Config, ctx: _Context) -> None:
         for split, file in d.files.items():
             if split not in SPLITS:
                 raise ctx.error(f"dataset.files.{split}", f"dataset.files.{split}: unknown split (use train, dev, test)")
-            if not Path(file).is_file():
-                raise ctx.error(f"dataset.files.{split}", f"dataset.files.{split}: file not found: {file}")
+            if input_file_problem(file):
+                raise ctx.error(f"dataset.files.{split}", f"dataset.files.{split}: {input_file_problem(file)}")
     else:
         if not d.name:
             raise ctx.error("dataset.name", f"dataset.name: missing (the {d.source} set's name)")
@@ -507,12 +552,24 @@ def _check_semantics(config: Config, ctx: _Context) -> None:
             raise ctx.error("features.elmo.dropout", "features.elmo.dropout: must be in [0, 1)")
         if e.l2 < 0:
             raise ctx.error("features.elmo.l2", "features.elmo.l2: must not be negative")
+        if e.batch_size < 1:
+            raise ctx.error("features.elmo.batch_size", f"features.elmo.batch_size: must be at least 1, got {e.batch_size}")
     t = config.trainer
     for key in ("epochs", "batch_size"):
         if getattr(t, key) < 1:
-            raise ctx.error(f"trainer.{key}", f"trainer.{key}: must be at least 1")
-    if t.patience < 0:
-        raise ctx.error("trainer.patience", "trainer.patience: must not be negative")
+            raise ctx.error(f"trainer.{key}", f"trainer.{key}: must be at least 1, got {getattr(t, key)}")
+    for key in ("patience", "lr", "weight_decay"):
+        if not getattr(t, key) >= 0:  # also NaN
+            raise ctx.error(f"trainer.{key}", f"trainer.{key}: must not be negative, got {getattr(t, key)}")
+    if t.grad_norm is not None and not t.grad_norm > 0:
+        raise ctx.error("trainer.grad_norm", f"trainer.grad_norm: must be positive (or null: no clipping), got {t.grad_norm}")
+    if t.threads is not None and t.threads < 1:
+        raise ctx.error("trainer.threads", f"trainer.threads: must be at least 1 (or null), got {t.threads}")
+    if not 0 <= t.seed < 2**32:
+        raise ctx.error("trainer.seed", f"trainer.seed: must be in 0 .. {2**32 - 1}, got {t.seed}")
+    device_problem = _device_problem(t.device)
+    if device_problem:
+        raise ctx.error("trainer.device", f"trainer.device: {device_problem}")
 
     head_cls = HEADS[config.head.name]
     try:
@@ -520,6 +577,26 @@ def _check_semantics(config: Config, ctx: _Context) -> None:
     except ValueError as exc:
         key, _, message = str(exc).partition(": ")
         raise ctx.error(key, f"{key}: {message}") from None
+
+
+def _device_problem(name: str) -> str | None:
+    """Why torch cannot train on device ``name`` here, or None."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        return f"unknown device {name!r} (use cpu, cuda or cuda:N)"
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            return f"{name!r} asked for, but torch sees no CUDA GPU here (use cpu)"
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            return f"{name!r} asked for, but there are {torch.cuda.device_count()} GPU(s)"
+    elif device.type != "cpu":
+        if device.type == "mps" and torch.backends.mps.is_available():
+            return None
+        return f"device {name!r} is not supported here (use cpu or cuda)"
+    return None
 
 
 def dump_yaml(data: dict[str, Any]) -> str:

@@ -30,6 +30,7 @@ from typing import Sequence
 
 from elmo_tasks.atomic import atomic_path
 from elmo_tasks.errors import UserError
+from elmo_tasks.paths import check_input_file, check_output_file
 
 BARRIER_TIMEOUT = timedelta(hours=12)  # a barrier waits for the slowest shard to finish
 
@@ -166,9 +167,8 @@ def embed_file_sharded(embedder, input_file: str | Path, output_file: str | Path
     if embedder.bilm.stateful:
         raise UserError("--stateful carries states from batch to batch in file order, so it cannot be "
                         "split across processes: run it without torchrun")
-    input_path, output_path = Path(input_file), Path(output_file)
-    if not input_path.is_file():
-        raise UserError(f"input file not found: {input_path}")
+    input_path = check_input_file(input_file, "input file")
+    output_path = check_output_file(output_file, "output file", inputs=[input_path])
     lines = shard_indices(count_lines(input_path), rank.rank, rank.world)
     mine = shard_path(output_path, rank.rank, rank.world)
     count = embedder.embed_file(input_path, mine, layers=layers, progress=progress and rank.is_main, lines=lines)

@@ -24,6 +24,7 @@ from elmo_tasks.bilm.chars import batch_to_ids
 from elmo_tasks.bilm.model import BiLM, BiLMOutput
 from elmo_tasks.bilm.weights import WEIGHTS_NAME, load_bilm, load_bilm_dir
 from elmo_tasks.errors import UserError
+from elmo_tasks.paths import check_input_file, check_output_file
 
 MODELS_DIR = Path(__file__).parent / "models"
 DEFAULT_MODEL_DIR = MODELS_DIR / "default"
@@ -157,13 +158,8 @@ class Embedder:
         """
         if layers not in LAYER_CHOICES:
             raise UserError(f"--layers must be one of {', '.join(LAYER_CHOICES)}, got {layers!r}")
-        input_path, output_path = Path(input_file), Path(output_file)
-        if not input_path.is_file():
-            raise UserError(f"input file not found: {input_path}")
-        if output_path.is_dir():
-            raise UserError(f"output path is a folder: {output_path}")
-        if not output_path.parent.is_dir():
-            raise UserError(f"output folder does not exist: {output_path.parent}")
+        input_path = check_input_file(input_file, "input file")
+        output_path = check_output_file(output_file, "output file", inputs=[input_path])
         count = 0
         sentence_to_index: dict[str, str] = {}
         numbered = _read_lines(input_path, lines)
@@ -208,9 +204,10 @@ def _read_lines(path: Path, lines: range | None = None) -> Iterator[tuple[int, s
                 if index >= lines.stop:
                     break
             try:
-                yield index, raw.decode("utf-8").rstrip("\r\n")
+                text = raw.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as exc:
                 raise UserError(f"{path}, line {index + 1}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+            yield index, text[1:] if index == 0 and text.startswith("\ufeff") else text  # a byte-order mark
 
 
 def _remember(numbered: Iterable[tuple[int, str]], sentence_to_index: dict[str, str]) -> Iterator[str]:

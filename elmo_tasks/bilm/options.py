@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from elmo_tasks.errors import UserError
+from elmo_tasks.paths import read_json_file
 
 
 @dataclass
@@ -110,12 +111,7 @@ class BiLMOptions:
     @classmethod
     def load(cls, path: str | Path) -> "BiLMOptions":
         path = Path(path)
-        if not path.is_file():
-            raise UserError(f"options file not found: {path}")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise UserError(f"{path}: not valid JSON ({exc})") from None
+        data = read_json_file(path, "options file")
         if not isinstance(data, dict):
             raise UserError(f"{path}: expected a JSON object at the top level")
         return cls.from_dict(data, source=str(path))

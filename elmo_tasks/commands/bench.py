@@ -26,7 +26,10 @@ def run(args: argparse.Namespace) -> int:
     from elmo_tasks.comparison.suite import load_suite
     from elmo_tasks.errors import UserError
 
+    from elmo_tasks.paths import check_output_dir
+
     suite = load_suite(args.suite, check_configs=False)  # run_suite checks the configs
+    check_output_dir(args.out or suite.output, "--out" if args.out else f"{args.suite}: output")
     seeds = args.seeds if args.seeds is not None else suite.seeds
     if seeds < 1:
         raise UserError(f"--seeds: must be at least 1, got {seeds}")

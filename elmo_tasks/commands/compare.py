@@ -25,6 +25,10 @@ def run(args: argparse.Namespace) -> int:
     from elmo_tasks.comparison.runs import find_runs
     from elmo_tasks.comparison.table import check_records, report_markdown, write_report
 
+    from elmo_tasks.paths import check_output_dir
+
+    if args.out:
+        check_output_dir(args.out, "--out")
     records = find_runs(args.run_dirs)
     check_records(records)
     note = f"Made by `{command_line(['compare', *args.run_dirs] + (['--out', args.out] if args.out else []))}` " \

@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
     from elmo_tasks.data import corpus
     from elmo_tasks.data.sources import cache_dir, debian_package, pypi_package
+    from elmo_tasks.paths import check_output_dir
 
     sources = [s.strip() for s in args.sources.split(",") if s.strip()]
     unknown = [s for s in sources if s not in corpus.ALL_SOURCES]
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--heldout-fraction must be in [0, 1), got {args.heldout_fraction}")
     if args.min_tokens < 1 or args.max_tokens < args.min_tokens:
         raise UserError("--min-tokens must be >= 1 and --max-tokens >= --min-tokens")
-    out_dir = Path(args.out) if args.out else cache_dir() / "corpus"
+    out_dir = check_output_dir(Path(args.out) if args.out else cache_dir() / "corpus", "--out")  # before the work
     started = time.time()
 
     def say(message: str) -> None:

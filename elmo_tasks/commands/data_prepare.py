@@ -30,8 +30,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"{'':<17} source: {recipe.source}")
             print(f"{'':<17} licence: {recipe.licence}")
         return 0
+    from elmo_tasks.paths import check_output_dir
+
     if not args.names:
         raise UserError("name a set to prepare (elmo-tasks data prepare NAME...), or use --list")
+    if args.out is not None:
+        check_output_dir(args.out, "--out")
     for name in args.names:  # check every name before building any
         recipes.get_recipe(name)
     for name in args.names:

@@ -34,7 +34,12 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
     from elmo_tasks import distributed
+    from elmo_tasks.paths import check_input_file, check_output_file
 
+    check_input_file(args.input, "input file")  # before the model loads: a bad path fails at once
+    model_files = [f"{args.model}/options.json", f"{args.model}/weights.hdf5"] if args.model else []
+    check_output_file(args.output, "output file",
+                      inputs=[p for p in (args.input, args.options, args.weights, *model_files) if p])
     rank = distributed.current_rank()
     embedder = load_embedder(args, stateful=args.stateful, batch_size=args.batch_size)
     embedder.bilm.precision = args.precision

@@ -25,12 +25,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from elmo_tasks.errors import UserError
     from elmo_tasks.lock import LOCK_NAME, hold
+    from elmo_tasks.paths import check_output_dir
     from elmo_tasks.pretrain.config import load_config
 
     config = load_config(args.config)
     out = Path(args.out) if args.out else Path("runs") / "pretrain" / Path(args.config).stem
     if args.export_only and not args.resume:
         raise UserError("--export-only exports an existing run: give --resume too")
+    check_output_dir(out, "--out" if args.out else "run folder")
     if args.resume and not out.is_dir():
         raise UserError(f"--resume: no run folder {out}")
     try:

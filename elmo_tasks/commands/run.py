@@ -21,7 +21,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run_folder(config, seed: int, out: str | None) -> Path:
-    return Path(out) if out else Path(config.output) / f"seed{seed}"
+    """``--out``, else the config's output folder / seedN; a config name that climbs out of runs/ is refused."""
+    from elmo_tasks.errors import UserError
+    from elmo_tasks.paths import check_output_dir
+
+    if out:
+        return check_output_dir(out, "--out")
+    folder = Path(config.output) / f"seed{seed}"
+    if config.output == str(Path("runs") / config.name) and (Path(config.name).is_absolute() or ".." in Path(config.name).parts):
+        raise UserError(f"{config.path}: name: {config.name!r} would put the run folder outside runs/ "
+                        f"({folder}); use a plain name, or give output: or --out")
+    return check_output_dir(folder, f"{config.path}: output: run folder")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = {"trainer.seed": args.seed} if args.seed is not None else None
     config = load_config(args.config, overrides)
-    folder = run_folder(config, config.trainer.seed, args.out)
+    folder = run_folder(config, config.trainer.seed, args.out)  # checked before any work
     metrics = run_experiment(config, folder, progress=not args.quiet, restart=args.restart, echo=not args.quiet)
     main = metrics["main_metric"]
     print(f"{config.name} seed {metrics['seed']}: dev {main} {metrics['dev'][main]:.4f}, "

@@ -76,9 +76,7 @@ _TOP_KEYS = ("name", "description", "output", "seeds", "overrides", "tasks", "pr
 def load_suite(path: str | Path, check_configs: bool = True) -> Suite:
     """Read and validate a suite file (and, with ``check_configs``, every config it names)."""
     path = Path(path)
-    if not path.is_file():
-        raise SuiteError(f"suite file not found: {path}")
-    data = parse_yaml(path, SuiteError)
+    data = parse_yaml(path, SuiteError, what="suite file")
     if not isinstance(data, dict):
         raise SuiteError(f"{path}: a suite must be a mapping with a tasks: list, got {describe_value(data)}")
 

@@ -355,6 +355,8 @@ def read_jsonl(path: str | os.PathLike, *, encoding: str = "utf-8") -> "Dataset"
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise UserError(f"{_where(path, number)}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        except RecursionError:
+            raise UserError(f"{_where(path, number)}: not valid JSON for a data set (nested too deeply)") from None
         if not isinstance(row, dict):
             raise UserError(f"{_where(path, number)}: expected a JSON object, found {type(row).__name__}")
         if keys is None:

@@ -271,8 +271,6 @@ def load_config(path: str | Path) -> PretrainConfig:
     from elmo_tasks.config import parse_yaml
 
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"config file not found: {path}")
     data = parse_yaml(path, UserError)
     if data is None:
         raise UserError(f"{path}: the file is empty")

@@ -14,9 +14,7 @@ character ids, the cached ELMo layers); :meth:`Split.batches` yields dicts of pa
 from __future__ import annotations
 
 import collections
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -24,6 +22,7 @@ import torch
 
 from elmo_tasks.config import SPLITS, DatasetConfig
 from elmo_tasks.errors import UserError
+from elmo_tasks.paths import read_json_file
 from elmo_tasks.training.metrics import classification_metrics, is_bio, tagging_metrics, wsd_metrics
 
 TASK_COLUMNS = {"tags": "tagging", "label": "classification", "sense": "wsd"}
@@ -139,7 +138,10 @@ def lemma_key(row: dict[str, Any]) -> str:
 
 def load_sense_frequencies(config: DatasetConfig) -> dict[str, list[dict]] | None:
     if config.sense_frequencies:
-        return json.loads(Path(config.sense_frequencies).read_text(encoding="utf-8"))
+        data = read_json_file(config.sense_frequencies, "dataset.sense_frequencies file")
+        if not isinstance(data, dict):
+            raise UserError(f"{config.sense_frequencies}: expected a JSON object of lemma%pos -> senses")
+        return data
     if config.source == "prepared" and config.name == "wordnet-wsd":
         from elmo_tasks.data.recipes import load_sense_frequencies as load
 
