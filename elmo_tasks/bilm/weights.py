@@ -103,9 +103,85 @@ def load_weights(model: BiLM, weights_file: str | Path) -> None:
                 raise UserError(f"{path}: has more LSTM layers than lstm.n_layers = {o.n_layers}")
 
 
+# what a model file may ask for: far above every published ELMo (4096 / 512 / 2 layers / 2048
+# filters / 2 highways), far below what would exhaust a machine's memory before an error
+SIZE_LIMITS = {"lstm.dim": 16384, "lstm.projection_dim": 8192, "lstm.n_layers": 16, "char_cnn.n_highway": 16,
+               "char_cnn.embedding.dim": 4096, "char_cnn.filters (banks)": 64, "char_cnn.filters (total count)": 32768}
+MAX_PARAMETERS = 2**30  # 4 GiB of float32
+MIN_STORED_FRACTION = 1 / 64  # a dataset stored in less than this of its size holds no real weights
+
+
+def expected_shapes(o: BiLMOptions) -> dict[str, tuple[int, ...]]:
+    """Every dataset of the weights file the options imply, with its shape."""
+    shapes: dict[str, tuple[int, ...]] = {"char_embed": (N_RAW_CHARS, o.char_embedding_dim)}
+    for i, (width, count) in enumerate(o.filters):
+        shapes[f"CNN/W_cnn_{i}"] = (1, width, o.char_embedding_dim, count)
+        shapes[f"CNN/b_cnn_{i}"] = (count,)
+    f, p, c = o.n_filters, o.projection_dim, o.lstm_dim
+    for k in range(o.n_highway):
+        for kind in ("carry", "transform"):
+            shapes[f"CNN_high_{k}/W_{kind}"], shapes[f"CNN_high_{k}/b_{kind}"] = (f, f), (f,)
+    shapes["CNN_proj/W_proj"], shapes["CNN_proj/b_proj"] = (f, p), (p,)
+    for direction in (0, 1):
+        for layer in range(o.n_layers):
+            prefix = _lstm_prefix(direction, layer)
+            shapes[f"{prefix}/W_0"], shapes[f"{prefix}/B"], shapes[f"{prefix}/W_P_0"] = (2 * p, 4 * c), (4 * c,), (c, p)
+    return shapes
+
+
+_HINTS = (("char_embed", "char_cnn.embedding.dim (261 raw character rows)"), ("CNN/", "char_cnn.filters"),
+          ("CNN_high", "char_cnn.n_highway"), ("CNN_proj", "lstm.projection_dim"),
+          ("RNN", "lstm.dim and lstm.projection_dim"))
+
+
+def check_model_files(options: BiLMOptions, options_file: str | Path, weights_file: str | Path) -> None:
+    """Check the options' sizes against fixed bounds and against the weights file's dataset shapes,
+    reading only metadata, BEFORE anything is built: an absurd or mismatched model file is a
+    one-line error instead of gigabytes allocated and a crash."""
+    o = options
+    sizes = {"lstm.dim": o.lstm_dim, "lstm.projection_dim": o.projection_dim, "lstm.n_layers": o.n_layers,
+             "char_cnn.n_highway": o.n_highway, "char_cnn.embedding.dim": o.char_embedding_dim,
+             "char_cnn.filters (banks)": len(o.filters), "char_cnn.filters (total count)": o.n_filters}
+    for key, value in sizes.items():
+        if value > SIZE_LIMITS[key]:
+            raise UserError(f"{options_file}: {key} is {value:,}, over this toolkit's limit of {SIZE_LIMITS[key]:,}")
+    for i, (width, _) in enumerate(o.filters):
+        if width > o.max_characters_per_token:
+            raise UserError(f"{options_file}: char_cnn.filters[{i}] is {width} characters wide, wider than "
+                            f"char_cnn.max_characters_per_token = {o.max_characters_per_token}")
+    shapes = expected_shapes(o)
+    parameters = sum(int(np.prod(shape, dtype=np.int64)) for shape in shapes.values())
+    if parameters > MAX_PARAMETERS:
+        raise UserError(f"{options_file}: these sizes make {parameters:,} parameters, over this toolkit's limit "
+                        f"of {MAX_PARAMETERS:,}")
+    path = Path(weights_file)
+    if not path.is_file():
+        raise UserError(f"weights file not found: {path}")
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as exc:
+        raise UserError(f"{path}: not a readable HDF5 file ({exc})") from None
+    with handle:
+        for name, shape in shapes.items():
+            data = handle.get(name)
+            if not isinstance(data, h5py.Dataset):
+                raise UserError(f"{path}: dataset '{name}' is missing (is this an ELMo weights file of {options_file}?)")
+            if tuple(data.shape) != shape:
+                hint = next(h for prefix, h in _HINTS if name.startswith(prefix))
+                raise UserError(f"{path}: dataset '{name}' has shape {tuple(data.shape)}, but the options file "
+                                f"implies {shape} ({options_file}: check {hint})")
+            if data.dtype.kind not in "fiu":
+                raise UserError(f"{path}: dataset '{name}' holds {data.dtype}, not numbers")
+            declared = int(np.prod(shape, dtype=np.int64)) * data.dtype.itemsize
+            if declared > 1 << 20 and data.id.get_storage_size() < declared * MIN_STORED_FRACTION:
+                raise UserError(f"{path}: dataset '{name}' declares {declared:,} bytes but stores only "
+                                f"{data.id.get_storage_size():,}: not a file of trained weights")
+
+
 def load_bilm(options_file: str | Path, weights_file: str | Path, stateful: bool = False) -> BiLM:
-    """Build a biLM from the two public files; the model is frozen and in eval mode."""
+    """Build a biLM from the two public files (checked first: ``check_model_files``); frozen, in eval mode."""
     options = BiLMOptions.load(options_file)
+    check_model_files(options, options_file, weights_file)
     model = BiLM(options, stateful=stateful)
     load_weights(model, weights_file)
     model.requires_grad_(False)
