@@ -2,7 +2,8 @@
 
 Each command module defines ``HELP`` (one line), ``configure(parser)`` and ``run(args) -> int``.
 Adding a command means adding a module and one line to ``COMMANDS``. A ``UserError`` anywhere
-becomes a one-line ``elmo-tasks: error: ...`` message and exit code 2, never a traceback.
+becomes a one-line ``elmo-tasks: error: ...`` message and exit code 2, never a traceback. SIGTERM
+unwinds like Ctrl-C, so partial outputs are removed either way (exit 143 and 130).
 Command modules import torch and other heavy libraries inside ``run`` so start-up stays fast.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
 from elmo_tasks.errors import UserError
@@ -48,9 +50,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is so that it unwinds as on Ctrl-C (temporaries removed)."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)  # `kill` unwinds like Ctrl-C
+    try:
+        return _run(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         from elmo_tasks.distributed import current_rank
 
@@ -61,8 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"elmo-tasks: error: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("elmo-tasks: terminated (SIGTERM); run the same command again to resume", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
-        print("elmo-tasks: interrupted", file=sys.stderr)
+        print("elmo-tasks: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
 
 

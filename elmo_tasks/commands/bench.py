@@ -31,8 +31,8 @@ def run(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite, check_configs=False)  # run_suite checks the configs
     check_output_dir(args.out or suite.output, "--out" if args.out else f"{args.suite}: output")
     seeds = args.seeds if args.seeds is not None else suite.seeds
-    if seeds < 1:
-        raise UserError(f"--seeds: must be at least 1, got {seeds}")
+    if not 1 <= seeds <= 1000:
+        raise UserError(f"--seeds: must be between 1 and 1000, got {seeds}")
     if args.threads is not None:
         if args.threads < 1:
             raise UserError(f"--threads: must be at least 1, got {args.threads}")
