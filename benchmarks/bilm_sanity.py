@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from elmo_tasks.bilm.chars import batch_to_ids
+from elmo_tasks.bilm.char_ids import batch_to_ids
 from elmo_tasks.bilm.weights import load_bilm_dir
 from elmo_tasks.embedder import Embedder, default_model_dir
 from elmo_tasks.errors import UserError, run_script

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from elmo_tasks.atomic import atomic_path
-from elmo_tasks.bilm.chars import batch_to_ids
+from elmo_tasks.bilm.char_ids import batch_to_ids
 from elmo_tasks.bilm.model import BiLM, BiLMOutput
 from elmo_tasks.bilm.weights import WEIGHTS_NAME, load_bilm, load_bilm_dir
 from elmo_tasks.errors import UserError

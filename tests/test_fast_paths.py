@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from elmo_tasks.bilm.chars import batch_to_ids, token_to_char_ids
+from elmo_tasks.bilm.char_ids import batch_to_ids, token_to_char_ids
 from elmo_tasks.bilm import lstm, packed
 from elmo_tasks.bilm.lstm import LSTMStack, run_bidirectional
 from elmo_tasks.bilm.model import BiLM, reverse_within_lengths

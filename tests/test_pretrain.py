@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from elmo_tasks.bilm.chars import batch_to_ids
+from elmo_tasks.bilm.char_ids import batch_to_ids
 from elmo_tasks.bilm.weights import load_bilm_dir
 from elmo_tasks.cli import main
 from elmo_tasks.errors import UserError

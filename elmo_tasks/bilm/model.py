@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from elmo_tasks.bilm.chars import BOS_IDS, EOS_IDS
+from elmo_tasks.bilm.char_ids import BOS_IDS, EOS_IDS
 from elmo_tasks.bilm.lstm import LSTMStack, State, run_bidirectional
 from elmo_tasks.bilm.options import BiLMOptions
 from elmo_tasks.bilm.token_encoder import DEFAULT_TOKEN_CACHE_SIZE, CharCNNTokenEncoder, _needs_grad

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from elmo_tasks.bilm import packed
-from elmo_tasks.bilm.chars import MAX_CHARS_PER_TOKEN, PAD_CHAR
+from elmo_tasks.bilm.char_ids import MAX_CHARS_PER_TOKEN, PAD_CHAR
 from elmo_tasks.bilm.options import BiLMOptions
 from elmo_tasks.bilm.workers import run_pair
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from elmo_tasks.bilm.chars import PAD_CHAR
+from elmo_tasks.bilm.char_ids import PAD_CHAR
 from elmo_tasks.bilm.model import BiLM
 from elmo_tasks.pretrain.batches import Batch
 
