@@ -105,8 +105,8 @@ def run_bidirectional(forward_stack: LSTMStack, backward_stack: LSTMStack, input
     The directions never meet (each layer reads the previous layer of its own direction), so each
     runs start to finish in its own worker thread (``workers.run_pair``; one after the other unless
     ``parallel``), writing its half of the shared output buffers. Converted weights are kept in
-    ``store``; ``use_packed=False`` runs plain ``torch.mm``. ``matmul_dtype=torch.bfloat16`` runs the matrix products in bfloat16 (an
-    opt-in speed/accuracy trade; results and states stay float32).
+    ``store``; ``use_packed=False`` runs plain ``torch.mm``. ``matmul_dtype=torch.bfloat16`` runs
+    the matrix products in bfloat16 (an opt-in speed/accuracy trade; results and states stay float32).
     """
     n_layers = len(forward_stack.layers)
     like = inputs if inputs is not None else token_rows[0]
