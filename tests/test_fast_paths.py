@@ -19,8 +19,8 @@ from elmo_tasks.bilm.inference import InferenceEngine, InferenceSettings
 from elmo_tasks.bilm.lstm import LSTMStack
 from elmo_tasks.bilm.model import BiLM, reverse_within_lengths
 from elmo_tasks.bilm.options import BiLMOptions
-from elmo_tasks.bilm.workers import run_pair
 from elmo_tasks.bilm.weights import load_bilm
+from elmo_tasks.bilm.workers import run_pair
 from elmo_tasks.embedder import Embedder
 
 ATOL = 1e-6
