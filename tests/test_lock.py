@@ -99,8 +99,8 @@ def test_bench_and_pretrain_folders_are_locked(tmp_path):
     out.mkdir()
     child = holder(out / LOCK_NAME)
     suite = tmp_path / "suite.yaml"
-    suite.write_text(f"name: s\ntasks:\n  - name: t\n    glove: {TASKS / 'glosses_glove.yaml'}\n"
-                     f"    glove_elmo: {TASKS / 'glosses_glove.yaml'}\n", encoding="utf-8")
+    suite.write_text(f"name: s\ntasks:\n  - name: t\n    glove: {TASKS / 'wnut16_glove.yaml'}\n"
+                     f"    glove_elmo: {TASKS / 'wnut16_elmo.yaml'}\n", encoding="utf-8")
     pretrain_out = tmp_path / "pretrain"
     pretrain_out.mkdir()
     child2 = holder(pretrain_out / LOCK_NAME)
