@@ -531,8 +531,15 @@ def _check_semantics(config: Config, ctx: _Context) -> None:
     f = config.features
     if not f.names():
         raise ctx.error("features", "features: give at least one of glove, elmo, chars")
-    if f.glove is not None and f.glove.source != "package" and not Path(f.glove.source).is_file():
-        raise ctx.error("features.glove.source", f"features.glove.source: file not found: {f.glove.source}")
+    if f.glove is not None and f.glove.source != "package" and input_file_problem(f.glove.source):
+        raise ctx.error("features.glove.source", f"features.glove.source: {input_file_problem(f.glove.source)}")
+    if f.chars is not None:
+        for key in ("dim", "filters", "width", "max_chars"):
+            if getattr(f.chars, key) < 1:
+                raise ctx.error(f"features.chars.{key}", f"features.chars.{key}: must be at least 1, got {getattr(f.chars, key)}")
+        if f.chars.width > f.chars.max_chars:
+            raise ctx.error("features.chars.width", f"features.chars.width: {f.chars.width} is wider than "
+                            f"features.chars.max_chars = {f.chars.max_chars}")
     if f.elmo is not None:
         e = f.elmo
         if e.model not in ("default", "fixture"):
@@ -559,8 +566,8 @@ def _check_semantics(config: Config, ctx: _Context) -> None:
         if getattr(t, key) < 1:
             raise ctx.error(f"trainer.{key}", f"trainer.{key}: must be at least 1, got {getattr(t, key)}")
     for key in ("patience", "lr", "weight_decay"):
-        if not getattr(t, key) >= 0:  # also NaN
-            raise ctx.error(f"trainer.{key}", f"trainer.{key}: must not be negative, got {getattr(t, key)}")
+        if not 0 <= getattr(t, key) < float("inf"):  # also NaN
+            raise ctx.error(f"trainer.{key}", f"trainer.{key}: must be a finite number, not negative, got {getattr(t, key)}")
     if t.grad_norm is not None and not t.grad_norm > 0:
         raise ctx.error("trainer.grad_norm", f"trainer.grad_norm: must be positive (or null: no clipping), got {t.grad_norm}")
     if t.threads is not None and t.threads < 1:

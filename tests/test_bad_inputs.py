@@ -197,7 +197,13 @@ CASES: list[Case] = [
     ("run device cuda without a GPU", lambda ws: (["run", ws.config(trainer__device="cuda")],
                                                   ["c.yaml", "trainer.device", "no CUDA GPU"], None)),
     ("run unknown device", lambda ws: (["run", ws.config(trainer__device="tpu9")], ["c.yaml", "trainer.device", "unknown device"], None)),
-    ("run negative lr", lambda ws: (["run", ws.config(trainer__lr=-0.1)], ["c.yaml", "trainer.lr: must not be negative"], None)),
+    ("run negative lr", lambda ws: (["run", ws.config(trainer__lr=-0.1)], ["c.yaml", "trainer.lr: must be a finite number"], None)),
+    ("run infinite lr", lambda ws: (["run", ws.config(trainer__lr=float("inf"))], ["c.yaml", "trainer.lr"], None)),
+    ("run chars dim 0", lambda ws: (["run", ws.config(features__chars={"dim": 0})], ["c.yaml", "features.chars.dim"], None)),
+    ("run chars wider than tokens", lambda ws: (["run", ws.config(features__chars={"width": 30, "max_chars": 20})],
+                                                ["c.yaml", "features.chars.width"], None)),
+    ("run glove source a folder", lambda ws: (["run", ws.config(features__glove__source=str(ws.folder("g")))],
+                                              ["c.yaml", "features.glove.source: file is a folder"], None)),
     ("run negative threads", lambda ws: (["run", ws.config(trainer__threads=-2)], ["c.yaml", "trainer.threads"], None)),
     ("run seed 2**70", lambda ws: (["run", ws.config(), "--seed", str(2**70)], ["trainer.seed", str(2**70)], None)),
     ("run elmo batch size 0", lambda ws: (["run", ws.config(base="wnut16_elmo.yaml", features__elmo__batch_size=0)],
@@ -246,6 +252,11 @@ CASES: list[Case] = [
     ("compare metrics.json nested deep", lambda ws: (
         ["compare", ws.run_folder(**{"metrics.json": "[" * 200_000 + "]" * 200_000, "config.yaml": "a: 1"})],
         ["metrics.json: not valid JSON"], None)),
+    ("compare metrics.json wrong types", lambda ws: (
+        ["compare", ws.run_folder(**{"metrics.json": json.dumps({"seed": "zero", "main_metric": "a", "dev": {"a": 1},
+                                                                 "test": {"a": 1}, "features": 5, "head": "t"}),
+                                     "config.yaml": "dataset: {}\nfeatures: {}\n"})],
+        ["metrics.json: a value has the wrong type"], None)),
     # -- bench
     ("bench suite missing", lambda ws: (["bench", ws.p("s.yaml")], ["suite file not found", "s.yaml"], None)),
     ("bench suite is a folder", lambda ws: (["bench", ws.folder("s.yaml")], ["suite file is a folder"], None)),

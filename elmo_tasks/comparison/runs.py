@@ -84,6 +84,14 @@ def read_run(run_dir: str | Path) -> RunRecord:
             or not isinstance(config.get("features"), dict):
         raise UserError(f"{config_path}: not a resolved run config (needs dataset and features)")
 
+    try:
+        return _record(run_dir, metrics, config, main)
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:  # a hand-edited or foreign file
+        raise UserError(f"{metrics_path}: a value has the wrong type or form ({type(exc).__name__}: {exc}); "
+                        "not a metrics.json of elmo-tasks run") from None
+
+
+def _record(run_dir: Path, metrics: dict[str, Any], config: dict[str, Any], main: str) -> RunRecord:
     features = [str(f) for f in metrics["features"]]
     setting, layer = run_setting(config, metrics["head"])
     history = metrics.get("history") or []

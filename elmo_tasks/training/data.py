@@ -45,7 +45,7 @@ def load_splits(config: DatasetConfig) -> dict[str, Any]:
             try:
                 loaded[split] = reader(config.files[split], **config.options)
             except TypeError as exc:
-                raise UserError(f"dataset.options: {exc} (reader read_{config.format})") from None
+                raise UserError(f"dataset.options: {exc} (reader read_{config.format} of {config.files[split]})") from None
     missing = [s for s in SPLITS if s not in loaded]
     if missing:
         raise UserError(f"dataset {config.name or config.files}: no {', '.join(missing)} split "
