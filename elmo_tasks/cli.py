@@ -58,6 +58,11 @@ def _on_sigterm(signum, frame) -> None:
     raise Terminated
 
 
+def _is_out_of_memory(exc: BaseException) -> bool:
+    return type(exc).__name__ == "OutOfMemoryError" or "can't allocate memory" in str(exc) \
+        or "out of memory" in str(exc).lower()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -78,6 +83,13 @@ def _run(args: argparse.Namespace) -> int:
         return int(args._run(args) or 0)
     except UserError as exc:
         print(f"elmo-tasks: error: {exc}", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as exc:  # torch reports a failed allocation as a RuntimeError
+        if not isinstance(exc, MemoryError) and not _is_out_of_memory(exc):
+            raise
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+        print(f"elmo-tasks: error: out of memory ({reason[-200:]}): a size in the config (head, features, "
+              "batch_size) or the model is too large for this machine", file=sys.stderr)
         return 2
     except Terminated:
         print("elmo-tasks: terminated (SIGTERM); run the same command again to resume", file=sys.stderr)

@@ -78,3 +78,15 @@ def test_the_real_models_pass(tmp_path):
     for folder in (FIXTURE_MODEL_DIR, DEFAULT_MODEL_DIR):
         if (folder / "weights.hdf5").is_file():
             check_model_files(BiLMOptions.load(folder / "options.json"), folder / "options.json", folder / "weights.hdf5")
+
+
+def test_a_config_size_too_large_for_memory_is_one_line_under_2gb(tmp_path):
+    """Sizes in a config are the user's own, but running out of memory is still one line, not a traceback."""
+    from tasks_util import TASK_FIXTURES
+
+    config = tmp_path / "c.yaml"
+    config.write_text(f"extends: {TASK_FIXTURES / 'glosses_glove.yaml'}\ndataset: {{max_examples: 20}}\n"
+                      "head: {name: classifier, hidden: 1000000000}\n", encoding="utf-8")
+    result = run_cli("run", config, "--out", tmp_path / "run", "--quiet")
+    assert_user_error(result, "out of memory", "too large")
+    assert not (tmp_path / "run" / "metrics.json").exists() and (tmp_path / "run" / "failed.json").is_file()
