@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "pretrain": "pretrain",
     "compare": "compare",
     "bench": "bench",
+    "convert": "convert",
 }
 
 

@@ -24,6 +24,7 @@ from elmo_tasks.bilm.chars import batch_to_ids
 from elmo_tasks.bilm.model import BiLM, BiLMOutput
 from elmo_tasks.bilm.weights import WEIGHTS_NAME, load_bilm, load_bilm_dir
 from elmo_tasks.errors import UserError
+from elmo_tasks.formats.convert import resolve_model_dir
 
 MODELS_DIR = Path(__file__).parent / "models"
 DEFAULT_MODEL_DIR = MODELS_DIR / "default"
@@ -58,8 +59,10 @@ class Embedder:
 
     @classmethod
     def from_dir(cls, directory: str | Path | None = None, stateful: bool = False, batch_size: int = 64) -> "Embedder":
-        """Load a model folder (``options.json`` + ``weights.hdf5``); None means the default model."""
-        return cls(load_bilm_dir(directory or default_model_dir(), stateful=stateful), batch_size)
+        """Load a model: a folder (``options.json`` + ``weights.hdf5``), a TF-Hub module, a bilm-tf
+        checkpoint or an NLPL zip (converted once into the cache); None means the default model."""
+        folder = resolve_model_dir(directory) if directory else default_model_dir()
+        return cls(load_bilm_dir(folder, stateful=stateful), batch_size)
 
     @classmethod
     def from_files(cls, options_file: str | Path, weights_file: str | Path, stateful: bool = False,

@@ -10,8 +10,9 @@ from elmo_tasks.errors import UserError
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, files: bool = True) -> None:
-    parser.add_argument("--model", metavar="DIR", help="model folder with options.json and weights.hdf5 "
-                        "(default: the toolkit's default model)")
+    parser.add_argument("--model", metavar="DIR", help="model folder with options.json and weights.hdf5, or a "
+                        "TF-Hub module (folder or .tar.gz), bilm-tf checkpoint or NLPL zip, converted once into the "
+                        "cache (default: the toolkit's default model)")
     if files:
         parser.add_argument("--options", metavar="F", help="options.json of the model (with --weights)")
         parser.add_argument("--weights", metavar="F", help="weights.hdf5 of the model (with --options)")
@@ -28,7 +29,9 @@ def load_embedder(args: argparse.Namespace, stateful: bool = False, batch_size: 
         if not (options and weights):
             raise UserError("--options and --weights go together: give both")
         return Embedder.from_files(options, weights, stateful=stateful, batch_size=batch_size)
-    directory = Path(args.model) if args.model else default_model_dir()
+    from elmo_tasks.formats.convert import resolve_model_dir
+
+    directory = resolve_model_dir(args.model) if args.model else default_model_dir()
     if is_fixture_model(directory):
         print(FIXTURE_WARNING, file=sys.stderr)
     return Embedder.from_dir(directory, stateful=stateful, batch_size=batch_size)

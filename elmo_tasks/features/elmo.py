@@ -17,6 +17,7 @@ from torch import nn
 from elmo_tasks.config import ElmoConfig
 from elmo_tasks.elmo import Elmo
 from elmo_tasks.errors import UserError
+from elmo_tasks.formats.convert import resolve_model_dir as resolve_source
 
 
 def resolve_model_dir(model: str) -> Path:
@@ -27,10 +28,7 @@ def resolve_model_dir(model: str) -> Path:
         return default_model_dir()
     if model == "fixture":
         return FIXTURE_MODEL_DIR
-    folder = Path(model)
-    if not (folder / "options.json").is_file() or not (folder / "weights.hdf5").is_file():
-        raise UserError(f"ELMo model folder {folder} needs options.json and weights.hdf5")
-    return folder
+    return resolve_source(model)  # a model folder, or a TF-Hub / bilm-tf / NLPL source converted once
 
 
 def model_shape(model_dir: Path) -> tuple[int, int]:

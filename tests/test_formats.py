@@ -1,0 +1,205 @@
+"""Model formats: TensorFlow checkpoints written by real TensorFlow (tests/fixtures/tf/make_tf_fixtures.py)
+read without TensorFlow, converted, and giving the hdf5 model's numbers."""
+
+from __future__ import annotations
+
+import shutil
+import tarfile
+import zipfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from elmo_tasks.cli import main
+from elmo_tasks.errors import UserError
+from elmo_tasks.formats.convert import convert, detect, resolve_model_dir
+from elmo_tasks.formats.tf_bundle import TensorBundle, crc32c
+
+TF = Path(__file__).parent / "fixtures" / "tf"
+ELMO = Path(__file__).parent / "fixtures" / "elmo"
+
+
+def hdf5_arrays(path: Path) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    with h5py.File(path, "r") as handle:
+        handle.visititems(lambda n, o: out.__setitem__(n, o[...]) if isinstance(o, h5py.Dataset) else None)
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference() -> dict[str, np.ndarray]:
+    return hdf5_arrays(ELMO / "lm_weights.hdf5")
+
+
+def test_crc32c_known_value():
+    assert crc32c(b"123456789") == 0xE3069283  # the standard check value of CRC-32C
+
+
+def test_bundle_reads_tensorflow_checkpoint(reference):
+    bundle = TensorBundle(TF / "hub_module" / "variables" / "variables")
+    assert bundle.num_shards == 1
+    assert bundle.entries["bilm/char_embed"].shape == (262, 4)
+    assert bundle.entries["aggregation/scaling"].shape == (1,)
+    cnn = bundle.read("bilm/CNN/W_cnn_4", verify=True)
+    np.testing.assert_array_equal(cnn, reference["CNN/W_cnn_4"])
+    kernel = bundle.read("bilm/RNN_1/RNN/MultiRNNCell/Cell1/rnn/lstm_cell/kernel", verify=True)
+    np.testing.assert_array_equal(kernel, reference["RNN_1/RNN/MultiRNNCell/Cell1/LSTMCell/W_0"])
+
+
+def test_bundle_two_shards_and_extra_variables():
+    bundle = TensorBundle(TF / "bilm_checkpoint" / "model.ckpt-20")
+    assert bundle.num_shards == 2
+    assert {e.shard for e in bundle.entries.values()} == {0, 1}
+    assert float(bundle.read("global_step")) == 20.0
+    assert float(bundle.read("train_perplexity")) > 1.0
+    slot = bundle.read("lm/softmax/W/Adagrad", verify=True)
+    assert slot.shape == (40, 16) and np.all(slot >= 1.0)  # accumulators start at 1 and grow
+
+
+@pytest.mark.parametrize("source", ["hub_module", "hub_module.tar.gz", "hub_scalar_scale", "bilm_checkpoint"])
+def test_convert_gives_the_source_weights(tmp_path, reference, source):
+    kind, written = convert(TF / source, tmp_path / "out")
+    assert kind == ("bilm-tf" if source.startswith("bilm") else "tfhub")
+    converted = hdf5_arrays(tmp_path / "out" / "weights.hdf5")
+    assert sorted(converted) == sorted(reference)
+    for name, value in reference.items():  # bit-exact: the latest checkpoint (ckpt-20), not the perturbed ckpt-10
+        np.testing.assert_array_equal(converted[name], value, err_msg=name)
+    import json
+
+    options = json.loads((tmp_path / "out" / "options.json").read_text())
+    source_options = json.loads((ELMO / "options.json").read_text())
+    assert options["lstm"]["dim"] == 64 and options["char_cnn"]["filters"] == source_options["char_cnn"]["filters"]
+    assert options["char_cnn"]["n_characters"] == 262
+    if kind == "tfhub":
+        aggregation = json.loads((tmp_path / "out" / "aggregation.json").read_text())
+        np.testing.assert_allclose(aggregation["weights"], [0.3, -0.6, 0.9], rtol=1e-6)
+        assert aggregation["scaling"] == pytest.approx(1.7)
+    else:
+        assert options["n_tokens_vocab"] == 40  # training fields of the options.json beside it are kept
+        softmax = np.load(TF / "bilm_softmax_expected.npz")
+        from elmo_tasks.pretrain.softmax import load_softmax
+
+        loaded = load_softmax(tmp_path / "out" / "softmax.hdf5")
+        np.testing.assert_array_equal(loaded.weight.detach().numpy(), softmax["W"])
+        np.testing.assert_array_equal(loaded.bias.detach().numpy(), softmax["b"])
+        assert (tmp_path / "out" / "vocab.txt").read_text().split()[:3] == ["<S>", "</S>", "<UNK>"]
+
+
+def test_checkpoint_prefix_and_older_checkpoint(tmp_path, reference):
+    convert(TF / "bilm_checkpoint" / "model.ckpt-10", tmp_path / "old")
+    old = hdf5_arrays(tmp_path / "old" / "weights.hdf5")
+    diff = max(np.abs(old[n] - reference[n]).max() for n in reference)
+    assert diff > 0.01  # ckpt-10 holds perturbed weights: the prefix is honoured
+
+
+def test_convert_options_override(tmp_path):
+    import json
+
+    override = json.loads((ELMO / "options.json").read_text())
+    override["lstm"]["cell_clip"] = 5
+    override["char_cnn"]["activation"] = "tanh"
+    (tmp_path / "o.json").write_text(json.dumps(override))
+    convert(TF / "hub_module", tmp_path / "out", options_file=tmp_path / "o.json")
+    written = json.loads((tmp_path / "out" / "options.json").read_text())
+    assert written["lstm"]["cell_clip"] == 5 and written["char_cnn"]["activation"] == "tanh"
+
+
+def test_embed_file_matches_the_hdf5_model(tmp_path, fixture_sentences, capsys):
+    text = tmp_path / "in.txt"
+    text.write_text("\n".join(fixture_sentences[0] + fixture_sentences[1]) + "\n")
+    outputs = {}
+    assert main(["embed-file", str(text), str(tmp_path / "ref.hdf5"), "--model", str(ELMO_MODEL), "--quiet"]) == 0
+    for source in ("hub_module.tar.gz", "bilm_checkpoint"):
+        assert main(["convert", str(TF / source), str(tmp_path / source)]) == 0
+        out = tmp_path / f"{source}.hdf5"
+        assert main(["embed-file", str(text), str(out), "--model", str(tmp_path / source), "--quiet"]) == 0
+        outputs[source] = out
+    with h5py.File(tmp_path / "ref.hdf5", "r") as ref:
+        for out in outputs.values():
+            with h5py.File(out, "r") as got:
+                for i in range(20):
+                    np.testing.assert_allclose(got[str(i)][...], ref[str(i)][...], atol=1e-5, rtol=0)
+
+
+ELMO_MODEL = Path(__file__).parents[1] / "elmo_tasks" / "models" / "tiny_fixture"
+
+
+def test_model_argument_takes_tf_sources(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ELMO_TASKS_CACHE", str(tmp_path / "cache"))
+    first = resolve_model_dir(TF / "bilm_checkpoint")
+    assert (first / "weights.hdf5").is_file() and first.parent.name == "converted"
+    assert resolve_model_dir(TF / "bilm_checkpoint") == first  # converted once
+    copy = tmp_path / "copy"
+    shutil.copytree(TF / "bilm_checkpoint", copy)
+    assert resolve_model_dir(copy) == first  # keyed by content, not by path
+    assert main(["embed", "I love it", "--model", str(TF / "hub_module")]) == 0
+    assert "layers: (3, 3, 32)" in capsys.readouterr().out
+
+
+def test_nlpl_zip(tmp_path, reference):
+    archive = tmp_path / "209.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(ELMO / "lm_weights.hdf5", "model.hdf5")
+        z.write(ELMO / "options.json", "options.json")
+        z.write(ELMO / "vocab_test.txt", "vocab.txt")
+        z.writestr("meta.json", '{"corpus": "test"}')
+    assert detect(archive) == "nlpl"
+    convert(archive, tmp_path / "out")
+    for name, value in hdf5_arrays(tmp_path / "out" / "weights.hdf5").items():
+        np.testing.assert_array_equal(value, reference[name])
+    assert (tmp_path / "out" / "meta.json").is_file() and (tmp_path / "out" / "vocab.txt").is_file()
+
+
+@pytest.mark.parametrize("source, message", [
+    ("not_elmo", "not an ELMo checkpoint: no variable under 'lm/'"),
+    ("unknown_variable", "unknown variable 'lm/attention/kernel'"),
+    ("missing_lstm", "no LSTM variables"),
+])
+def test_bad_checkpoints_give_one_line_errors(tmp_path, capsys, source, message):
+    assert main(["convert", str(TF / source), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(TF / source) in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_truncated_data_file_names_variable_and_file(tmp_path, capsys):
+    module = tmp_path / "module"
+    shutil.copytree(TF / "hub_module", module)
+    data = module / "variables" / "variables.data-00000-of-00001"
+    data.write_bytes(data.read_bytes()[:200_000])
+    assert main(["convert", str(module), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "truncated" in err and str(data) in err and "variable 'bilm/" in err
+
+
+def test_checkpoint_file_naming_a_missing_checkpoint(tmp_path):
+    save = tmp_path / "save"
+    shutil.copytree(TF / "bilm_checkpoint", save)
+    for path in save.glob("model.ckpt-20.*"):
+        path.unlink()
+    with pytest.raises(UserError, match="model.ckpt-20.index is not in this folder"):
+        convert(save, tmp_path / "out")
+
+
+def test_damaged_index(tmp_path):
+    module = tmp_path / "module"
+    shutil.copytree(TF / "hub_module", module)
+    index = module / "variables" / "variables.index"
+    raw = bytearray(index.read_bytes())
+    raw[40] ^= 0xFF
+    index.write_bytes(bytes(raw))
+    with pytest.raises(UserError, match="variables.index: not a TensorFlow checkpoint index"):
+        TensorBundle(module / "variables" / "variables")
+
+
+def test_archive_member_escaping_is_refused(tmp_path):
+    archive = tmp_path / "evil.tar.gz"
+    (tmp_path / "x").write_text("x")
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(TF / "hub_module" / "variables", arcname="variables")
+        tar.add(tmp_path / "x", arcname="../escaped")
+    with pytest.raises(UserError, match="points outside the archive"):
+        convert(archive, tmp_path / "out")
+    assert not (tmp_path.parent / "escaped").exists()
