@@ -203,3 +203,54 @@ def test_archive_member_escaping_is_refused(tmp_path):
     with pytest.raises(UserError, match="points outside the archive"):
         convert(archive, tmp_path / "out")
     assert not (tmp_path.parent / "escaped").exists()
+
+
+def test_embed_file_conveniences(tmp_path, capsys):
+    """--pool mean, --use-sentence-keys, --tokenize ptb, '-' for stdin, --device, --version."""
+    import json
+
+    model = ["--model", str(ELMO_MODEL), "--quiet"]
+    text = "I love to watch TV\nI am wearing a wrist watch\nI love to watch TV\n"
+    source = tmp_path / "in.txt"
+    source.write_text(text)
+    assert main(["embed-file", str(source), str(tmp_path / "all.hdf5"), *model]) == 0
+    assert main(["embed-file", str(source), str(tmp_path / "pooled.hdf5"), "--pool", "mean", "--layers", "top", *model]) == 0
+    with h5py.File(tmp_path / "all.hdf5", "r") as full, h5py.File(tmp_path / "pooled.hdf5", "r") as pooled:
+        assert pooled["1"].shape == (32,)
+        np.testing.assert_allclose(pooled["1"][...], full["1"][...][-1].mean(axis=0), atol=1e-6)
+        assert json.loads(full["sentence_to_index"][0])["I love to watch TV"] == "2"
+    from elmo_tasks.embedder import Embedder
+
+    vectors = Embedder.from_dir(ELMO_MODEL).sentence_vectors([t.split() for t in text.splitlines()], layers="top")
+    with h5py.File(tmp_path / "pooled.hdf5", "r") as pooled:
+        np.testing.assert_allclose(vectors[1], pooled["1"][...], atol=1e-6)
+    # sentence keys: unique sentences only
+    assert main(["embed-file", str(source), str(tmp_path / "keys.hdf5"), "--use-sentence-keys", *model]) == 2
+    assert "occurs twice" in capsys.readouterr().err
+    source.write_text("Don't stop, please.\nI am wearing a wrist watch\n")
+    out = tmp_path / "keys.hdf5"
+    assert main(["embed-file", str(source), str(out), "--use-sentence-keys", "--tokenize", "ptb", *model]) == 0
+    with h5py.File(out, "r") as handle:
+        assert sorted(handle) == ["Don't stop, please.", "I am wearing a wrist watch"]
+        assert handle["Don't stop, please."].shape == (3, 6, 32)  # Do n't stop , please .
+    assert main(["embed-file", str(source), str(tmp_path / "x.hdf5"), "--device", "cuda:7", *model]) == 2
+    assert "--device cuda:7" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith("elmo-tasks ")
+
+
+def test_stdin_input(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "elmo_tasks.cli", "embed-file", "-", str(tmp_path / "o.hdf5"),
+                           "--model", str(ELMO_MODEL), "--quiet"], input="a b c\nd e\n", capture_output=True,
+                          text=True, timeout=300, cwd=Path(__file__).parents[1])
+    assert done.returncode == 0, done.stderr
+    with h5py.File(tmp_path / "o.hdf5", "r") as handle:
+        assert handle["0"].shape == (3, 3, 32) and handle["1"].shape == (3, 2, 32)
+    done = subprocess.run([sys.executable, "-m", "elmo_tasks.cli", "embed", "-", "--options", str(ELMO / "options.json"),
+                           "--weights", str(ELMO / "lm_weights.hdf5")], input="I love it\nyes\n",
+                          capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[1])
+    assert done.returncode == 0 and "sentence 2: 1 tokens: yes" in done.stdout, done.stderr

@@ -35,3 +35,39 @@ def load_embedder(args: argparse.Namespace, stateful: bool = False, batch_size: 
     if is_fixture_model(directory):
         print(FIXTURE_WARNING, file=sys.stderr)
     return Embedder.from_dir(directory, stateful=stateful, batch_size=batch_size)
+
+
+def parse_device(text: str):
+    """``cpu``, ``cuda`` or ``cuda:N`` -> a torch device, checked to exist (one-line error otherwise)."""
+    import torch
+
+    if text == "cpu":
+        return torch.device("cpu")
+    if text == "cuda" or (text.startswith("cuda:") and text[5:].isdigit()):
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {text}: no CUDA device is available here (use --device cpu)")
+        index = int(text[5:]) if ":" in text else 0
+        if index >= torch.cuda.device_count():
+            raise UserError(f"--device {text}: only {torch.cuda.device_count()} CUDA device(s) here")
+        return torch.device("cuda", index)
+    raise UserError(f"--device must be cpu, cuda or cuda:N, got {text!r}")
+
+
+def tokenizer_for(name: str):
+    """``whitespace`` -> None (str.split), ``ptb`` -> the project's Penn-Treebank tokenizer."""
+    if name == "ptb":
+        from elmo_tasks.data.tokenize import tokenize
+
+        return tokenize
+    return None
+
+
+def read_sentences(texts: list[str]) -> list[str]:
+    """The command-line sentences, with ``-`` replaced by the lines of standard input (blank lines dropped)."""
+    out: list[str] = []
+    for text in texts:
+        if text == "-":
+            out.extend(line.rstrip("\r\n") for line in sys.stdin if line.strip())
+        else:
+            out.append(text)
+    return out

@@ -37,6 +37,7 @@ from torch import nn
 from elmo_tasks.bilm.chars import batch_to_ids as _batch_to_ids
 from elmo_tasks.bilm.model import BiLM
 from elmo_tasks.bilm.weights import load_bilm
+from elmo_tasks.dump import write_dump
 from elmo_tasks.embedder import Embedder
 from elmo_tasks.errors import UserError
 from elmo_tasks.scalar_mix import ScalarMix
@@ -165,8 +166,6 @@ class ElmoEmbedder:
                    use_sentence_keys: bool = False) -> None:
         """AllenNLP's dump: one dataset per line (or per sentence with ``use_sentence_keys``) and, unless
         forgetting or using sentence keys, ``sentence_to_index``; blank lines are an error."""
-        from elmo_tasks.dump import write_dump
-
         if isinstance(input_file, (str, Path)):
             with open(input_file, encoding="utf-8") as handle:
                 lines = [line.strip() for line in handle]
