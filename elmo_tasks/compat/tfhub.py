@@ -1,7 +1,7 @@
 """The TF-Hub ELMo module's interface (``google/elmo/2``, ``/3``) on top of this toolkit's biLM.
 
     >>> from elmo_tasks.compat import tfhub as hub
-    >>> elmo = hub.load("elmo_3.tar.gz")          # a module folder or archive, or any model source
+    >>> elmo = hub.Module("elmo_3.tar.gz")        # or hub.load(...): a module folder or archive, or any model source
     >>> out = elmo(["I love to watch TV", "I am wearing a wrist watch"], signature="default", as_dict=True)
     >>> out["elmo"].shape, out["default"].shape   # (2, 6, 2P), (2, 2P): numpy arrays, no session
 
