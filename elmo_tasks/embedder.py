@@ -10,7 +10,6 @@ The command-line tools ``embed`` and ``embed-file`` use these same objects.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence

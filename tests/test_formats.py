@@ -60,7 +60,7 @@ def test_bundle_two_shards_and_extra_variables():
 
 @pytest.mark.parametrize("source", ["hub_module", "hub_module.tar.gz", "hub_scalar_scale", "bilm_checkpoint"])
 def test_convert_gives_the_source_weights(tmp_path, reference, source):
-    kind, written = convert(TF / source, tmp_path / "out")
+    kind, _ = convert(TF / source, tmp_path / "out")
     assert kind == ("bilm-tf" if source.startswith("bilm") else "tfhub")
     converted = hdf5_arrays(tmp_path / "out" / "weights.hdf5")
     assert sorted(converted) == sorted(reference)

@@ -6,7 +6,6 @@ import re
 import runpy
 from pathlib import Path
 
-
 ROOT = Path(__file__).parents[1]
 TF = ROOT / "tests" / "fixtures" / "tf"
 ELMO = ROOT / "tests" / "fixtures" / "elmo"
@@ -15,7 +14,7 @@ ELMO = ROOT / "tests" / "fixtures" / "elmo"
 def section_programs() -> list[str]:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     section = text.split("## Coming from TF-Hub or AllenNLP", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    return re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
 
 
 def run(tmp_path: Path, code: str, replacements: dict[str, Path], capsys) -> str:

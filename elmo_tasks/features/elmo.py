@@ -16,7 +16,6 @@ from torch import nn
 
 from elmo_tasks.config import ElmoConfig
 from elmo_tasks.elmo import Elmo
-from elmo_tasks.errors import UserError
 from elmo_tasks.formats.convert import resolve_model_dir as resolve_source
 
 
