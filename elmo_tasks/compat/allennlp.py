@@ -34,7 +34,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from elmo_tasks.bilm.chars import batch_to_ids as _batch_to_ids
+from elmo_tasks.bilm.char_ids import batch_to_ids as _batch_to_ids
+from elmo_tasks.bilm.inference import InferenceEngine
 from elmo_tasks.bilm.model import BiLM
 from elmo_tasks.bilm.weights import load_bilm
 from elmo_tasks.dump import write_dump
@@ -78,6 +79,8 @@ class Elmo(nn.Module):
         self._elmo_lstm.requires_grad_(requires_grad)
         self._elmo_lstm.train(requires_grad)
         self._requires_grad = requires_grad
+        self._engine = InferenceEngine(self._elmo_lstm)  # the frozen biLM's fast path
+        self._engine_device = torch.device("cpu")
         self._dropout = nn.Dropout(p=dropout)
         del vocab_to_cache
         self._scalar_mixes = nn.ModuleList(
@@ -107,11 +110,14 @@ class Elmo(nn.Module):
         leading = inputs.shape[:-2]
         flat = inputs.reshape(-1, *inputs.shape[-2:])
         device = next(self._elmo_lstm.parameters()).device
-        if self._requires_grad:
+        if self._requires_grad:  # the plain, differentiable model
             out = self._elmo_lstm(flat.to(device))
         else:
+            if self._engine_device != device:  # the module was moved (.to, .cuda): drop the old device's caches
+                self._engine.clear_caches()
+                self._engine_device = device
             with torch.no_grad():
-                out = self._elmo_lstm(flat.to(device))
+                out = self._engine(flat.to(device))
         representations = [self._dropout(mix(out.layers, out.mask)) for mix in self._scalar_mixes]
         return {"elmo_representations": [r.reshape(*leading, *r.shape[1:]) for r in representations],
                 "mask": out.mask.reshape(*leading, out.mask.shape[-1])}

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from elmo_tasks.bilm.chars import N_RAW_CHARS
+from elmo_tasks.bilm.char_ids import N_RAW_CHARS
 from elmo_tasks.bilm.options import BiLMOptions
 from elmo_tasks.bilm.weights import load_bilm_dir, save_arrays
 from elmo_tasks.errors import UserError
