@@ -254,3 +254,58 @@ def test_stdin_input(tmp_path):
                            "--weights", str(ELMO / "lm_weights.hdf5")], input="I love it\nyes\n",
                           capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[1])
     assert done.returncode == 0 and "sentence 2: 1 tokens: yes" in done.stdout, done.stderr
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            return bytes(out)
+
+
+def _block(entries: list[tuple[bytes, bytes]], restart_every: int) -> bytes:
+    """A LevelDB block: prefix-compressed keys, a full key every ``restart_every`` entries."""
+    import struct
+
+    body, restarts, previous = bytearray(), [], b""
+    for i, (key, value) in enumerate(entries):
+        shared = 0
+        if i % restart_every:
+            while shared < min(len(key), len(previous)) and key[shared] == previous[shared]:
+                shared += 1
+        else:
+            restarts.append(len(body))
+        body += _varint(shared) + _varint(len(key) - shared) + _varint(len(value)) + key[shared:] + value
+        previous = key
+    return bytes(body) + b"".join(struct.pack("<I", r) for r in restarts) + struct.pack("<I", len(restarts))
+
+
+def test_table_with_several_blocks_and_restarts(tmp_path):
+    """TensorFlow writes ELMo-sized indexes as one block; the reader also follows several blocks and restart points."""
+    import struct
+
+    from elmo_tasks.formats.tf_bundle import TABLE_MAGIC, read_table
+
+    def mask(crc: int) -> int:
+        return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
+
+    entries = [(f"lm/scope/variable_{i:03d}".encode(), bytes([i]) * (i % 7)) for i in range(40)]
+    data, handles = bytearray(), []
+    for chunk in (entries[:15], entries[15:31], entries[31:]):
+        block = _block(chunk, restart_every=4)
+        handles.append((chunk[-1][0], _varint(len(data)) + _varint(len(block))))
+        data += block + b"\0" + struct.pack("<I", mask(crc32c(block + b"\0")))
+    index = _block(handles, restart_every=1)
+    index_handle = _varint(len(data)) + _varint(len(index))
+    data += index + b"\0" + struct.pack("<I", mask(crc32c(index + b"\0")))
+    footer = (_varint(0) + _varint(0) + index_handle).ljust(40, b"\0") + struct.pack("<Q", TABLE_MAGIC)
+    path = tmp_path / "t.index"
+    path.write_bytes(bytes(data) + footer)
+    assert read_table(path) == entries
+    damaged = bytearray(path.read_bytes())
+    damaged[5] ^= 1
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(ValueError, match="checksum"):
+        read_table(path)
