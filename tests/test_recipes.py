@@ -184,8 +184,8 @@ def test_morphology():
     assert {"drop"} <= base_forms("dropping", "v", {"v": {}})  # undoubled consonant
     assert {"bright"} <= base_forms("brightest", "a", exceptions)
     assert {"brush"} <= base_forms("brushes", "n", exceptions)
-    assert not recipes._matches("has", "ha", "n", exceptions)  # no suffix rules for 2-letter lemmas
-    assert recipes._matches("Dropped", "drop", "v", exceptions)
+    assert not recipes.matches("has", "ha", "n", exceptions)  # no suffix rules for 2-letter lemmas
+    assert recipes.matches("Dropped", "drop", "v", exceptions)
 
 
 @pytest.mark.parametrize("name", ["wordnet-wsd", "wordnet-wsd-seen"])
@@ -203,7 +203,7 @@ def test_wordnet_wsd_on_real_excerpts(tmp_path, name):
     index = {line.split()[0] for line in (DATA / "wordnet" / "index.sense").read_text().splitlines()}
     for r in rows:
         assert r["sense"] in index and r["sense"].startswith(r["lemma"] + "%")
-        assert r["pos"] in "nvar" and recipes._matches(r["tokens"][r["target"]], r["lemma"], r["pos"],
+        assert r["pos"] in "nvar" and recipes.matches(r["tokens"][r["target"]], r["lemma"], r["pos"],
                                                        read_exceptions(WORDNET))
     train_lemmas = {(r["lemma"], r["pos"]) for r in data["train"]}
     train_senses = set(data["train"]["sense"])
