@@ -55,7 +55,7 @@ def read_exceptions(files: dict[str, Path]) -> dict[str, dict[str, set[str]]]:
         table: dict[str, set[str]] = collections.defaultdict(set)
         path = files.get(f"{name}.exc")
         if path is not None:
-            for number, line in readers._lines(path):
+            for number, line in readers.lines(path):
                 parts = line.split()
                 if len(parts) >= 2:
                     table[parts[0]].update(parts[1:])
@@ -95,7 +95,7 @@ def read_sense_index(path: Path) -> dict[tuple[str, str, str], tuple[str, int, i
     """(lemma, synset offset, pos n/v/a/r) -> (sense key, sense number, SemCor tag count), from
     ``index.sense`` (lines ``sense_key offset sense_number tag_cnt``)."""
     out: dict[tuple[str, str, str], tuple[str, int, int]] = {}
-    for number, line in readers._lines(path):
+    for number, line in readers.lines(path):
         parts = line.split()
         if not parts:
             continue
@@ -121,7 +121,7 @@ def read_usage_examples(files: dict[str, Path]) -> Iterable[dict[str, Any]]:
         path = files.get(f"data.{name}")
         if path is None:
             continue
-        for number, line in readers._lines(path):
+        for number, line in readers.lines(path):
             if line.startswith("  ") or not line.strip():  # the licence header
                 continue
             head, bar, gloss = line.partition(" | ")
