@@ -263,7 +263,8 @@ def test_a_foreign_folder_is_not_overwritten_without_force(tmp_path):
 def test_cli_list_and_errors(tmp_path, capsys):
     assert main(["data", "prepare", "--list", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    for name in ("wsj-pos", "wnut16", "polarity", "uncertainty", "wordnet-wsd", "oanc-pos-silver"):
+    for name in ("wsj-pos", "wnut16", "polarity", "uncertainty", "wordnet-wsd", "oanc-pos-silver", "brown-pos",
+                 "brown-pos-universal", "brown-pos-small"):
         assert name in out
     assert "SILVER" in out
     assert main(["data", "prepare", "nope", "--out", str(tmp_path)]) == 2
@@ -278,3 +279,47 @@ def test_cli_prepare_uses_existing_folder(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "already prepared" in captured.err and "train      16 sentences" in captured.out
     assert os.stat(tmp_path / "wnut16" / "manifest.json").st_mtime_ns == before
+
+
+# --- Brown POS on real excerpts (tests/fixtures/data/brown: ca01-ca10 and cm01, 4 sentences each) ---
+
+
+def test_brown_pos_splits_by_document_within_genre(tmp_path):
+    from elmo_tasks.data.recipes.brown import base_tag
+
+    folder = prepare("brown-pos", tmp_path, sources={"corpus": DATA / "brown"})
+    again = prepare("brown-pos", tmp_path / "again", sources={"corpus": DATA / "brown"})
+    for file in ("train.jsonl", "dev.jsonl", "test.jsonl"):
+        assert (folder / file).read_bytes() == (again / file).read_bytes()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    documents = manifest["documents"]
+    # genre a has 10 files: 1 test, 1 dev, 8 train; genre m has 1 file: train
+    assert [len(documents[s]) for s in ("train", "dev", "test")] == [9, 1, 1]
+    assert "cm01" in documents["train"] and not set(documents["dev"]) & set(documents["test"])
+    data = load_prepared("brown-pos", tmp_path)
+    assert [len(data[s]) for s in ("train", "dev", "test")] == [36, 4, 4]
+    first = next(r for r in data["train"] if r["document"] == "ca01")
+    assert first["tokens"][:5] == ["The", "Fulton", "County", "Grand", "Jury"]
+    assert first["tags"][:5] == ["AT", "NP", "NN", "JJ", "NN"]  # np-tl, nn-tl, jj-tl: title modifier removed
+    assert base_tag("FW-IN+NN-TL") == "FW" and base_tag("BEDZ*") == "BEDZ*" and base_tag("PPS+BEZ-HL") == "PPS+BEZ"
+    assert "NP-TL" not in manifest["label_set"] and "NP" in manifest["label_set"]
+
+
+def test_brown_pos_universal_and_small(tmp_path):
+    universal = load_prepared("brown-pos-universal",
+                              prepare("brown-pos-universal", tmp_path, sources={"corpus": DATA / "brown"}).parent)
+    first = next(r for r in universal["train"] if r["document"] == "ca01")
+    assert first["tags"][:7] == ["DET", "NOUN", "NOUN", "ADJ", "NOUN", "VERB", "NOUN"]
+    tags = {t for split in universal.values() for r in split for t in r["tags"]}
+    assert tags <= {".", "ADJ", "ADP", "ADV", "CONJ", "DET", "NOUN", "NUM", "PRON", "PRT", "VERB", "X"}
+    full = load_prepared("brown-pos", prepare("brown-pos", tmp_path, sources={"corpus": DATA / "brown"}).parent)
+    small = load_prepared("brown-pos-small", prepare("brown-pos-small", tmp_path,
+                                                     sources={"corpus": DATA / "brown"}).parent)
+    assert small["test"]["tokens"] == full["test"]["tokens"]  # the fixture is smaller than the subsets
+    assert len(small["train"]) == len(full["train"])
+
+
+def test_brown_without_brown_files_is_a_user_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="holds no Brown corpus file"):
+        prepare("brown-pos", tmp_path / "out", sources={"corpus": tmp_path / "empty"})

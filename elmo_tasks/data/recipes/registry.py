@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from elmo_tasks.data.recipes import pattern3, wordnet
+from elmo_tasks.data.recipes import brown, pattern3, wordnet
 from elmo_tasks.data.recipes.base import Recipe
 from elmo_tasks.errors import UserError
 
-RECIPES: dict[str, Recipe] = {recipe.name: recipe for family in (pattern3, wordnet) for recipe in family.RECIPES}
+RECIPES: dict[str, Recipe] = {recipe.name: recipe for family in (pattern3, wordnet, brown) for recipe in family.RECIPES}
 
 
 def get_recipe(name: str) -> Recipe:

@@ -114,6 +114,13 @@ def _clean_stale_temps(root: Path, name: str) -> None:
             shutil.rmtree(stale, ignore_errors=True)
 
 
+def _describe_local(path: Path) -> dict[str, Any]:
+    """A local source file (or folder of files) with its sha256 (per file for a folder)."""
+    if path.is_dir():
+        return {"path": str(path), "files_sha256": {p.name: sha256_file(p) for p in sorted(path.iterdir()) if p.is_file()}}
+    return {"path": str(path), "sha256": sha256_file(path)}
+
+
 def prepare(name: str, out_dir: str | os.PathLike | None = None, *, force: bool = False,
             sources: dict[str, str | os.PathLike] | None = None, log: Callable[[str], None] | None = None) -> Path:
     """Build the task set ``name`` into ``<out_dir>/<name>/`` and return that folder.
@@ -141,7 +148,7 @@ def prepare(name: str, out_dir: str | os.PathLike | None = None, *, force: bool 
         raw.mkdir()
         if sources is not None:
             files = {role: Path(path) for role, path in sources.items()}
-            source_info: dict[str, Any] = {"local_files": {role: {"path": str(path), "sha256": sha256_file(path)}
+            source_info: dict[str, Any] = {"local_files": {role: _describe_local(path)
                                                            for role, path in sorted(files.items())}}
         else:
             if log:
