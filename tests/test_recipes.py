@@ -223,6 +223,31 @@ def test_wordnet_wsd_on_real_excerpts(tmp_path, name):
     assert set(manifest["baselines"]) == {"dev", "test"}
 
 
+def test_wordnet_wsd_held_out_lemmas_go_whole_to_dev_or_test():
+    from elmo_tasks.data.recipes.wordnet import HELD_OUT_LEMMAS, _build_wordnet_wsd
+
+    assert RECIPES["wordnet-wsd"].build(WORDNET).notes["held_out_lemmas"] == {"dev": [], "test": []}  # 7 lemmas
+    assert 0 < HELD_OUT_LEMMAS <= 0.2
+    built = _build_wordnet_wsd(WORDNET, held_out_lemmas=0.7)  # a large share, to see it on 7 lemmas
+    held = built.notes["held_out_lemmas"]
+    assert held["dev"] and held["test"]
+
+    def lemmas(split):
+        return {f"{r['lemma']}%{r['pos']}" for r in built.splits[split]}
+
+    train = lemmas("train")
+    for split in ("dev", "test"):
+        assert set(held[split]) <= lemmas(split) and not set(held[split]) & train
+        other = "test" if split == "dev" else "dev"
+        assert not set(held[split]) & lemmas(other)  # a held-out lemma is in one split only
+        assert lemmas(split) - set(held[split]) <= train  # the other lemmas all occur in train
+    assert built.notes["instances_of_held_out_lemmas"]["test"] == sum(
+        f"{r['lemma']}%{r['pos']}" in held["test"] for r in built.splits["test"])
+    # same instances as without held-out lemmas, only their split changes
+    plain = _build_wordnet_wsd(WORDNET)
+    assert sorted(map(str, sum(built.splits.values(), []))) == sorted(map(str, sum(plain.splits.values(), [])))
+
+
 def test_load_sense_frequencies_before_prepare(tmp_path):
     with pytest.raises(UserError, match="data prepare wordnet-wsd"):
         load_sense_frequencies(tmp_path)

@@ -14,6 +14,8 @@ from elmo_tasks.data.recipes.base import SENSE_FREQUENCIES, SPLITS, Built, Recip
 from elmo_tasks.data.sources import sha256_file
 from elmo_tasks.errors import UserError
 
+# the share of lemmas whose instances all go to dev or test in wordnet-wsd (half each)
+HELD_OUT_LEMMAS = 0.1
 WORDNET_LICENCE = ("WordNet 3.0 licence (Princeton University): use, copy, modify and distribute for any purpose "
                    "without fee, with the copyright notice 'WordNet 3.0 Copyright 2006 by Princeton University. "
                    "All rights reserved.' and its disclaimer kept on all copies")
@@ -144,7 +146,11 @@ def read_usage_examples(files: dict[str, Path]) -> Iterable[dict[str, Any]]:
 
 
 def _build_wordnet_wsd(files: dict[str, Path], min_senses: int = 2, dev: float = 0.1,
-                       test: float = 0.1, seen_senses: bool = False) -> Built:
+                       test: float = 0.1, seen_senses: bool = False, held_out_lemmas: float = 0.0) -> Built:
+    """The word-sense rows and their split (see the recipes' ``split_rule``). ``held_out_lemmas``: the
+    share of lemmas, chosen by hash, whose every instance goes to dev (first half) or test (second
+    half), so that dev and test hold lemmas never seen in train (where the most-frequent-sense
+    back-off answers)."""
     tokenize = readers.get_tokenizer("ptb")
     exceptions = read_exceptions(files)
     senses = read_sense_index(files["index.sense"])
@@ -184,22 +190,29 @@ def _build_wordnet_wsd(files: dict[str, Path], min_senses: int = 2, dev: float =
     stats["lemmas_kept"] = len(kept_lemmas)
     stats["lemmas_dropped_monosemous_in_examples"] = len(by_lemma) - len(kept_lemmas)
 
-    # split: each instance by the hash of its text and sense; then, per lemma (or, with
-    # seen_senses, per sense), make sure train holds at least one instance: the one with the
-    # highest hash value moves there
+    # split: held-out lemmas (by the hash of the lemma) go whole to test or dev; the other lemmas'
+    # instances by the hash of their text and sense; then, per lemma (or, with seen_senses, per
+    # sense) that is not held out, train gets at least one instance: the one with the highest hash
     split_of: dict[int, str] = {}
     values: dict[int, float] = {}
     kept: list[int] = []
+    held_out: dict[tuple[str, str], str] = {}
+    for key in kept_lemmas:
+        v = unit(key_of("wordnet-wsd lemma", f"{key[0]}%{key[1]}"))
+        if v < held_out_lemmas:
+            held_out[key] = "test" if v < held_out_lemmas / 2 else "dev"
     for key in kept_lemmas:
         for i in by_lemma[key]:
             row = instances[i]
             # the hash does not depend on the variant, so wordnet-wsd-seen differs only by the moves
             u = unit(key_of("wordnet-wsd", f"{' '.join(row['tokens'])}\x00{row['target']}\x00{row['sense']}"))
             values[i] = u
-            split_of[i] = "test" if u < test else "dev" if u < test + dev else "train"
+            split_of[i] = held_out.get(key) or ("test" if u < test else "dev" if u < test + dev else "train")
             kept.append(i)
     guarantee: dict[Any, list[int]] = collections.defaultdict(list)
     for i in kept:
+        if (instances[i]["lemma"], instances[i]["pos"]) in held_out:
+            continue
         guarantee[instances[i]["sense"] if seen_senses else (instances[i]["lemma"], instances[i]["pos"])].append(i)
     for members in guarantee.values():
         if not any(split_of[i] == "train" for i in members):
@@ -223,6 +236,10 @@ def _build_wordnet_wsd(files: dict[str, Path], min_senses: int = 2, dev: float =
                        "the extra column 'synset' is the synset as offset-ss_type (n/v/a/s/r)",
         "extraction": {k: stats[k] for k in sorted(stats)},
         "test_instances_with_sense_seen_in_train": sum(r["sense"] in train_senses for r in splits["test"]),
+        "held_out_lemmas": {part: sorted(f"{lemma}%{pos}" for (lemma, pos), where in held_out.items() if where == part)
+                            for part in ("dev", "test")},
+        "instances_of_held_out_lemmas": {part: sum((r["lemma"], r["pos"]) in held_out for r in splits[part])
+                                         for part in ("dev", "test")},
         "baselines": _wsd_baselines(splits, table),
     }
     return Built(splits, {SENSE_FREQUENCIES: table}, notes)
@@ -264,22 +281,27 @@ RECIPES: tuple[Recipe, ...] = (
                      "lemma's sense key; only lemmas with at least 2 senses among the examples are kept"),
         source="Debian wordnet-base (data.*, *.exc) and wordnet-sense-index (index.sense), WordNet 3.0",
         licence=WORDNET_LICENCE,
-        split_rule=("each instance gets u = sha256('wordnet-wsd' NUL tokens NUL target NUL sense) as a number in "
-                    "[0,1): u < 0.1 test, u < 0.2 dev, else train; then for each lemma with no train instance its "
-                    "instance with the largest u moves to train, so every dev/test lemma occurs in train. One "
-                    "instance per example: the first synset lemma (synset order) found, at its first occurrence"),
+        split_rule=("held-out lemmas: each lemma%pos gets v = sha256('wordnet-wsd lemma' NUL lemma%pos) as a number "
+                    "in [0,1); with v < 0.05 all its instances go to test, with 0.05 <= v < 0.1 all to dev, so dev "
+                    "and test hold lemmas never seen in train (the most-frequent-sense back-off answers them). "
+                    "Every other instance gets u = sha256('wordnet-wsd' NUL tokens NUL target NUL sense) as a number "
+                    "in [0,1): u < 0.1 test, u < 0.2 dev, else train; then for each such lemma with no train "
+                    "instance its instance with the largest u moves to train. One instance per example: the first "
+                    "synset lemma (synset order) found, at its first occurrence"),
         fetch=fetch_wordnet,
-        build=_build_wordnet_wsd,
+        build=lambda files: _build_wordnet_wsd(files, held_out_lemmas=HELD_OUT_LEMMAS),
         ptb_tokenized=True,
     ),
     Recipe(
         name="wordnet-wsd-seen", task="word-sense",
-        description=("wordnet-wsd with a stricter split: every sense in dev and test also occurs in train (senses "
-                     "with a single example stay in train), so a model that learns senses from train can score on "
-                     "every test instance; same instances, same hash, same sense-frequency table"),
+        description=("the seen-lemmas variant of wordnet-wsd: no held-out lemmas, and every sense in dev and test "
+                     "also occurs in train (senses with a single example stay in train), so a model that learns "
+                     "senses from train can score on every test instance; same instances, same instance hash, "
+                     "same sense-frequency table"),
         source="Debian wordnet-base (data.*, *.exc) and wordnet-sense-index (index.sense), WordNet 3.0",
         licence=WORDNET_LICENCE,
-        split_rule=("as wordnet-wsd (u < 0.1 test, u < 0.2 dev, else train), but the move to train is per sense: "
+        split_rule=("as wordnet-wsd without held-out lemmas (u < 0.1 test, u < 0.2 dev, else train), and the move "
+                    "to train is per sense: "
                     "for each sense with no train instance its instance with the largest u moves to train, so "
                     "every dev/test sense (hence lemma) occurs in train"),
         fetch=fetch_wordnet,
