@@ -6,10 +6,10 @@
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
-import sklearn.metrics as sklearn_metrics
 import seqeval.metrics as seqeval_metrics
+import sklearn.metrics as sklearn_metrics
 
 _BIO = re.compile(r"^(O|[BIES]-.+)$")
 

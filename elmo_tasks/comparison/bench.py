@@ -19,9 +19,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 from elmo_tasks.atomic import write_text_atomic
 from elmo_tasks.comparison.notes import models_note

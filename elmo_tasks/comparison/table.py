@@ -10,8 +10,8 @@ share of the baseline's errors that adding ELMo removes (the paper's Table 1 col
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
 
