@@ -15,7 +15,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from elmo_tasks.bilm.chars import batch_to_ids
+from elmo_tasks.bilm.char_ids import batch_to_ids
 from elmo_tasks.bilm.weights import load_bilm
 from elmo_tasks.errors import UserError
 from elmo_tasks.features.base import BuildContext, Feature
