@@ -9,7 +9,7 @@ the cache (what the cache saves; ``benchmarks/cache_vs_recompute.py`` measures t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
@@ -30,7 +30,7 @@ PLACES = {"input": ("input",), "output": ("output",), "both": ("input", "output"
 @dataclass
 class ElmoOptions:
     # "default": the toolkit's default model; "fixture": the tiny test model; or a model folder
-    model: str = "default"
+    model: str = field(default="default", metadata={"path": NAMED})  # a folder: relative to the config's folder
     layer_norm: bool = False
     l2: float = 0.0  # lambda * ||w||^2 on the mix weights (the paper's regulariser)
     dropout: float = 0.5  # on the mixed vector
