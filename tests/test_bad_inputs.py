@@ -167,7 +167,7 @@ CASES: list[Case] = [
         ["weights.hdf5: not a readable HDF5 file"], ws.p("o.h5"))),
     ("embed-file weights missing", lambda ws: (
         ["embed-file", ws.text(), ws.p("o.h5"), "--model", (ws.model(), ws.p("model/weights.hdf5").unlink())[0]],
-        ["weights file not found", "weights.hdf5"], ws.p("o.h5"))),
+        ["weights.hdf5 not found"], ws.p("o.h5"))),
     ("embed-file weights of other sizes", lambda ws: (
         ["embed-file", ws.text(), ws.p("o.h5"), "--model", ws.model(_opt("lstm", "projection_dim", 32))],
         ["weights.hdf5: dataset", "options file implies"], ws.p("o.h5"))),

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from elmo_tasks.errors import UserError
-from elmo_tasks.training import trainer
+from elmo_tasks.training import run_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ROOT / "tests" / "fixtures" / "tasks"
@@ -46,7 +46,7 @@ def test_the_crafted_file_does_run_code_without_weights_only(tmp_path):
 def test_load_checkpoint_refuses_code(tmp_path, name):
     marker = tmp_path / "ran"
     with pytest.raises(UserError, match=f"{name}: not a readable checkpoint") as caught:
-        trainer.load_checkpoint(crafted(tmp_path / name, marker))
+        run_folder.load_checkpoint(crafted(tmp_path / name, marker))
     assert "\n" not in str(caught.value) and not marker.exists()
 
 
@@ -67,7 +67,7 @@ def test_broken_checkpoints_are_user_errors(tmp_path, content):
     path = tmp_path / "last.pt"
     path.write_bytes(content)
     with pytest.raises(UserError, match="not a readable checkpoint"):
-        trainer.load_checkpoint(path)
+        run_folder.load_checkpoint(path)
 
 
 def test_optimizer_state_and_plain_data_load_with_weights_only(tmp_path):
@@ -79,7 +79,7 @@ def test_optimizer_state_and_plain_data_load_with_weights_only(tmp_path):
              "history": [{"epoch": 1, "train_loss": 0.5, "dev": {"accuracy": 0.7}}], "best_score": 0.7,
              "best_epoch": 1, "rng": torch.get_rng_state()}
     torch.save(state, tmp_path / "last.pt")
-    loaded = trainer.load_checkpoint(tmp_path / "last.pt")
+    loaded = run_folder.load_checkpoint(tmp_path / "last.pt")
     again = torch.optim.Adam(torch.nn.Linear(3, 2).parameters(), lr=0.01)
     again.load_state_dict(loaded["optimizer"])
     assert loaded["history"] == state["history"] and torch.equal(loaded["rng"], state["rng"])

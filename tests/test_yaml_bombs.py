@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from cli_util import assert_user_error, run_cli
-from elmo_tasks.config import MAX_YAML_VALUES, ConfigError, parse_yaml
+from elmo_tasks.schema import MAX_YAML_VALUES, ConfigError, parse_yaml
 from tasks_util import TASK_FIXTURES
 
 LETTERS = "abcdefghij"

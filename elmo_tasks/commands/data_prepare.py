@@ -20,15 +20,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported when the command runs, not at the top: the CLI builds every command's parser at start-up,
+    # and these pull in torch, pandas or datasets
     from elmo_tasks.data import recipes
 
     if args.list:
         for name, recipe in recipes.RECIPES.items():
             folder = recipes.prepared_dir(name, args.out)
             state = "prepared" if (folder / recipes.MANIFEST).is_file() else "not prepared"
-            print(f"{name:<17} {recipe.task:<14} {state:<13} {recipe.description}")
-            print(f"{'':<17} source: {recipe.source}")
-            print(f"{'':<17} licence: {recipe.licence}")
+            print(f"{name:<20} {recipe.task:<14} {state:<13} {recipe.description}")
+            print(f"{'':<20} source: {recipe.source}")
+            print(f"{'':<20} licence: {recipe.licence}")
         return 0
     from elmo_tasks.paths import check_output_dir
 

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from elmo_tasks.errors import UserError
+
 HELP = "pretrain a biLM on plain text (forward + backward LM) and export options.json + weights.hdf5"
 
 
@@ -23,10 +25,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from elmo_tasks.errors import UserError
     from elmo_tasks.lock import LOCK_NAME, hold
     from elmo_tasks.paths import check_output_dir
-    from elmo_tasks.pretrain.config import load_config
+    from elmo_tasks.pretrain.settings import load_config
 
     config = load_config(args.config)
     out = Path(args.out) if args.out else Path("runs") / "pretrain" / Path(args.config).stem
@@ -44,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _pretrain(args: argparse.Namespace, config, out: Path) -> int:
+    # imported when the command runs, not at the top: it pulls in torch
     from elmo_tasks.pretrain.trainer import Trainer
 
     trainer = Trainer(config, out, device=args.device, resume=args.resume, progress=not args.quiet)
