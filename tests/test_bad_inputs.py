@@ -91,6 +91,20 @@ def crafted_checkpoint(ws: Workspace) -> bytes:
     return path.read_bytes()
 
 
+def _evil_tar(ws: Workspace) -> Path:
+    """A TF-Hub-like archive whose member climbs out of the extraction folder."""
+    import io
+    import tarfile
+
+    path = ws.p("evil.tar")
+    with tarfile.open(path, "w") as tar:
+        for name in ("m/variables/variables.index", "../../escaped.txt"):
+            info = tarfile.TarInfo(name)
+            info.size = 3
+            tar.addfile(info, io.BytesIO(b"abc"))
+    return path
+
+
 def _opt(section: str, key: str, value):
     return lambda o: o[section].__setitem__(key, value)
 
@@ -284,6 +298,14 @@ CASES: list[Case] = [
                                                       "--out", ws.p("o"), "--resume"], ["--resume", ws.p("o")], ws.p("o"))),
     ("pretrain export-only without resume", lambda ws: (["pretrain", Path(__file__).parents[1] / "configs/pretrain/tiny.yaml",
                                                          "--out", ws.p("o"), "--export-only"], ["--export-only"], ws.p("o"))),
+    # -- convert
+    ("convert source missing", lambda ws: (["convert", ws.p("nomodel"), ws.p("out")], ["nomodel"], ws.p("out"))),
+    ("convert source not a model", lambda ws: (["convert", ws.text(), ws.p("out")], ["in.txt", "not an ELMo model"], ws.p("out"))),
+    ("convert output is a file", lambda ws: (["convert", ws.model(), ws.text("out")], ["out", "not a folder"], None)),
+    ("convert tar with a member leaving it", lambda ws: (["convert", _evil_tar(ws), ws.p("out")],
+                                                         ["evil.tar", "outside the archive"], ws.p("out"))),
+    ("convert options file missing", lambda ws: (["convert", _evil_tar(ws), ws.p("out"), "--options", ws.p("no.json")],
+                                                 ["no.json"], ws.p("out"))),
     # -- data
     ("data prepare --out is a file", lambda ws: (["data", "prepare", "wnut16", "--out", ws.text("d")], ["--out", "not a folder"], None)),
     ("data prepare unknown set", lambda ws: (["data", "prepare", "nosuchset", "--out", ws.p("d")], ["nosuchset"], ws.p("d"))),

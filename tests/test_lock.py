@@ -78,10 +78,21 @@ def test_two_runs_into_one_folder_one_refused_one_correct(tmp_path):
     out = tmp_path / "run"
     first = cli("run", str(config), "--out", str(out), "--quiet")
     deadline = time.time() + 60
-    while not (out / LOCK_NAME).exists() and first.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    second = cli("run", str(config), "--out", str(out), "--quiet")
-    _, err2 = second.communicate(timeout=120)
+    def held_by_first() -> bool:  # the holder's pid is written once the flock is taken
+        try:
+            return json.loads((out / LOCK_NAME).read_text())["pid"] == first.pid
+        except (OSError, ValueError, KeyError):
+            return False
+
+    while not held_by_first() and first.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    os.kill(first.pid, signal.SIGSTOP)  # hold the first mid-run (deterministic, whatever the machine's load)
+    try:
+        assert first.poll() is None, "the first run finished before the second could start"
+        second = cli("run", str(config), "--out", str(out), "--quiet")
+        _, err2 = second.communicate(timeout=120)
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
     _, err1 = first.communicate(timeout=300)
     assert first.returncode == 0, err1
     assert second.returncode == 2 and err2.count("\n") == 1 and "Traceback" not in err2
