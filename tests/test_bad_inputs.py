@@ -230,6 +230,8 @@ CASES: list[Case] = [
     ("run name leaves runs/", lambda ws: (["run", ws.config(name="../../../../elsewhere")], ["c.yaml", "name:", "outside runs/"],
                                           (ws.root / "runs" / "../../../../elsewhere").resolve())),
     ("run --out is a file", lambda ws: (["run", ws.config(), "--out", ws.text("f.txt")], ["--out", "f.txt", "not a folder"], None)),
+    ("run --out under /proc", lambda ws: (["run", ws.config(), "--out", "/proc/x/run"], ["--out", "/proc/x/run", "cannot write"],
+                                          Path("/proc/x/run"))),
     ("run --out under a file", lambda ws: (["run", ws.config(), "--out", ws.text("f.txt") / "sub"], ["--out", "f.txt"], None)),
     ("run dataset file is a folder", lambda ws: (["run", ws.config(dataset={"files": {"train": str(ws.folder("tr"))}})],
                                                  ["c.yaml", "dataset.files.train: file is a folder"], None)),
@@ -258,6 +260,7 @@ CASES: list[Case] = [
     # -- compare
     ("compare folder missing", lambda ws: (["compare", ws.p("nothing")], ["nothing", "no such run folder"], None)),
     ("compare no runs", lambda ws: (["compare", ws.folder("empty")], ["empty", "no run folders"], None)),
+    ("compare --out under /proc", lambda ws: (["compare", ws.folder("x"), "--out", "/proc/x"], ["--out", "/proc/x"], None)),
     ("compare --out is a file", lambda ws: (["compare", ws.folder("x"), "--out", ws.text("f.csv")], ["--out", "f.csv"], None)),
     ("compare metrics.json corrupt", lambda ws: (["compare", ws.run_folder(**{"metrics.json": "{", "config.yaml": "a: 1"})],
                                                  ["metrics.json: not valid JSON"], None)),
