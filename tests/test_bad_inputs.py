@@ -280,6 +280,8 @@ CASES: list[Case] = [
     ("bench seeds 0", lambda ws: (["bench", ws.suite(), "--seeds", "0", "--out", ws.p("b")], ["--seeds"], ws.p("b"))),
     ("bench seeds 2**70", lambda ws: (["bench", ws.suite(), "--seeds", str(2**70), "--out", ws.p("b")], ["--seeds"], ws.p("b"))),
     ("bench --out is a file", lambda ws: (["bench", ws.suite(), "--out", ws.text("b")], ["--out", "not a folder"], None)),
+    ("bench suite name leaves runs/bench", lambda ws: (["bench", ws.suite("name: ../../../elsewhere\ntasks: []\n")],
+                                                       ["suite.yaml", "name", "outside runs/bench/"], None)),
     ("bench suite bomb", lambda ws: (["bench", ws.suite(laughs()), "--out", ws.p("b")], ["suite.yaml, line", "aliases expand"], ws.p("b"))),
     ("bench config error", lambda ws: (["bench", ws.suite(yaml.safe_dump({"tasks": [
         {"name": "t", "glove": str(ws.config("g.yaml", trainer__lr=-1)), "glove_elmo": str(ws.config("g.yaml", trainer__lr=-1))}]})),

@@ -90,6 +90,9 @@ def load_suite(path: str | Path, check_configs: bool = True) -> Suite:
     for key in ("name", "description", "output"):
         if key in data and not isinstance(data[key], str):
             raise error(key, f"must be a string, got {describe_value(data[key])}")
+    if "name" in data and "output" not in data and not _NAME.match(data["name"]):
+        raise error("name", f"{data['name']!r} would put the output outside runs/bench/: use letters, digits, "
+                    "'.', '_' or '-', or give output:")
     seeds = data.get("seeds", 3)
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise error("seeds", f"must be a whole number of at least 1, got {describe_value(seeds)}")
