@@ -58,6 +58,10 @@ def _acquire(path: Path, what: str, wait: bool) -> int:
                 print(f"waiting for {holder}, which holds {what}", file=sys.stderr)
                 waited = True
             fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:  # a filesystem without locks (some network mounts): run unlocked, say so
+            print(f"warning: cannot lock {what} ({exc.strerror or exc}): concurrent writers are not "
+                  "detected on this filesystem", file=sys.stderr)
+            break
         # the holder may have removed the file between our open and our flock: lock the one on disk
         try:
             same = os.stat(path).st_ino == os.fstat(fd).st_ino

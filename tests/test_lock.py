@@ -154,3 +154,17 @@ def test_two_cache_builds_of_one_key_end_with_one_complete_cache(tmp_path):
     assert built.count(True) >= 1
     meta = json.loads((path / "meta.json").read_text())
     assert meta["sentences"] == 100
+
+
+def test_a_filesystem_without_locks_runs_unlocked_with_a_warning(tmp_path, monkeypatch, capsys):
+    import errno
+    import fcntl
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with hold(tmp_path / LOCK_NAME, "run folder x"):
+        pass
+    assert "warning: cannot lock run folder x" in capsys.readouterr().err
+    assert not (tmp_path / LOCK_NAME).exists()
