@@ -24,13 +24,13 @@ from typing import Any
 
 from elmo_tasks.errors import UserError
 from elmo_tasks.schema import parse_yaml
+from elmo_tasks.training.run_folder import FAILED_NAME
 
 GLOVE, GLOVE_ELMO, PROBE = "glove", "glove_elmo", "probe"
 SETTING_TITLES = {GLOVE: "GloVe", GLOVE_ELMO: "GloVe + ELMo", PROBE: "probe"}
 
 # metrics.json keys a record needs (schema 1 of elmo_tasks.training.trainer)
 _REQUIRED = ("seed", "main_metric", "dev", "test", "features", "head")
-FAILED_NAME = "failed.json"  # what a failed run leaves instead of metrics.json (elmo_tasks.training.trainer)
 
 
 @dataclass
