@@ -265,7 +265,12 @@ def test_shipped_suites_load():
     assert [t.name for t in offline.tasks] == ["wsj-pos", "wnut16", "polarity", "uncertainty", "wordnet-wsd",
                                                  "wordnet-wsd-seen"]
     assert list(offline.probes[0].layers) == [0, 1, 2] and offline.seeds == 5 and not offline.overrides
-    assert suites["quick"].tasks == offline.tasks and suites["quick"].probes == offline.probes
+    quick = suites["quick"]
+    assert [(t.name, t.glove, t.glove_elmo) for t in quick.tasks] == [(t.name, t.glove, t.glove_elmo) for t in offline.tasks]
+    assert quick.probes == offline.probes and quick.smoke and not offline.smoke
+    # grids: each arm tries as many settings
+    assert all(len(t.points("glove")) == len(t.points("glove_elmo")) for t in offline.tasks)
+    assert offline.tasks[1].points("glove_elmo") == [{"head.dropout": 0.25}, {"head.dropout": 0.5}]
     assert "extra" in suites
     # paper.yaml needs the user's own PTB files: the error says which file is missing
     with pytest.raises(UserError, match=r"paper.yaml: tasks\[2\].glove: .*ptb-pos_glove.yaml: dataset.files.train: file not found"):
