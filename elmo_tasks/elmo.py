@@ -2,7 +2,8 @@
 
 Each representation has its own ScalarMix, so a task model can use ELMo at its input and at its
 output (as the paper's SQuAD/SNLI models do). Concatenate a representation to the task model's
-input vectors. ``mix`` does the same from precomputed layers (the feature cache).
+input vectors. ``mix`` does the same from precomputed layers. (Task runs read cached layers
+instead: ``elmo_tasks.features.elmo_layers``.)
 """
 
 from __future__ import annotations
@@ -33,26 +34,19 @@ class Elmo(nn.Module):
         do_layer_norm, fixed, l2_coef: passed to each ScalarMix.
     """
 
-    def __init__(self, bilm: BiLM | None, num_output_representations: int = 1, dropout: float = 0.5,
+    def __init__(self, bilm: BiLM, num_output_representations: int = 1, dropout: float = 0.5,
                  do_layer_norm: bool = False, fixed: str | Sequence[float] | None = None,
-                 l2_coef: float = 0.0, num_layers: int | None = None) -> None:
+                 l2_coef: float = 0.0) -> None:
         super().__init__()
-        if bilm is None and num_layers is None:
-            raise ValueError("give a biLM, or num_layers when mixing cached layers only")
-        self.bilm = bilm
-        if bilm is not None:
-            bilm.requires_grad_(False)
-        layers = bilm.num_layers if bilm is not None else num_layers
+        self.bilm = bilm.requires_grad_(False)
         self.scalar_mixes = nn.ModuleList(
-            ScalarMix(layers, do_layer_norm=do_layer_norm, fixed=fixed, l2_coef=l2_coef)
+            ScalarMix(bilm.num_layers, do_layer_norm=do_layer_norm, fixed=fixed, l2_coef=l2_coef)
             for _ in range(num_output_representations)
         )
         self.dropout = nn.Dropout(dropout)
 
     @property
     def output_dim(self) -> int:
-        if self.bilm is None:
-            raise ValueError("output_dim is only known with a biLM")
         return self.bilm.output_dim
 
     def mix(self, layers: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:

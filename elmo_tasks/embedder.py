@@ -18,33 +18,18 @@ from typing import Iterable, Iterator, Sequence
 import h5py
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from elmo_tasks.atomic import atomic_path
 from elmo_tasks.bilm.chars import batch_to_ids
 from elmo_tasks.bilm.model import BiLM, BiLMOutput
-from elmo_tasks.bilm.weights import WEIGHTS_NAME, load_bilm, load_bilm_dir
+from elmo_tasks.bilm.weights import load_bilm
 from elmo_tasks.errors import UserError
+from elmo_tasks.model_folder import (DEFAULT_MODEL_DIR, FIXTURE_MODEL_DIR, FIXTURE_WARNING,  # noqa: F401  (public names)
+                                     ModelFolder, default_model_dir, is_fixture_model, resolve_model)
 
-MODELS_DIR = Path(__file__).parent / "models"
-DEFAULT_MODEL_DIR = MODELS_DIR / "default"
-FIXTURE_MODEL_DIR = MODELS_DIR / "tiny_fixture"
-FIXTURE_WARNING = (
-    "note: using the tiny test model (allennlp's 32-dimension fixture): it has no linguistic value; "
-    "pass --model DIR for a real model"
-)
 LAYER_CHOICES = ("all", "top", "average")
 SORT_CHUNK_BATCHES = 16  # stateless runs sort this many batches' worth of sentences by length at a time
-
-
-def default_model_dir() -> Path:
-    """The shipped default model, or the tiny fixture model while no trained default ships."""
-    if (DEFAULT_MODEL_DIR / WEIGHTS_NAME).is_file():
-        return DEFAULT_MODEL_DIR
-    return FIXTURE_MODEL_DIR
-
-
-def is_fixture_model(directory: Path) -> bool:
-    return Path(directory).resolve() == FIXTURE_MODEL_DIR.resolve()
 
 
 class Embedder:
@@ -57,9 +42,11 @@ class Embedder:
         self.batch_size = batch_size
 
     @classmethod
-    def from_dir(cls, directory: str | Path | None = None, stateful: bool = False, batch_size: int = 64) -> "Embedder":
+    def from_dir(cls, directory: str | Path | ModelFolder | None = None, stateful: bool = False,
+                 batch_size: int = 64) -> "Embedder":
         """Load a model folder (``options.json`` + ``weights.hdf5``); None means the default model."""
-        return cls(load_bilm_dir(directory or default_model_dir(), stateful=stateful), batch_size)
+        folder = directory if isinstance(directory, ModelFolder) else resolve_model(directory)
+        return cls(load_bilm(folder.options_file, folder.weights_file, stateful=stateful), batch_size)
 
     @classmethod
     def from_files(cls, options_file: str | Path, weights_file: str | Path, stateful: bool = False,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from elmo_tasks.cli import main
-from elmo_tasks.config import ConfigError, load_config
+from elmo_tasks.experiment import ConfigError, load_config
 from elmo_tasks.heads import HEADS
 from elmo_tasks.heads.tagger import TaggerOptions
 from tasks_util import TASK_FIXTURES

@@ -11,7 +11,7 @@ import pytest
 from scipy.stats import norm
 
 from elmo_tasks.comparison.significance import item_counts, paired_bootstrap, score
-from elmo_tasks.training.metrics import tagging_metrics, wsd_metrics
+from elmo_tasks.metrics import tagging_metrics, wsd_metrics
 
 
 def accuracy_counts(right: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from elmo_tasks.config import parse_yaml
+from elmo_tasks.schema import parse_yaml
 from elmo_tasks.errors import UserError
 
 GLOVE, GLOVE_ELMO, PROBE = "glove", "glove_elmo", "probe"

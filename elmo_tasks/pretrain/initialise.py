@@ -9,7 +9,7 @@ from torch import nn
 
 from elmo_tasks.bilm.model import BiLM
 from elmo_tasks.bilm.options import BiLMOptions
-from elmo_tasks.pretrain.config import PretrainConfig
+from elmo_tasks.pretrain.settings import PretrainConfig
 
 
 def bilm_options(config: PretrainConfig) -> BiLMOptions:
