@@ -189,11 +189,13 @@ def test_bad_grid_is_a_one_line_error_naming_file_and_key(tmp_path, capsys, grid
 @pytest.mark.parametrize("change, message", [
     ({"trainer": {"epochs": 9}}, "tasks[0]: trainer.epochs is 2 for glove but 9 for glove_elmo; both arms get the same"),
     ({"trainer": {"lr": 0.5}}, "tasks[0]: trainer.lr is 0.01 for glove but 0.5 for glove_elmo"),
+    ({"head": {"dropout": 0.5}}, "tasks[0]: head.dropout is 0.2 for glove but 0.5 for glove_elmo; both arms use the same head"),
 ])
 def test_unequal_budgets_are_refused(tmp_path, change, message):
     grid_suite(tmp_path, poison=False)
     elmo = yaml.safe_load((tmp_path / "elmo.yaml").read_text())
-    elmo["trainer"] = {**elmo["trainer"], **change["trainer"]}
+    for section, values in change.items():
+        elmo[section] = {**elmo[section], **values}
     write_yaml(tmp_path / "elmo.yaml", elmo)
     with pytest.raises(UserError, match=message.replace("[", r"\[").replace("]", r"\]")):
         load_suite(tmp_path / "suite.yaml")

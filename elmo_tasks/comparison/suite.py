@@ -20,8 +20,8 @@
 
 Config paths are relative to the suite file. Loading reads every config (so a typo fails before
 hours of runs) and checks that each sits in the right slot: ``glove`` without ``features.elmo``,
-``glove_elmo`` with it and on the same data set, both with the same ``trainer`` budget (seed,
-threads and device aside), a probe of layer K with ``features.elmo.fixed: layerK``. Problems
+``glove_elmo`` with it and on the same data set, both with the same ``head`` and the same
+``trainer`` budget (seed, threads and device aside), a probe of layer K with ``features.elmo.fixed: layerK``. Problems
 raise a :class:`SuiteError` naming the file and the key (``tasks[2].glove``).
 
 A grid's points per arm are the product of ``both`` and the arm's own lists (keys in the order
@@ -263,6 +263,12 @@ def check_suite_configs(suite: Suite) -> dict[str, Config]:
             raise error(f"tasks[{i}]", f"trainer.{key} is {budgets[0][key]} for glove but {budgets[1][key]} for "
                                        "glove_elmo; both arms get the same trainer budget (try settings per arm "
                                        "through the task's grid)")
+        heads = [c.head.to_dict() for c in (glove, elmo)]
+        if heads[0] != heads[1]:
+            key = next(k for k in {**heads[0], **heads[1]} if heads[0].get(k) != heads[1].get(k))
+            raise error(f"tasks[{i}]", f"head.{key} is {heads[0].get(key)} for glove but {heads[1].get(key)} for "
+                                       "glove_elmo; both arms use the same head (ELMo is the only difference; "
+                                       "try settings per arm through the task's grid)")
         for setting, config_file in (("glove", task.glove), ("glove_elmo", task.glove_elmo)):
             for point in task.points(setting):
                 if point:

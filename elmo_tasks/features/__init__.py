@@ -8,7 +8,7 @@ the features in the config's order; a feature whose ``places`` include ``"output
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -31,6 +31,7 @@ class Features:
     inputs: torch.Tensor  # (B, T, input_dim)
     output: torch.Tensor | None  # (B, T, output_dim): ELMo for the encoder's output, if configured
     mask: torch.Tensor  # (B, T) bool
+    spans: dict[str, tuple[int, int]] = field(default_factory=dict)  # feature name -> its columns of inputs
 
 
 class FeatureStack(nn.Module):
@@ -52,11 +53,15 @@ class FeatureStack(nn.Module):
     def forward(self, batch: dict[str, Any]) -> Features:
         mask = batch["mask"]
         parts: dict[str, list[torch.Tensor]] = {"input": [], "output": []}
+        spans, width = {}, 0
         for name, feature in self.features.items():
             for place, vector in zip(feature.places, feature(batch["inputs"][name], mask)):
                 parts[place].append(vector)
+                if place == "input":
+                    spans[name] = (width, width + vector.shape[-1])
+                    width += vector.shape[-1]
         output = torch.cat(parts["output"], dim=-1) if parts["output"] else None
-        return Features(torch.cat(parts["input"], dim=-1) * mask.unsqueeze(-1), output, mask)
+        return Features(torch.cat(parts["input"], dim=-1) * mask.unsqueeze(-1), output, mask, spans)
 
     def penalty(self) -> torch.Tensor:
         return sum((f.penalty() for f in self.features.values()), torch.tensor(0.0))
