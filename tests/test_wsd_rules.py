@@ -8,14 +8,18 @@ import math
 
 import pytest
 import torch
+from tasks_util import (
+    TASK_FIXTURES,
+    fixture_config,
+    one_thread,  # noqa: F401  (autouse: one torch thread)
+    read_jsonl,
+)
 
 from elmo_tasks.features import Features
 from elmo_tasks.heads.wsd import Wsd, WsdOptions, choose, pick_threshold
 from elmo_tasks.schema import ConfigError
 from elmo_tasks.task import Task
 from elmo_tasks.training.trainer import run
-from tasks_util import one_thread  # noqa: F401  (autouse: one torch thread)
-from tasks_util import TASK_FIXTURES, fixture_config, read_jsonl
 
 GLOVE = {"source": str(TASK_FIXTURES / "glove.fixture.50d.txt")}
 

@@ -30,12 +30,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from elmo_tasks.atomic import write_text_atomic
-from elmo_tasks.comparison.runs import GLOVE, GLOVE_ELMO, GRID_POINT, PROBE, SETTING_TITLES, RunRecord, read_run
+from elmo_tasks.comparison.runs import (
+    GLOVE,
+    GLOVE_ELMO,
+    GRID_POINT,
+    PROBE,
+    SETTING_TITLES,
+    RunRecord,
+    read_run,
+)
 from elmo_tasks.comparison.selection import describe_values
 from elmo_tasks.comparison.suite import Suite, check_suite_configs, grid_config
 from elmo_tasks.comparison.table import write_report
 from elmo_tasks.errors import UserError
-from elmo_tasks.experiment import Config, load_config
+from elmo_tasks.experiment import Config
 from elmo_tasks.model_folder import ModelFolder, resolve_model
 from elmo_tasks.training.splits import cache_dataset
 from elmo_tasks.training.trainer import run as run_experiment

@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from elmo_tasks.errors import UserError
 from elmo_tasks.experiment import Config, load_config
 from elmo_tasks.schema import ConfigError, describe_value, parse_yaml
-from elmo_tasks.errors import UserError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # task names become folder names
 
