@@ -42,3 +42,45 @@ def test_every_token_of_the_wnut_sample_keeps_its_pieces():
         assert owners == sorted(owners) and all(pieces)
         changed += len(pieces) != len(sentence) or pieces != sentence
     assert changed > 50  # the sample has contractions, entities, mentions and URLs
+
+
+def test_pooling_averages_each_tokens_pieces():
+    import torch
+
+    from elmo_tasks.features import pooling
+
+    owners = torch.tensor([[0, 0, 1, 2, -1]])
+    pool = pooling(owners, 4)
+    x = torch.tensor([[[2.0], [4.0], [5.0], [7.0], [100.0]]])
+    assert (pool @ x).squeeze().tolist() == [3.0, 5.0, 7.0, 0.0]
+
+
+def test_a_run_on_normalised_tweets_keeps_its_labels_on_the_data_tokens(tmp_path):
+    """Real WNUT-16 sample, GloVe + the fixture biLM: the features read the pieces (the ELMo cache
+    holds the normalised sentences), predictions and scores stay one per data token."""
+    import json
+
+    from elmo_tasks.training.trainer import run
+    from tasks_util import fixture_config, read_conll
+
+    cache = tmp_path / "cache"
+    small = {"dataset.max_examples": 40, "trainer.epochs": 1, "head.hidden": 8}
+    plain = run(fixture_config("wnut16_elmo", cache, **small), tmp_path / "plain", progress=False, echo=False)
+    config = fixture_config("wnut16_elmo", cache, **small, **{"dataset.normalize": "tweets+placeholders"})
+    normalised = run(config, tmp_path / "tweets", progress=False, echo=False)
+    caches = {run_["feature_info"]["elmo_cache"]["test"] for run_ in (plain, normalised)}
+    assert len(caches) == 2  # the biLM read other sentences
+    gold = read_conll(WNUT.parent / "test.conll")[:40]
+    rows = [json.loads(line) for line in (tmp_path / "tweets" / "predictions" / "test.jsonl").read_text().splitlines()]
+    assert [r["gold"] for r in rows] == gold and all(len(r["pred"]) == len(r["gold"]) for r in rows)
+    assert 0 <= normalised["test"]["span_f1"] <= 1
+
+
+def test_unknown_normalisation_is_a_config_error():
+    import pytest
+
+    from elmo_tasks.schema import ConfigError
+    from tasks_util import fixture_config
+
+    with pytest.raises(ConfigError, match=r"dataset.normalize: must be one of 'none', 'tweets', 'tweets\+placeholders'"):
+        fixture_config("wnut16_glove", None, **{"dataset.normalize": "twitter"})

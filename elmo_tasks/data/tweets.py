@@ -37,3 +37,14 @@ def normalize_tweet(tokens: Sequence[str], placeholders: bool = False) -> tuple[
         pieces.extend(parts)
         owners.extend([i] * len(parts))
     return pieces, owners
+
+
+def normalize_sentences(sentences: Sequence[Sequence[str]], mode: str) -> tuple[list[list[str]], list[list[int]]]:
+    """:func:`normalize_tweet` for every sentence; ``mode`` is a config's ``dataset.normalize``
+    (``none``: the tokens themselves, each its own piece)."""
+    if mode == "none":
+        return [list(s) for s in sentences], [list(range(len(s))) for s in sentences]
+    if mode not in ("tweets", "tweets+placeholders"):
+        raise ValueError(f"unknown normalisation {mode!r}")
+    out = [normalize_tweet(s, placeholders=mode == "tweets+placeholders") for s in sentences]
+    return [pieces for pieces, _ in out], [owners for _, owners in out]

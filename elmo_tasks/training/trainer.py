@@ -79,13 +79,13 @@ def prepare(config: Config, progress: bool = True, recompute_elmo: bool = False,
     """
     raw = load_splits(config.dataset)
     task = Task.build(raw, load_sense_frequencies(config.dataset) if "sense" in raw["train"].column_names else None)
-    splits = {name: Split.encode(name, raw[name], task) for name in SPLITS}
+    splits = {name: Split.encode(name, raw[name], task, config.dataset.normalize) for name in SPLITS}
     if config.features.elmo is not None and not recompute_elmo:
         cache_dataset(config, progress=progress, data=raw, log=log)
-    tokens = {name: split.tokens for name, split in splits.items()}
+    tokens = {name: split.embed_tokens for name, split in splits.items()}
     stack = build_features(config.features.selected(), tokens, BuildContext(progress, recompute_elmo, log))
     for name, split in splits.items():
-        split.inputs = stack.prepare(name, split.tokens)
+        split.inputs = stack.prepare(name, split.embed_tokens)
     try:
         head = HEADS[config.head.name](config.head.options, task, stack.input_dim, stack.output_dim)
     except ValueError as exc:
