@@ -8,8 +8,8 @@ instead: ``elmo_tasks.features.elmo_layers``.)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import nn

@@ -159,8 +159,6 @@ class Embedder:
             tokens = (text.split() for text in _remember(numbered, sentence_to_index))
             stream = self.embed_indexed(tokens)
             if progress:
-                from tqdm import tqdm
-
                 stream = tqdm(stream, unit=" sentences", desc="embed-file", file=sys.stderr,
                               total=len(lines) if lines is not None else None)
             for count, (index, array) in enumerate(stream, start=1):

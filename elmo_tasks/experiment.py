@@ -36,8 +36,7 @@ from typing import Any, Literal
 from elmo_tasks.experiment_checks import check_config
 from elmo_tasks.features import FEATURES
 from elmo_tasks.heads import head_options
-from elmo_tasks.schema import ConfigError, Source, build, describe_value, dump_yaml, parse_yaml  # noqa: F401
-from elmo_tasks.task import SPLITS  # noqa: F401  (imported from here by the trainer)
+from elmo_tasks.schema import ConfigError, Source, build, parse_yaml
 
 # -- the schema ------------------------------------------------------------------------------------
 

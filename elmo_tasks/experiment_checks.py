@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from elmo_tasks.data.recipes import RECIPES
+from elmo_tasks.features import FEATURES
 from elmo_tasks.heads import check_head
 from elmo_tasks.schema import ConfigError, Source
 from elmo_tasks.task import SPLITS
@@ -22,7 +23,7 @@ def check_config(config: Config, source: Source) -> None:
     _check_dataset(config, source)
     features = config.features.selected()
     if not features:
-        raise source.error("features", "give at least one of glove, elmo, chars")
+        raise source.error("features", f"give at least one of {', '.join(FEATURES)}")
     for name, options in features.items():
         check = getattr(options, "check", None)
         if check is not None:

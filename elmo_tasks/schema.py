@@ -59,6 +59,11 @@ class Source:
         said = f"key '{key}' {message}" if self.quoted else f"{key}: {message}"
         return ConfigError(f"{self.file_of(key)}: {said}", key)
 
+    def unknown(self, key: str, known: list[str]) -> ConfigError:
+        if self.quoted:
+            return ConfigError(f"{self.file_of(key)}: unknown key '{key}' (known: {', '.join(known)})", key)
+        return self.error(key, f"unknown key (known here: {', '.join(known)})")
+
     def missing(self, key: str) -> ConfigError:
         if self.quoted:
             return ConfigError(f"{self.file_of(key)}: missing key '{key}'", key)
@@ -122,7 +127,7 @@ def build(cls: type, data: Any, source: Source, prefix: str = "", given: dict[st
     for key in data:
         if key not in keys:
             if collect is None:
-                raise source.error(f"{prefix}{key}", f"unknown key (known here: {', '.join(keys)})")
+                raise source.unknown(f"{prefix}{key}", keys)
             unknown[key] = data[key]
     if collect is not None:
         values[collect] = unknown

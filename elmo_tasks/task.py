@@ -10,8 +10,9 @@ Heads receive a :class:`Task`; the trainer builds it from the training split.
 from __future__ import annotations
 
 import collections
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from elmo_tasks.errors import UserError
 from elmo_tasks.metrics import classification_metrics, is_bio, tagging_metrics, wsd_metrics

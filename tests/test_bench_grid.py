@@ -147,7 +147,8 @@ def test_missing_data_sets_are_named_together(tmp_path, monkeypatch, capsys):
     configs = Path(__file__).parent.parent / "configs" / "benchmarks"
     suite = write_yaml(tmp_path / "suite.yaml", {"tasks": [
         {"name": "wnut16", "glove": str(configs / "wnut16_glove.yaml"), "glove_elmo": str(configs / "wnut16_glove_elmo.yaml")},
-        {"name": "polarity", "glove": str(configs / "polarity_glove.yaml"), "glove_elmo": str(configs / "polarity_glove_elmo.yaml")}]})
+        {"name": "polarity", "glove": str(configs / "polarity_glove.yaml"),
+         "glove_elmo": str(configs / "polarity_glove_elmo.yaml")}]})
     assert cli.main(["bench", str(suite), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "2 data set(s) not prepared" in err

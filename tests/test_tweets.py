@@ -60,8 +60,9 @@ def test_a_run_on_normalised_tweets_keeps_its_labels_on_the_data_tokens(tmp_path
     holds the normalised sentences), predictions and scores stay one per data token."""
     import json
 
-    from elmo_tasks.training.trainer import run
     from tasks_util import fixture_config, read_conll
+
+    from elmo_tasks.training.trainer import run
 
     cache = tmp_path / "cache"
     small = {"dataset.max_examples": 40, "trainer.epochs": 1, "head.hidden": 8}
@@ -78,9 +79,9 @@ def test_a_run_on_normalised_tweets_keeps_its_labels_on_the_data_tokens(tmp_path
 
 def test_unknown_normalisation_is_a_config_error():
     import pytest
+    from tasks_util import fixture_config
 
     from elmo_tasks.schema import ConfigError
-    from tasks_util import fixture_config
 
     with pytest.raises(ConfigError, match=r"dataset.normalize: must be one of 'none', 'tweets', 'tweets\+placeholders'"):
         fixture_config("wnut16_glove", None, **{"dataset.normalize": "twitter"})

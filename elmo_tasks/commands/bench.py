@@ -28,7 +28,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     # imported when the command runs, not at the top: the CLI builds every command's parser at start-up,
     # and these pull in torch, pandas or datasets
-    from elmo_tasks.comparison.bench import command_line, run_suite
+    from elmo_tasks.comparison.bench import run_suite
+    from elmo_tasks.comparison.notes import command_line
     from elmo_tasks.comparison.suite import load_suite
 
     suite = load_suite(args.suite, check_configs=False)  # run_suite checks the configs

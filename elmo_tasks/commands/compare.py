@@ -22,7 +22,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     # imported when the command runs, not at the top: the CLI builds every command's parser at start-up,
     # and these pull in torch, pandas or datasets
-    from elmo_tasks.comparison.bench import command_line, models_note
+    from elmo_tasks.comparison.notes import command_line, models_note
     from elmo_tasks.comparison.runs import find_runs
     from elmo_tasks.comparison.table import check_records, report_markdown, write_report
 

@@ -22,7 +22,6 @@ so running the same command again continues where it stopped.
 from __future__ import annotations
 
 import json
-import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -30,21 +29,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from elmo_tasks.atomic import write_text_atomic
-from elmo_tasks.comparison.runs import (
-    GLOVE,
-    GLOVE_ELMO,
-    GRID_POINT,
-    PROBE,
-    SETTING_TITLES,
-    RunRecord,
-    read_run,
-)
+from elmo_tasks.comparison.notes import models_note
+from elmo_tasks.comparison.runs import GLOVE, GLOVE_ELMO, GRID_POINT, PROBE, SETTING_TITLES, RunRecord, read_run
 from elmo_tasks.comparison.selection import describe_values
 from elmo_tasks.comparison.suite import Suite, check_suite_configs, grid_config
 from elmo_tasks.comparison.table import write_report
 from elmo_tasks.errors import UserError
 from elmo_tasks.experiment import Config
-from elmo_tasks.model_folder import ModelFolder, resolve_model
+from elmo_tasks.model_folder import resolve_model
 from elmo_tasks.training.splits import cache_dataset
 from elmo_tasks.training.trainer import run as run_experiment
 
@@ -190,19 +182,3 @@ def run_suite(suite: Suite, seeds: list[int], out: str | Path, command: str = ""
     write_text_atomic(out / "bench.json", json.dumps(summary, indent=1) + "\n")
     written["bench.json"] = out / "bench.json"
     return BenchResult(records, written, cache_seconds, run_seconds, trained, reused)
-
-
-def models_note(records: list[RunRecord]) -> str:
-    """The " ELMo model: DIR." of the notes under the tables, with a warning for the tiny test fixture."""
-    models = sorted({r.elmo_model for r in records if r.elmo_model})
-    if not models:
-        return ""
-    fixture = [m for m in models if ModelFolder(Path(m)).is_fixture]
-    warning = (f" WARNING: {fixture[0]} is the tiny test fixture, not a trained model; its ELMo scores say "
-               "nothing about ELMo." if fixture else "")
-    return f" ELMo model: {', '.join(models)}.{warning}"
-
-
-def command_line(argv: list[str]) -> str:
-    """The command as a user would type it (for the table's note)."""
-    return "elmo-tasks " + " ".join(shlex.quote(a) for a in argv)

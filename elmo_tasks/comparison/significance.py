@@ -117,7 +117,7 @@ def paired_bootstrap(metric: str, glove: Sequence[np.ndarray], glove_elmo: Seque
         weights = np.bincount((items + n * np.arange(b)[:, None]).ravel(), minlength=b * n).reshape(b, n)
         scores = score(metric, (weights @ stacked).reshape(b, sum(sizes), k))  # (b, runs)
         means = []
-        for arm, (offset, size) in enumerate(zip((0, sizes[0]), sizes)):
+        for offset, size in zip((0, sizes[0]), sizes):
             drawn = rng.integers(0, size, size=(b, size))  # seeds drawn with replacement
             means.append(np.take_along_axis(scores[:, offset:offset + size], drawn, axis=1).mean(axis=1))
         diffs[start:start + b] = means[1] - means[0]

@@ -123,7 +123,7 @@ def load_suite(path: str | Path, check_configs: bool = True) -> Suite:
     overrides = data.get("overrides") or {}
     if not isinstance(overrides, dict):
         raise error("overrides", f"must be a mapping of dotted config keys to values, got {describe_value(overrides)}")
-    for key, value in overrides.items():
+    for key in overrides:
         if not isinstance(key, str) or not _DOTTED.match(key):
             raise error(f"overrides.{key}", "must be a dotted config key such as trainer.epochs")
         if key == "trainer.seed":

@@ -359,6 +359,7 @@ def write_report(records: Sequence[RunRecord], out_dir: str | Path, order: Seque
                  note: str = "", plot: bool = True, smoke: bool = False) -> dict[str, Path]:
     """Write comparison.md, comparison.csv, probes.csv, layer_weights.csv, runs.csv, grid.csv (when
     a grid was searched) and layer_weights.png (when some run learned a mix) into ``out_dir``."""
+    # matplotlib (through plot) is imported only when a report is written: it is slow to load
     from elmo_tasks.comparison.plot import plot_layer_weights
 
     frames = report_frames(records, order, smoke)

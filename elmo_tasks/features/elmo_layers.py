@@ -10,7 +10,7 @@ the cache (what the cache saves; ``benchmarks/cache_vs_recompute.py`` measures t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -35,7 +35,7 @@ class ElmoOptions:
     l2: float = 0.0  # lambda * ||w||^2 on the mix weights (the paper's regulariser)
     dropout: float = 0.5  # on the mixed vector
     # fixed (not learned) pre-softmax weights: top | average | layer0 | layer1 | layer2 | [w0, w1, w2]
-    fixed: Union[str, list[float], None] = None
+    fixed: str | list[float] | None = None
     # where the ELMo vector goes: the head's input, its encoder's output, or both (two mixes)
     where: Literal["input", "output", "both"] = "input"
     cache_dtype: Literal["float16", "float32"] = "float16"

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -22,9 +23,9 @@ import torch
 from elmo_tasks.data import readers, recipes
 from elmo_tasks.data.tweets import normalize_sentences
 from elmo_tasks.errors import UserError
-from elmo_tasks.experiment import SPLITS, Config, DatasetConfig
+from elmo_tasks.experiment import Config, DatasetConfig
 from elmo_tasks.features.base import pad
-from elmo_tasks.task import Task, lemma_key
+from elmo_tasks.task import SPLITS, Task, lemma_key
 
 
 class Collator(Protocol):

@@ -25,9 +25,10 @@ from __future__ import annotations
 import random
 import sys
 import time
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,11 +36,11 @@ from torch import nn
 from tqdm import tqdm
 
 from elmo_tasks.errors import UserError
-from elmo_tasks.experiment import SPLITS, Config
+from elmo_tasks.experiment import Config
 from elmo_tasks.features import FeatureStack, build_features
 from elmo_tasks.features.base import BuildContext
 from elmo_tasks.heads import HEADS
-from elmo_tasks.task import Task
+from elmo_tasks.task import SPLITS, Task
 from elmo_tasks.training.evaluation import evaluate, prediction_rows, to_device
 from elmo_tasks.training.run_folder import RunFolder
 from elmo_tasks.training.splits import Split, cache_dataset, load_sense_frequencies, load_splits
@@ -150,7 +151,11 @@ def train(model: TaskModel, splits: dict[str, Split], task: Task, config: Config
     history: list[dict[str, Any]] = []
     best_score, best_epoch, start_epoch = -1.0, 0, 1
     if state is not None:
-        model.load_state_dict(state["model"])
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError:  # saved by a version whose model had other parameter names
+            raise UserError(f"{folder.state_path}: this checkpoint does not fit the model (an older elmo-tasks "
+                            "wrote it); use --restart") from None
         if optimizer is not None and state.get("optimizer"):
             optimizer.load_state_dict(state["optimizer"])
         history, best_score, best_epoch = state["history"], state["best_score"], state["best_epoch"]
