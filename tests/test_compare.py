@@ -270,7 +270,8 @@ def test_shipped_suites_load():
     assert quick.probes == offline.probes and quick.smoke and not offline.smoke
     # grids: each arm tries as many settings
     assert all(len(t.points("glove")) == len(t.points("glove_elmo")) for t in offline.tasks)
-    assert offline.tasks[1].points("glove_elmo") == [{"head.dropout": 0.25}, {"head.dropout": 0.5}]
+    assert offline.tasks[0].points("glove_elmo") == [{"head.dropout": 0.2}, {"head.dropout": 0.5}]
+    assert offline.tasks[4].points("glove_elmo") == [{"features.elmo.fixed": "layer1"}, {"features.elmo.fixed": "layer2"}]
     assert "extra" in suites
     # paper.yaml needs the user's own PTB files: the error says which file is missing
     with pytest.raises(UserError, match=r"paper.yaml: tasks\[2\].glove: .*ptb-pos_glove.yaml: dataset.files.train: file not found"):
