@@ -206,3 +206,15 @@ def test_smoke_key_must_be_a_boolean(tmp_path):
     grid_suite(tmp_path, poison=False, smoke="yes please")
     with pytest.raises(UserError, match=r"suite.yaml: smoke: must be true or false"):
         load_suite(tmp_path / "suite.yaml")
+
+
+def test_compare_selects_like_bench(benches, tmp_path):
+    """compare on a bench's run folders reads each run's grid point and picks as bench did."""
+    root, _ = benches
+    out = root / "clean" / "out"
+    assert cli.main(["compare", str(out / "runs"), "--out", str(tmp_path / "cmp")]) == 0
+    assert pd.read_csv(tmp_path / "cmp" / "grid.csv").drop(columns="task").equals(
+        pd.read_csv(out / "grid.csv").drop(columns="task"))
+    mine, bench = pd.read_csv(tmp_path / "cmp" / "comparison.csv"), pd.read_csv(out / "comparison.csv")
+    numbers = ["glove_mean", "glove_elmo_mean", "difference", "p_value", "mfs_baseline"]
+    assert mine[numbers].to_numpy() == pytest.approx(bench[numbers].to_numpy(), nan_ok=True)
