@@ -21,12 +21,14 @@
 Config paths are relative to the suite file. Loading reads every config (so a typo fails before
 hours of runs) and checks that each sits in the right slot: ``glove`` without ``features.elmo``,
 ``glove_elmo`` with it and on the same data set, both with the same ``head`` and the same
-``trainer`` budget (seed, threads and device aside), a probe of layer K with ``features.elmo.fixed: layerK``. Problems
-raise a :class:`SuiteError` naming the file and the key (``tasks[2].glove``).
+``trainer`` budget (seed, threads and device aside), a probe of layer K with
+``features.elmo.fixed: layerK``. Problems raise a :class:`SuiteError` naming the file and the key
+(``tasks[2].glove``).
 
 A grid's points per arm are the product of ``both`` and the arm's own lists (keys in the order
 given); both arms must get as many points, so neither has the larger search. ``features.elmo.*``
-keys belong to the ``glove_elmo`` list only, ``dataset.*`` and ``trainer.seed`` to none. bench
+keys belong to the ``glove_elmo`` list only, ``trainer.epochs`` / ``trainer.patience`` to ``both``
+only, ``dataset.*`` and ``trainer.seed`` to none. bench
 runs every point for every seed and keeps, per arm, the point with the best mean dev score
 (:mod:`elmo_tasks.comparison.selection`).
 """
