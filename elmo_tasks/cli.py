@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "pretrain": "pretrain",
     "compare": "compare",
     "bench": "bench",
+    "convert": "convert",
 }
 
 
@@ -32,8 +33,19 @@ COMMANDS: dict[str, str] = {
 SHARDED_COMMANDS = {"embed-file", "cache"}
 
 
+def package_version() -> str:
+    """The installed distribution's version (the source tree's pyproject version when run from a checkout)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("elmo-tasks")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="elmo-tasks", description="Frozen ELMo features for downstream NLP tasks.")
+    parser.add_argument("--version", action="version", version=f"elmo-tasks {package_version()}")
     add_subcommands(parser, COMMANDS, dest="command", metavar="COMMAND")
     return parser
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from elmo_tasks.bilm.inference import InferenceEngine
 from elmo_tasks.bilm.model import BiLM
 from elmo_tasks.scalar_mix import ScalarMix
 
@@ -39,6 +40,7 @@ class Elmo(nn.Module):
                  l2_coef: float = 0.0) -> None:
         super().__init__()
         self.bilm = bilm.requires_grad_(False)
+        self.engine = InferenceEngine(self.bilm)  # the frozen biLM runs through the fast inference path
         self.scalar_mixes = nn.ModuleList(
             ScalarMix(bilm.num_layers, do_layer_norm=do_layer_norm, fixed=fixed, l2_coef=l2_coef)
             for _ in range(num_output_representations)
@@ -56,8 +58,12 @@ class Elmo(nn.Module):
 
     def forward(self, char_ids: torch.Tensor) -> ElmoOutput:
         with torch.no_grad():
-            out = self.bilm(char_ids)
+            out = self.engine(char_ids)
         return ElmoOutput(self.mix(out.layers, out.mask), out.mask)
+
+    def _apply(self, fn, *args, **kwargs):  # .to()/.cuda()/.half(): the engine's caches belong to the old weights
+        self.engine.clear_caches()
+        return super()._apply(fn, *args, **kwargs)
 
     def penalty(self) -> torch.Tensor:
         """The summed L2 penalty of every mix's weights (add to the loss)."""

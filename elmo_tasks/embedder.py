@@ -10,10 +10,9 @@ The command-line tools ``embed`` and ``embed-file`` use these same objects.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import h5py
 import numpy as np
@@ -21,37 +20,43 @@ import torch
 from tqdm import tqdm
 
 from elmo_tasks.atomic import atomic_path
-from elmo_tasks.bilm.chars import batch_to_ids
+from elmo_tasks.bilm.char_ids import batch_to_ids
+from elmo_tasks.bilm.inference import InferenceEngine, InferenceSettings
 from elmo_tasks.bilm.model import BiLM, BiLMOutput
 from elmo_tasks.bilm.weights import load_bilm
+from elmo_tasks.dump import LAYER_CHOICES, DumpWriter, reduce_layers
 from elmo_tasks.errors import UserError
 from elmo_tasks.model_folder import (DEFAULT_MODEL_DIR, FIXTURE_MODEL_DIR, FIXTURE_WARNING,  # noqa: F401  (public names)
                                      ModelFolder, default_model_dir, is_fixture_model, resolve_model)
 
-LAYER_CHOICES = ("all", "top", "average")
 SORT_CHUNK_BATCHES = 16  # stateless runs sort this many batches' worth of sentences by length at a time
 
 
 class Embedder:
-    """A frozen biLM with batching helpers. Stateless unless the biLM was loaded ``stateful``."""
+    """A frozen biLM run by an inference engine, with batching helpers. Stateless unless the biLM
+    was loaded ``stateful``. ``settings`` tunes the engine (``elmo_tasks.bilm.inference``)."""
 
-    def __init__(self, bilm: BiLM, batch_size: int = 64) -> None:
+    def __init__(self, bilm: BiLM, batch_size: int = 64, settings: InferenceSettings | None = None) -> None:
         if batch_size < 1:
             raise UserError(f"batch size must be at least 1, got {batch_size}")
-        self.bilm = bilm.eval().requires_grad_(False)
+        self.engine = InferenceEngine(bilm.eval().requires_grad_(False), settings)
         self.batch_size = batch_size
 
     @classmethod
     def from_dir(cls, directory: str | Path | ModelFolder | None = None, stateful: bool = False,
-                 batch_size: int = 64) -> "Embedder":
+                 batch_size: int = 64, settings: InferenceSettings | None = None) -> "Embedder":
         """Load a model folder (``options.json`` + ``weights.hdf5``); None means the default model."""
         folder = directory if isinstance(directory, ModelFolder) else resolve_model(directory)
-        return cls(load_bilm(folder.options_file, folder.weights_file, stateful=stateful), batch_size)
+        return cls(load_bilm(folder.options_file, folder.weights_file, stateful=stateful), batch_size, settings)
 
     @classmethod
     def from_files(cls, options_file: str | Path, weights_file: str | Path, stateful: bool = False,
-                   batch_size: int = 64) -> "Embedder":
-        return cls(load_bilm(options_file, weights_file, stateful=stateful), batch_size)
+                   batch_size: int = 64, settings: InferenceSettings | None = None) -> "Embedder":
+        return cls(load_bilm(options_file, weights_file, stateful=stateful), batch_size, settings)
+
+    @property
+    def bilm(self) -> BiLM:
+        return self.engine.bilm
 
     @property
     def output_dim(self) -> int:
@@ -59,12 +64,11 @@ class Embedder:
 
     @property
     def device(self) -> torch.device:
-        return next(self.bilm.parameters()).device
+        return self.engine.device
 
     def to(self, device: str | torch.device) -> "Embedder":
-        """Move the biLM (e.g. to a GPU); inputs follow it and results come back as CPU arrays."""
-        self.bilm.to(device)
-        self.bilm.token_encoder.cache.clear()
+        """Move the engine (e.g. to a GPU); inputs follow it and results come back as CPU arrays."""
+        self.engine.to(device)
         return self
 
     @property
@@ -74,7 +78,7 @@ class Embedder:
     def layers(self, sentences: Sequence[Sequence[str]]) -> BiLMOutput:
         """One batch: layers (B, 3, T, 2P) and mask (B, T) as tensors."""
         with torch.inference_mode():
-            return self.bilm(batch_to_ids(sentences).to(self.device))
+            return self.engine(batch_to_ids(sentences).to(self.device))
 
     def embed_batch(self, sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
         """One float32 array (3, n, 2P) per sentence, trimmed to its length (a copy: it holds no batch padding)."""
@@ -84,6 +88,15 @@ class Embedder:
         lengths = out.mask.sum(dim=1).tolist()
         layers = out.layers.cpu().numpy()
         return [layers[i, :, :n].copy() for i, n in enumerate(lengths)]
+
+    def sentence_vectors(self, sentences: Iterable[Sequence[str]], layers: str = "all") -> np.ndarray:
+        """One vector per sentence, the mean over its tokens (TF-Hub's ``default``): (N, 3, 2P) for
+        ``all`` layers, (N, 2P) for ``top`` or ``average``; zeros for an empty sentence."""
+        vectors = [reduce_layers(array, layers, pool="mean") for array in self.embed_sentences(sentences)]
+        if not vectors:
+            shape = (0, self.num_layers, self.output_dim) if layers == "all" else (0, self.output_dim)
+            return np.zeros(shape, dtype=np.float32)
+        return np.stack(vectors)
 
     def embed_sentences(self, sentences: Iterable[Sequence[str]]) -> Iterator[np.ndarray]:
         """Stream (3, n, 2P) arrays in input order.
@@ -103,12 +116,13 @@ class Embedder:
 
     def embed_indexed(self, sentences: Iterable[Sequence[str]]) -> Iterator[tuple[int, np.ndarray]]:
         """(input index, (3, n, 2P) array) pairs in the order they are computed: by length within
-        chunks of ``16 * batch_size`` sentences (stateless), or in input order (stateful).
+        chunks of ``16 * batch_size`` sentences (stateless, unless ``sort_by_length``
+        is off), or in input order (stateful).
 
         Memory stays flat in the input's length: at most one chunk of sentences and one batch of
         results are held at a time.
         """
-        chunk_size = self.batch_size if self.bilm.stateful else self.batch_size * SORT_CHUNK_BATCHES
+        chunk_size = self.batch_size if not self._sorts() else self.batch_size * SORT_CHUNK_BATCHES
         chunk: list[Sequence[str]] = []
         start = 0
         for sentence in sentences:
@@ -120,55 +134,58 @@ class Embedder:
         if chunk:
             yield from self._embed_chunk(chunk, start)
 
+    def _sorts(self) -> bool:
+        """Whether batches are sorted by length: stateless models, unless the settings say not to."""
+        return self.engine.settings.sort_by_length and not self.bilm.stateful
+
     def _embed_chunk(self, chunk: list[Sequence[str]], start: int) -> Iterator[tuple[int, np.ndarray]]:
-        if self.bilm.stateful:
-            order = list(range(len(chunk)))
-        else:  # longest first: the LSTMs then keep most rows active at every step
+        if self._sorts():  # longest first: the LSTMs then keep most rows active at every step
             order = sorted(range(len(chunk)), key=lambda i: len(chunk[i]), reverse=True)
+        else:
+            order = list(range(len(chunk)))
         for batch_start in range(0, len(order), self.batch_size):
             rows = order[batch_start : batch_start + self.batch_size]
             for row, array in zip(rows, self.embed_batch([chunk[i] for i in rows])):
                 yield start + row, array
 
     def embed_file(self, input_file: str | Path, output_file: str | Path, layers: str = "all",
-                   progress: bool = False, lines: range | None = None) -> int:
-        """Embed a file of whitespace-tokenised sentences (one per line) into HDF5.
+                   progress: bool = False, lines: range | None = None, pool: str = "none",
+                   use_sentence_keys: bool = False, tokenizer: Callable[[str], list[str]] | None = None) -> int:
+        """Embed a file of sentences (one per line; ``-`` is standard input) into HDF5.
 
-        One dataset per line, named by its 0-based line number: (3, n, 2P) for ``all``, (n, 2P)
-        for ``top`` and ``average``; plus ``sentence_to_index`` (a JSON string mapping each
-        sentence's text to its key). ``lines`` restricts the run to those line numbers (one shard
-        of a distributed run, see ``elmo_tasks.distributed``). Datasets are written as batches
-        finish, so memory stays flat in the file's length. The output is written under a
-        temporary name and renamed at the end, so an interrupted run leaves nothing at
-        ``output_file``. Returns the number of sentences written.
+        The layout is AllenNLP's (``elmo_tasks.dump``): one dataset per line, named by its 0-based
+        line number (or by the sentence with ``use_sentence_keys``): (3, n, 2P) for ``all``, (n, 2P)
+        for ``top`` and ``average``, without the token axis for ``pool="mean"``; plus
+        ``sentence_to_index``. Lines are split on whitespace unless a ``tokenizer`` is given.
+        ``lines`` restricts the run to those line numbers (one shard of a distributed run, see
+        ``elmo_tasks.distributed``). Datasets are written as batches finish, so memory stays flat
+        in the file's length. The output is written under a temporary name and renamed at the end,
+        so an interrupted run leaves nothing at ``output_file``. Returns the number of sentences written.
         """
         if layers not in LAYER_CHOICES:
             raise UserError(f"--layers must be one of {', '.join(LAYER_CHOICES)}, got {layers!r}")
         input_path, output_path = Path(input_file), Path(output_file)
-        if not input_path.is_file():
+        if str(input_file) != "-" and not input_path.is_file():
             raise UserError(f"input file not found: {input_path}")
         if output_path.is_dir():
             raise UserError(f"output path is a folder: {output_path}")
         if not output_path.parent.is_dir():
             raise UserError(f"output folder does not exist: {output_path.parent}")
         count = 0
-        sentence_to_index: dict[str, str] = {}
+        texts: dict[int, str] = {}
         numbered = _read_lines(input_path, lines)
         first_line = lines.start if lines is not None else 0
+        split = tokenizer or str.split
         with atomic_path(output_path) as tmp, h5py.File(tmp, "w") as handle:
-            tokens = (text.split() for text in _remember(numbered, sentence_to_index))
+            writer = DumpWriter(handle, layers, pool, use_sentence_keys)
+            tokens = (split(text) for text in _remember(numbered, texts, first_line))
             stream = self.embed_indexed(tokens)
             if progress:
                 stream = tqdm(stream, unit=" sentences", desc="embed-file", file=sys.stderr,
                               total=len(lines) if lines is not None else None)
             for count, (index, array) in enumerate(stream, start=1):
-                if layers == "top":
-                    array = array[-1]
-                elif layers == "average":
-                    array = array.mean(axis=0)
-                handle.create_dataset(str(first_line + index), data=array.astype(np.float32, copy=False))
-            handle.create_dataset("sentence_to_index", data=json.dumps(sentence_to_index),
-                                  dtype=h5py.string_dtype())
+                writer.add(first_line + index, texts.pop(index), array)
+            writer.finish()
         return count
 
 
@@ -185,7 +202,7 @@ def count_lines(path: str | Path) -> int:
 def _read_lines(path: Path, lines: range | None = None) -> Iterator[tuple[int, str]]:
     """(line number, text) of a UTF-8 text file, streamed, optionally only the numbers in ``lines``;
     a decoding error names the line."""
-    with open(path, "rb") as handle:
+    with (open(sys.stdin.fileno(), "rb", closefd=False) if str(path) == "-" else open(path, "rb")) as handle:
         for index, raw in enumerate(handle):
             if lines is not None:
                 if index < lines.start:
@@ -198,7 +215,8 @@ def _read_lines(path: Path, lines: range | None = None) -> Iterator[tuple[int, s
                 raise UserError(f"{path}, line {index + 1}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
 
 
-def _remember(numbered: Iterable[tuple[int, str]], sentence_to_index: dict[str, str]) -> Iterator[str]:
+def _remember(numbered: Iterable[tuple[int, str]], texts: dict[int, str], first_line: int) -> Iterator[str]:
+    """Yield each line's text, keeping it under its position in the run until its dataset is written."""
     for index, text in numbered:
-        sentence_to_index.setdefault(text.strip(), str(index))
+        texts[index - first_line] = text
         yield text

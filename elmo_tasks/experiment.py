@@ -174,16 +174,22 @@ def _read_with_extends(path: Path, chain: list[Path]) -> tuple[dict[str, Any], d
 
 
 # keys whose values are input paths, relative to the file that names them
-_PATH_KEYS = {("features", "glove", "source"), ("features", "elmo", "model"), ("dataset", "sense_frequencies")}
-_NOT_PATHS = {"package", "default", "fixture"}
+def _path_keys() -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """(dotted key, names that are not paths) of every key holding an input path: the feature
+    options' fields marked ``metadata={"path": (names...)}``, and the sense frequencies file."""
+    keys: list[tuple[tuple[str, ...], tuple[str, ...]]] = [(("dataset", "sense_frequencies"), ())]
+    for name, cls in FEATURES.items():
+        keys.extend((("features", name, f.name), tuple(f.metadata["path"]))
+                    for f in dataclasses.fields(cls.Options) if "path" in f.metadata)
+    return keys
 
 
 def _absolutize_paths(data: dict[str, Any], folder: Path) -> None:
-    for keys in _PATH_KEYS:
+    for keys, names in _path_keys():
         parent = data
         for key in keys[:-1]:
             parent = parent.get(key) if isinstance(parent, dict) else None
-        if isinstance(parent, dict) and isinstance(parent.get(keys[-1]), str) and parent[keys[-1]] not in _NOT_PATHS:
+        if isinstance(parent, dict) and isinstance(parent.get(keys[-1]), str) and parent[keys[-1]] not in names:
             parent[keys[-1]] = str((folder / parent[keys[-1]]).resolve())
     files = data.get("dataset", {}).get("files") if isinstance(data.get("dataset"), dict) else None
     if isinstance(files, dict):

@@ -96,7 +96,8 @@ class ModelFolder:
 
 
 def resolve_model(source: str | Path | None) -> ModelFolder:
-    """The model folder ``source`` names: None or ``default``, ``fixture``, or a folder path.
+    """The model folder ``source`` names: None or ``default``, ``fixture``, a folder path, or a TF-Hub
+    module, bilm-tf checkpoint or NLPL zip (converted once into the cache by ``elmo_tasks.formats``).
 
     This is the one place a user's model string becomes files on disk.
     """
@@ -105,12 +106,16 @@ def resolve_model(source: str | Path | None) -> ModelFolder:
     if str(source) == "fixture":
         return ModelFolder(FIXTURE_MODEL_DIR)
     folder = ModelFolder(Path(source))
-    if not folder.path.is_dir():
-        raise UserError(f"model folder not found: {folder.path} (it should hold {OPTIONS_NAME} and {WEIGHTS_NAME})")
-    for file in (folder.options_file, folder.weights_file):
-        if not file.is_file():
+    if folder.options_file.is_file() and folder.weights_file.is_file():
+        return folder
+    for file, other in ((folder.options_file, folder.weights_file), (folder.weights_file, folder.options_file)):
+        if other.is_file() and not file.is_file():  # half a public-format folder
             raise UserError(f"{file} not found (a model folder holds {OPTIONS_NAME} and {WEIGHTS_NAME})")
-    return folder
+    # Any other source (a TF-Hub module, a bilm-tf checkpoint, an NLPL zip) is converted once into the
+    # cache; elmo_tasks.formats loads torch and h5py, so it is imported only when a source needs it.
+    from elmo_tasks.formats.convert import resolve_model_dir
+
+    return ModelFolder(resolve_model_dir(folder.path))
 
 
 def is_fixture_model(directory: str | Path) -> bool:

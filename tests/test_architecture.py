@@ -18,6 +18,7 @@ from elmo_tasks.heads.wsd import Wsd
 from elmo_tasks.model_folder import FIXTURE_MODEL_DIR, resolve_model
 from elmo_tasks.pretrain.settings import config_from_dict
 from elmo_tasks.schema import ConfigError
+from elmo_tasks.training import trainer
 from elmo_tasks.training.splits import cache_dataset
 
 
@@ -94,3 +95,18 @@ def test_features_by_name_prepare_and_collate_their_own_inputs(tmp_path):
     assert out.inputs.shape == (2, 3, stack.input_dim)
     assert stack.input_dim == sum(f.output_dim for f in stack.features.values())
     assert float(out.inputs[1, 1:].detach().abs().sum()) == 0.0  # padding stays zero
+
+
+def test_recomputing_the_bilm_gives_the_cached_layers(tmp_path):
+    config = fixture_config("wnut16_elmo", tmp_path / "cache", **{"dataset.max_examples": 4, "features.glove": None,
+                                                                 "features.elmo.cache_dtype": "float32",
+                                                                 "features.elmo.dropout": 0.0})
+    quiet = {"progress": False, "log": lambda m: None}
+    _, cached_splits, cached, _ = trainer.prepare(config, **quiet)
+    _, recomputed_splits, recomputed, _ = trainer.prepare(config, recompute_elmo=True, **quiet)
+    recomputed.load_state_dict(cached.state_dict(), strict=False)
+    cached.eval(), recomputed.eval()
+    rows = list(range(len(cached_splits["dev"])))
+    a = cached.features(cached_splits["dev"].collate(rows, cached.features))
+    b = recomputed.features(recomputed_splits["dev"].collate(rows, recomputed.features))
+    assert a.inputs.shape == b.inputs.shape and torch.allclose(a.inputs, b.inputs, atol=1e-5)

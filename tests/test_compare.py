@@ -263,10 +263,14 @@ def test_shipped_suites_load():
     suites = {path.stem: load_suite(path) for path in sorted(root.glob("*.yaml")) if path.stem != "paper"}
     offline = suites["offline"]
     assert [t.name for t in offline.tasks] == ["wsj-pos", "wnut16", "polarity", "uncertainty", "wordnet-wsd",
-                                                 "wordnet-wsd-seen"]
+                                                 "wordnet-wsd-seen", "brown-pos"]
+    assert [p.name for p in offline.probes] == ["wsj-pos", "brown-pos"]
     assert list(offline.probes[0].layers) == [0, 1, 2] and offline.seeds == 5 and not offline.overrides
     quick = suites["quick"]
-    assert [(t.name, t.glove, t.glove_elmo) for t in quick.tasks] == [(t.name, t.glove, t.glove_elmo) for t in offline.tasks]
+    def pairs(suite):
+        return [(t.name, t.glove, t.glove_elmo) for t in suite.tasks]
+
+    assert pairs(quick) == pairs(offline)
     assert quick.probes == offline.probes and quick.smoke and not offline.smoke
     # grids: each arm tries as many settings
     assert all(len(t.points("glove")) == len(t.points("glove_elmo")) for t in offline.tasks)

