@@ -346,6 +346,8 @@ def render_table(results: list[dict[str, Any]], tasks: list[ProbeTask], context:
          "(WSJ POS: accuracy; WNUT-16: span F1), test reported as mean ± sample std in %."),
         (f"- OOV: share of whitespace tokens not in the model's vocab.txt (case-sensitive); WNUT-16 test = "
          f"`{context['tagged_test']}`, entity tokens = tag other than O."),
+        (f"- WNUT-16 test tokens tagged O: {_pct(context.get('tagged_test_o_share'))}, the token accuracy of "
+         "tagging everything O: the probes' token accuracy sits near it, so span F1 is what tells models apart."),
     ]
     return "\n".join(lines) + "\n"
 
@@ -361,7 +363,9 @@ def measure(models: list[Path], seeds: int, tasks: list[ProbeTask], heldout: Pat
             log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> tuple[dict[str, Any], str]:
     """All models' figures (JSON-ready) and the markdown table."""
     prepare_data(tasks, log)
-    context = {"heldout": describe_text(heldout), "seeds": list(range(seeds)), "tagged_test": str(tagged_test)}
+    tags = [t for _, sentence_tags in read_tagged(tagged_test) for t in sentence_tags]
+    context = {"heldout": describe_text(heldout), "seeds": list(range(seeds)), "tagged_test": str(tagged_test),
+               "tagged_test_o_share": sum(t == "O" for t in tags) / max(len(tags), 1)}
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="model_quality_") as tmp:
         parts = heldout_parts(heldout, Path(tmp) / "heldout")
@@ -370,6 +374,23 @@ def measure(models: list[Path], seeds: int, tasks: list[ProbeTask], heldout: Pat
                    for i, m in enumerate(models)]
     context["seconds"] = round(time.perf_counter() - start, 1)
     return {"context": context, "models": results}, render_table(results, tasks, context)
+
+
+def load_earlier(path: Path, seeds: int, heldout: Path) -> dict[str, Any]:
+    """An earlier run's JSON, checked to be measured the same way (held-out text, seeds)."""
+    from elmo_tasks.errors import UserError
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        context = data["context"]
+        same_text = context["heldout"]["sha256"] == describe_text(heldout)["sha256"]
+        same_seeds = context["seeds"] == list(range(seeds))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"--include {path}: not a model_quality.py --json file ({exc})") from None
+    if not same_text or not same_seeds:
+        raise UserError(f"--include {path}: measured on another held-out text or other seeds "
+                        f"(seeds {context['seeds']}); run its models again with this command")
+    return data
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -381,6 +402,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3, help="probe seeds 0..N-1 (default 3)")
     parser.add_argument("--heldout", type=Path, default=cache_root() / "corpus" / "heldout.txt",
                         help="perplexity text (default: the corpus held-out split of `elmo-tasks data corpus`)")
+    parser.add_argument("--include", type=Path, action="append", default=[], metavar="JSON",
+                        help="also show the models of an earlier run's --json (same held-out text and seeds), "
+                        "left of the new ones, e.g. benchmarks/results/model_quality/old_default.json")
     parser.add_argument("--json", type=Path, help="write every figure (per seed too) here")
     parser.add_argument("--md", type=Path, help="write the printed table here")
     args = parser.parse_args(argv)
@@ -399,8 +423,11 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(1)
         os.nice(max(0, NICENESS - os.nice(0)))  # to 10, not 10 more: children inherit it
         tasks = default_tasks()
-        data, table = measure(models, args.seeds, tasks, args.heldout,
-                              cache_root() / "datasets" / "wnut16" / "test.jsonl")
+        earlier = [load_earlier(path, args.seeds, args.heldout) for path in args.include]
+        data, _ = measure(models, args.seeds, tasks, args.heldout, cache_root() / "datasets" / "wnut16" / "test.jsonl")
+        data["models"] = [m for e in earlier for m in e["models"]] + data["models"]
+        data["included"] = [str(path) for path in args.include]
+        table = render_table(data["models"], tasks, data["context"])
         data["command"] = "python benchmarks/model_quality.py " + " ".join(sys.argv[1:] if argv is None else argv)
         table += f"- Wall time: {data['context']['seconds'] / 60:.1f} min for {len(models)} model(s), one thread, nice 10.\n"
         print(table)

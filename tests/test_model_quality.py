@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from elmo_tasks.errors import UserError
+
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ROOT / "tests" / "fixtures" / "tasks"
 
@@ -56,6 +58,15 @@ def test_perplexity_watch_oov_and_table(tmp_path):
     assert cells["softmax vocabulary"] == ["none", "40000"]
     assert [f"'watch' cosine (TV vs wrist), layer {k}" in cells for k in (0, 1, 2)] == [True] * 3
     assert "comparable only roughly" in table
+    assert 0.5 < data["context"]["tagged_test_o_share"] < 1.0
+
+    # an earlier run's JSON joins the table only when measured the same way
+    saved = tmp_path / "earlier.json"
+    saved.write_text(json.dumps(data), encoding="utf-8")
+    assert mq.load_earlier(saved, 1, heldout)["models"][1]["perplexity"] == ppl
+    for seeds, text in ((3, heldout), (1, test_file)):
+        with pytest.raises(UserError, match="another held-out text or other seeds"):
+            mq.load_earlier(saved, seeds, text)
 
 
 @pytest.mark.benchmark
