@@ -165,6 +165,7 @@ def embed_file_sharded(embedder, input_file: str | Path, output_file: str | Path
 
     Returns the number of sentences this rank embedded.
     """
+    # the embedder (torch) is imported when a sharded run starts, not when the CLI imports this module
     from elmo_tasks.embedder import count_lines
 
     rank = rank or current_rank()

@@ -17,35 +17,19 @@ from typing import Callable, Iterable, Iterator, Sequence
 import h5py
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from elmo_tasks.atomic import atomic_path
 from elmo_tasks.bilm.char_ids import batch_to_ids
 from elmo_tasks.bilm.inference import InferenceEngine, InferenceSettings
 from elmo_tasks.bilm.model import BiLM, BiLMOutput
-from elmo_tasks.bilm.weights import WEIGHTS_NAME, load_bilm, load_bilm_dir
+from elmo_tasks.bilm.weights import load_bilm
 from elmo_tasks.dump import LAYER_CHOICES, DumpWriter, reduce_layers
 from elmo_tasks.errors import UserError
-from elmo_tasks.formats.convert import resolve_model_dir
+from elmo_tasks.model_folder import (DEFAULT_MODEL_DIR, FIXTURE_MODEL_DIR, FIXTURE_WARNING,  # noqa: F401  (public names)
+                                     ModelFolder, default_model_dir, is_fixture_model, resolve_model)
 
-MODELS_DIR = Path(__file__).parent / "models"
-DEFAULT_MODEL_DIR = MODELS_DIR / "default"
-FIXTURE_MODEL_DIR = MODELS_DIR / "tiny_fixture"
-FIXTURE_WARNING = (
-    "note: using the tiny test model (allennlp's 32-dimension fixture): it has no linguistic value; "
-    "pass --model DIR for a real model"
-)
 SORT_CHUNK_BATCHES = 16  # stateless runs sort this many batches' worth of sentences by length at a time
-
-
-def default_model_dir() -> Path:
-    """The shipped default model, or the tiny fixture model while no trained default ships."""
-    if (DEFAULT_MODEL_DIR / WEIGHTS_NAME).is_file():
-        return DEFAULT_MODEL_DIR
-    return FIXTURE_MODEL_DIR
-
-
-def is_fixture_model(directory: Path) -> bool:
-    return Path(directory).resolve() == FIXTURE_MODEL_DIR.resolve()
 
 
 class Embedder:
@@ -59,12 +43,11 @@ class Embedder:
         self.batch_size = batch_size
 
     @classmethod
-    def from_dir(cls, directory: str | Path | None = None, stateful: bool = False, batch_size: int = 64,
-                 settings: InferenceSettings | None = None) -> "Embedder":
-        """Load a model: a folder (``options.json`` + ``weights.hdf5``), a TF-Hub module, a bilm-tf
-        checkpoint or an NLPL zip (converted once into the cache); None means the default model."""
-        folder = resolve_model_dir(directory) if directory else default_model_dir()
-        return cls(load_bilm_dir(folder, stateful=stateful), batch_size, settings)
+    def from_dir(cls, directory: str | Path | ModelFolder | None = None, stateful: bool = False,
+                 batch_size: int = 64, settings: InferenceSettings | None = None) -> "Embedder":
+        """Load a model folder (``options.json`` + ``weights.hdf5``); None means the default model."""
+        folder = directory if isinstance(directory, ModelFolder) else resolve_model(directory)
+        return cls(load_bilm(folder.options_file, folder.weights_file, stateful=stateful), batch_size, settings)
 
     @classmethod
     def from_files(cls, options_file: str | Path, weights_file: str | Path, stateful: bool = False,
@@ -198,8 +181,6 @@ class Embedder:
             tokens = (split(text) for text in _remember(numbered, texts, first_line))
             stream = self.embed_indexed(tokens)
             if progress:
-                from tqdm import tqdm
-
                 stream = tqdm(stream, unit=" sentences", desc="embed-file", file=sys.stderr,
                               total=len(lines) if lines is not None else None)
             for count, (index, array) in enumerate(stream, start=1):

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from elmo_tasks.errors import UserError
+from elmo_tasks.model_folder import FIXTURE_WARNING, resolve_model
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, files: bool = True) -> None:
@@ -19,7 +20,7 @@ def add_model_arguments(parser: argparse.ArgumentParser, files: bool = True) -> 
 
 def load_embedder(args: argparse.Namespace, stateful: bool = False, batch_size: int = 64):
     """The Embedder the arguments name; says so on stderr when it is the tiny fixture model."""
-    from elmo_tasks.embedder import Embedder, default_model_dir, is_fixture_model, FIXTURE_WARNING
+    from elmo_tasks.embedder import Embedder  # torch: imported when a command runs, not at CLI start-up
 
     options, weights = getattr(args, "options", None), getattr(args, "weights", None)
     if options or weights:
@@ -28,12 +29,10 @@ def load_embedder(args: argparse.Namespace, stateful: bool = False, batch_size: 
         if not (options and weights):
             raise UserError("--options and --weights go together: give both")
         return Embedder.from_files(options, weights, stateful=stateful, batch_size=batch_size)
-    from elmo_tasks.formats.convert import resolve_model_dir
-
-    directory = resolve_model_dir(args.model) if args.model else default_model_dir()
-    if is_fixture_model(directory):
+    folder = resolve_model(args.model)
+    if folder.is_fixture:
         print(FIXTURE_WARNING, file=sys.stderr)
-    return Embedder.from_dir(directory, stateful=stateful, batch_size=batch_size)
+    return Embedder.from_dir(folder, stateful=stateful, batch_size=batch_size)
 
 
 def parse_device(text: str):

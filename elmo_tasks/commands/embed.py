@@ -29,8 +29,9 @@ def _short(vector) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported when the command runs, not at the top: the CLI builds every command's parser at start-up,
+    # and these pull in torch, pandas or datasets
     import numpy as np
-
     import torch
 
     # a few sentences: one thread answers sooner (no thread pool to start, no waits on busy cores)

@@ -41,6 +41,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    # imported when the command runs, not at the top: the CLI builds every command's parser at start-up,
+    # and these pull in torch, pandas or datasets
     from elmo_tasks import distributed
 
     rank = distributed.current_rank()

@@ -33,7 +33,7 @@ from elmo_tasks.bilm.weights import save_bilm
 from elmo_tasks.errors import UserError
 from elmo_tasks.pretrain.batches import Batch, Streams, build_streams, epoch_order, stream_length
 from elmo_tasks.pretrain.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
-from elmo_tasks.pretrain.config import PretrainConfig
+from elmo_tasks.pretrain.settings import PretrainConfig
 from elmo_tasks.pretrain.corpus import EncodedText, TypeTable, encode_dataset, encode_files
 from elmo_tasks.pretrain.evaluate import bilm_perplexity, heldout_streams
 from elmo_tasks.pretrain.initialise import bilm_options, count_parameters, exported_parameters, init_bilm
