@@ -1,6 +1,7 @@
 """The quality of biLM model folders, measured the way the model card reports it, side by side.
 
     python benchmarks/model_quality.py --model DIR [--model DIR2 ...] [--seeds 3] [--json OUT.json] [--md OUT.md]
+        [--include EARLIER.json]   # columns of an earlier run (same held-out text and seeds)
 
 For every model folder (options.json + weights.hdf5; softmax.hdf5 + vocab.txt for the perplexity):
 
@@ -9,6 +10,8 @@ For every model folder (options.json + weights.hdf5; softmax.hdf5 + vocab.txt fo
   where that command is not in this checkout, through the pretraining evaluation code that
   ``benchmarks/bilm_sanity.py`` uses (the output says which). Each model scores its own vocabulary,
   so with different vocabularies the figures compare only roughly: the OOV rate of each is printed.
+  The average is also given on the text's part from the first default model's corpus sources and on
+  the rest (``heldout.txt`` keeps source order; its ``manifest.json`` counts each source's lines).
 - linear probes of layers 0/1/2 on WSJ POS (configs/benchmarks/wsj-pos_probe_layer{0,1,2}.yaml) and
   on WNUT-16 (configs/tasks/ner_wnut16_probe_layer1.yaml, with layer0/layer2 for the others), the
   model swapped in by a generated config that extends the shipped one; each is an ``elmo-tasks run``
@@ -261,7 +264,8 @@ def prepare_data(tasks: list[ProbeTask], log: Callable[[str], None]) -> None:
 
 
 def evaluate_model(model: Path, seeds: list[int], tasks: list[ProbeTask], heldout: Path, tagged_test: Path,
-                   workdir: Path, parts: dict[str, dict[str, Any]], log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> dict[str, Any]:
+                   workdir: Path, parts: dict[str, dict[str, Any]],
+                   log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> dict[str, Any]:
     """Every figure of the table for one model folder (probe runs go under ``workdir``)."""
     start = time.perf_counter()
     options = json.loads((model / "options.json").read_text())

@@ -117,7 +117,8 @@ def test_bad_model_folder_is_one_line_error(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "model_quality.py"), "--model", str(tmp_path)],
                           check=False, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 2
-    assert proc.stderr.strip() == f"model_quality.py: error: --model {tmp_path}: not a model folder (it needs options.json and weights.hdf5)"
+    assert proc.stderr.strip() == (f"model_quality.py: error: --model {tmp_path}: not a model folder "
+                                   "(it needs options.json and weights.hdf5)")
 
 
 def test_heldout_cut_by_source_with_the_manifest(tmp_path):
