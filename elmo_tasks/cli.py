@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "run": "run",
     "cache": "cache",
     "pretrain": "pretrain",
+    "perplexity": "perplexity",
     "compare": "compare",
     "bench": "bench",
 }

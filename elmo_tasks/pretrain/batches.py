@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from elmo_tasks.errors import UserError
-from elmo_tasks.pretrain.corpus import BOS_TYPE, EOS_TYPE, PAD_TYPE, EncodedText
+from elmo_tasks.pretrain.text_source import BOS_TYPE, EOS_TYPE, PAD_TYPE, EncodedText
 
 
 @dataclass

@@ -19,7 +19,7 @@ import os
 import platform
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,13 +31,39 @@ from torch import nn
 from elmo_tasks.bilm.model import BiLM
 from elmo_tasks.bilm.weights import save_bilm
 from elmo_tasks.errors import UserError
-from elmo_tasks.pretrain.batches import Batch, Streams, build_streams, epoch_order, stream_length
-from elmo_tasks.pretrain.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from elmo_tasks.pretrain.batches import (
+    Batch,
+    Streams,
+    build_streams,
+    epoch_order,
+    stream_length,
+)
+from elmo_tasks.pretrain.checkpoint import (
+    CHECKPOINT_NAME,
+    load_checkpoint,
+    save_checkpoint,
+)
 from elmo_tasks.pretrain.config import PretrainConfig
-from elmo_tasks.pretrain.corpus import EncodedText, TypeTable, encode_dataset, encode_files
 from elmo_tasks.pretrain.evaluate import bilm_perplexity, heldout_streams
-from elmo_tasks.pretrain.initialise import bilm_options, count_parameters, exported_parameters, init_bilm
-from elmo_tasks.pretrain.softmax import IGNORE, SOFTMAX_NAME, LogUniformSampler, Softmax, save_softmax
+from elmo_tasks.pretrain.initialise import (
+    bilm_options,
+    count_parameters,
+    exported_parameters,
+    init_bilm,
+)
+from elmo_tasks.pretrain.softmax import (
+    IGNORE,
+    SOFTMAX_NAME,
+    LogUniformSampler,
+    Softmax,
+    save_softmax,
+)
+from elmo_tasks.pretrain.text_source import (
+    EncodedText,
+    TypeTable,
+    encode_dataset,
+    encode_files,
+)
 from elmo_tasks.pretrain.vocab import Vocabulary
 from elmo_tasks.pretrain.windows import run_windows
 
@@ -77,6 +103,33 @@ def load_data(config: PretrainConfig) -> Data:
 
 
 # -- the trainer -----------------------------------------------------------------------------------
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether bfloat16 products are fast here: a CUDA GPU that has them, or a CPU with AVX512-BF16 or AMX."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+@contextmanager
+def preserved_rng(device: torch.device, *generators: torch.Generator):
+    """Run a block (an evaluation) without moving any random stream that training reads."""
+    cpu = torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if device.type == "cuda" else None
+    saved = [g.get_state() for g in generators]
+    try:
+        yield
+    finally:
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+        for g, state in zip(generators, saved):
+            g.set_state(state)
 
 
 def _resolve_device(name: str) -> torch.device:
@@ -151,8 +204,10 @@ class Trainer:
                 for _ in range(o.n_layers)]
 
     def _autocast(self):
-        if self.device.type == "cuda" and self.config.training.amp:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        """bfloat16 autocast for the matrix products (``training.amp``) where the device has bfloat16
+        units; parameters (the optimiser's master weights) and the softmax stay float32."""
+        if self.config.training.amp and bf16_supported(self.device):
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return nullcontext()
 
     def _train_streams(self, epoch: int) -> Streams:
@@ -162,6 +217,11 @@ class Trainer:
             self._streams = (epoch, build_streams(self.data.train, order, self.data.target_map, t.batch_size,
                                                   t.unroll_steps, self.per_sentence))
         return self._streams[1]
+
+    def batch_at(self, step: int) -> Batch:
+        """The training batch of global step ``step`` (0-based): a fixed function of the seed and the step."""
+        epoch, k = divmod(step, self.batches_per_epoch)
+        return self._train_streams(epoch).batch(k, self.per_sentence)
 
     def _run_lstms(self, batch: Batch, states: tuple[list[State], list[State]], dropout: float):
         return run_windows(self.model, self.data.char_table, batch, states, dropout, self.device)
@@ -214,7 +274,12 @@ class Trainer:
         """Held-out perplexity (full softmax): forward, backward and exp of their mean loss."""
         if self.data.heldout is None:
             return None
+        with preserved_rng(self.device, self.sample_generator):
+            return self._evaluate(max_tokens)
+
+    def _evaluate(self, max_tokens: int | None) -> dict[str, float]:
         t = self.config.training
+        was_training = self.model.training
         self.model.eval()
         streams = heldout_streams(self.data.heldout, self.data.target_map, t.eval_batch_size, t.unroll_steps,
                                   self.per_sentence, max_tokens)
@@ -225,7 +290,9 @@ class Trainer:
             with self._autocast():
                 return self._run_lstms(batch, states, 0.0)
 
-        return bilm_perplexity(run, self.softmax, streams, initial, self.per_sentence, self.device).as_dict()
+        result = bilm_perplexity(run, self.softmax, streams, initial, self.per_sentence, self.device).as_dict()
+        self.model.train(was_training)
+        return result
 
     def _log(self, record: dict[str, Any]) -> None:
         with open(self.out / "log.jsonl", "a", encoding="utf-8") as handle:
@@ -254,8 +321,7 @@ class Trainer:
                 self._log({"step": self.step, "stopped": "max_minutes", "elapsed_s": round(self.elapsed, 1)})
                 self.save()
                 break
-            epoch, k = divmod(self.step, self.batches_per_epoch)
-            batch = self._train_streams(epoch).batch(k, self.per_sentence)
+            batch = self.batch_at(self.step)
             loss_f, loss_b = self.train_step(batch)
             if math.isfinite(loss_f) and math.isfinite(loss_b):
                 window.append(0.5 * (loss_f + loss_b))
