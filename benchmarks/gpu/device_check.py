@@ -155,9 +155,8 @@ def pretrain_config(base: dict, train: Path, heldout: Path, source: str, model: 
 # -- phases -------------------------------------------------------------------------------------------
 
 
-def smoke(device: torch.device, scratch: Path) -> dict:
+def smoke_inference(device: torch.device) -> dict:
     from elmo_tasks.embedder import DEFAULT_MODEL_DIR, Embedder
-    from elmo_tasks.pretrain.trainer import Trainer
 
     result: dict = {}
     cpu = Embedder.from_dir(DEFAULT_MODEL_DIR).embed_batch(SMOKE_SENTENCES)
@@ -167,26 +166,32 @@ def smoke(device: torch.device, scratch: Path) -> dict:
     strict = gpu.embed_batch(SMOKE_SENTENCES)
     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
     default = gpu.embed_batch(SMOKE_SENTENCES)
-    result["inference_max_abs_diff_fp32"] = max(float(np.abs(a - b).max()) for a, b in zip(cpu, strict))
-    result["inference_max_abs_diff_default"] = max(float(np.abs(a - b).max()) for a, b in zip(cpu, default))
-    result["inference_allclose_1e-4"] = all(np.allclose(a, b, atol=1e-4) for a, b in zip(cpu, strict))
-    say(f"smoke inference: max |cuda - cpu| = {result['inference_max_abs_diff_fp32']:.2e} (TF32 off), "
-        f"{result['inference_max_abs_diff_default']:.2e} (torch default); allclose 1e-4: {result['inference_allclose_1e-4']}")
+    result["max_abs_diff_fp32"] = max(float(np.abs(a - b).max()) for a, b in zip(cpu, strict))
+    result["max_abs_diff_default"] = max(float(np.abs(a - b).max()) for a, b in zip(cpu, default))
+    result["allclose_1e-4"] = all(np.allclose(a, b, atol=1e-4) for a, b in zip(cpu, strict))
+    say(f"smoke inference: max |{device.type} - cpu| = {result['max_abs_diff_fp32']:.2e} (TF32 off), "
+        f"{result['max_abs_diff_default']:.2e} (torch default); allclose 1e-4: {result['allclose_1e-4']}")
+    if not result["allclose_1e-4"]:
+        raise RuntimeError(f"inference on {device} differs from the CPU: {result}")
+    return result
+
+
+def smoke_pretrain(device: torch.device, scratch: Path) -> dict:
+    from elmo_tasks.pretrain.trainer import Trainer
 
     tiny = yaml.safe_load((ROOT / "configs" / "pretrain" / "tiny.yaml").read_text())
-    tiny["training"].update(max_steps=6, eval_every_steps=3, checkpoint_every_steps=3, threads=None, amp=True)
+    tiny["training"].update(max_steps=6, eval_every_steps=3, checkpoint_every_steps=3, amp=True,
+                            threads=torch.get_num_threads() if device.type == "cpu" else None)
     config = config_from_dict(tiny, source="configs/pretrain/tiny.yaml", base=ROOT / "configs" / "pretrain")
     trainer = Trainer(config, scratch / "tiny-run", device=str(device), progress=False)
     summary = trainer.train()
-    result["pretrain_steps"] = summary["steps"]
-    result["pretrain_heldout_ppl"] = summary["final_heldout"]["heldout_ppl"]
-    result["pretrain_exported"] = (scratch / "tiny-run" / "model" / "weights.hdf5").is_file()
-    result["pretrain_ok"] = bool(summary["steps"] == 6 and math.isfinite(result["pretrain_heldout_ppl"])
-                                 and result["pretrain_exported"])
-    say(f"smoke pretraining: {summary['steps']} steps of tiny.yaml on {device}, held-out ppl "
-        f"{result['pretrain_heldout_ppl']:.1f}, exported: {result['pretrain_exported']}")
-    if not (result["inference_allclose_1e-4"] and result["pretrain_ok"]):
-        raise RuntimeError(f"smoke test failed: {result}")
+    result = {"steps": summary["steps"], "heldout_ppl": summary["final_heldout"]["heldout_ppl"],
+              "exported": (scratch / "tiny-run" / "model" / "weights.hdf5").is_file()}
+    result["ok"] = bool(result["steps"] == 6 and math.isfinite(result["heldout_ppl"]) and result["exported"])
+    say(f"smoke pretraining: {result['steps']} steps of tiny.yaml on {device}, held-out ppl "
+        f"{result['heldout_ppl']:.1f}, exported: {result['exported']}")
+    if not result["ok"]:
+        raise RuntimeError(f"pretraining smoke test failed: {result}")
     return result
 
 
@@ -228,7 +233,8 @@ def pretrain_speed(device: torch.device, base: dict, train: Path, heldout: Path,
             config = pretrain_config(base, train, heldout, "speed", model,
                                      {**training, "max_steps": 10**6, "eval_every_steps": 10**6, "device": device.type,
                                       "checkpoint_every_steps": 10**6, "checkpoint_every_minutes": 10**6,
-                                      "threads": None, "amp": True})
+                                      "threads": torch.get_num_threads() if device.type == "cpu" else None,
+                                      "amp": True})
             data = data or load_data(config)
             trainer = Trainer(config, scratch / f"speed-{len(rows)}", device=str(device), progress=False, data=data)
             for _ in range(3):  # warm-up (allocator, kernels)
@@ -266,8 +272,9 @@ def pretrain_run(device: torch.device, base: dict, config_name: str, train: Path
 
     heldout_eval = head_tokens(heldout, HELDOUT_EVAL_TOKENS, run.parent / "heldout-eval.txt")
     start = time.monotonic()
-    config = pretrain_config(base, train, heldout_eval, config_name, training={"device": device.type, "amp": True,
-                                                                                "threads": None})
+    threads = torch.get_num_threads() if device.type == "cpu" else None
+    config = pretrain_config(base, train, heldout_eval, config_name,
+                             training={"device": device.type, "amp": True, "threads": threads})
     data = load_data(config)
     load_s = time.monotonic() - start
     minutes = (clock.left() - reserve) / 60.0
@@ -324,6 +331,9 @@ def main() -> int:
 
     clock = Clock(args.budget_s)
     device = torch.device(args.device)
+    cpu_threads = 1 if device.type == "cpu" else None  # a CPU dry run on a shared machine: one thread
+    if cpu_threads:
+        torch.set_num_threads(cpu_threads)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("device_check: --device cuda but no CUDA device is available")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -358,7 +368,8 @@ def main() -> int:
             report.data["phases_s"][name] = round(time.monotonic() - start, 1)
             report.write()
 
-    phase("smoke", 60, lambda: smoke(device, scratch))
+    phase("smoke_inference", 60, lambda: smoke_inference(device))
+    phase("smoke_pretrain", 60, lambda: smoke_pretrain(device, scratch))
     speed_train = head_lines(train, SPEED_LINES, scratch / "speed-train.txt")
     candidates = DRY_RUN_CANDIDATES if args.dry_run_shapes else CANDIDATES
     phase("speed_inference", args.speed_s + 20 + args.reserve_s + MIN_RUN_S,
