@@ -1,4 +1,5 @@
-"""``elmo-tasks pretrain CONFIG.yaml [--resume] [--device cpu|cuda] [--out DIR]``: train a biLM, export it."""
+"""``elmo-tasks pretrain CONFIG.yaml [--resume | --init-from MODEL_DIR] [--device cpu|cuda] [--out DIR]``: train a
+biLM (from scratch, from a checkpoint, or from an exported model), export it."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR", help="run folder for checkpoints, logs and the exported model "
                         "(default: runs/pretrain/<config name>)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--init-from", metavar="MODEL_DIR", help="start from this exported model (options.json + "
+                        "weights.hdf5; its softmax.hdf5 and vocab.txt too when present): continued pretraining")
     parser.add_argument("--device", choices=["cpu", "cuda"], help="default: the config's training.device "
                         "(auto: the GPU when there is one)")
     parser.add_argument("--export-only", action="store_true", help="with --resume: export the last checkpoint "
@@ -31,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / "pretrain" / Path(args.config).stem
     if args.export_only and not args.resume:
         raise UserError("--export-only exports an existing run: give --resume too")
-    trainer = Trainer(config, out, device=args.device, resume=args.resume, progress=not args.quiet)
+    trainer = Trainer(config, out, device=args.device, resume=args.resume, progress=not args.quiet,
+                      init_from=args.init_from)
     if args.export_only:
         trainer.export(out / "model")
         print(f"exported step {trainer.step} of {out} to {out / 'model'} (options.json + weights.hdf5)", file=sys.stderr)
@@ -39,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"pretrain: {trainer.data.train.n_tokens:,} training tokens, vocabulary {len(trainer.data.vocab):,}, "
           f"{trainer.total_steps:,} steps of {config.training.batch_size} x {config.training.unroll_steps} "
           f"({trainer.batches_per_epoch:,} per epoch), device {trainer.device}, run folder {out}"
-          + (f", resuming at step {trainer.step}" if args.resume else ""), file=sys.stderr)
+          + (f", resuming at step {trainer.step}" if args.resume else "")
+          + (f", starting from {args.init_from}" if args.init_from else ""), file=sys.stderr)
     summary = trainer.train()
     final = summary["final_heldout"]
     if final:

@@ -45,6 +45,7 @@ from elmo_tasks.pretrain.checkpoint import (
 )
 from elmo_tasks.pretrain.config import PretrainConfig
 from elmo_tasks.pretrain.evaluate import bilm_perplexity, heldout_streams
+from elmo_tasks.pretrain.init_from import load_initial
 from elmo_tasks.pretrain.initialise import (
     bilm_options,
     count_parameters,
@@ -142,7 +143,8 @@ def _resolve_device(name: str) -> torch.device:
 
 class Trainer:
     def __init__(self, config: PretrainConfig, out_dir: str | Path, device: str | None = None,
-                 resume: bool = False, progress: bool = True, data: Data | None = None) -> None:
+                 resume: bool = False, progress: bool = True, data: Data | None = None,
+                 init_from: str | Path | None = None) -> None:
         self.config = config
         self.out = Path(out_dir)
         t = config.training
@@ -153,6 +155,14 @@ class Trainer:
         if not resume and (self.out / CHECKPOINT_NAME).exists():
             raise UserError(f"{self.out} already holds a run ({CHECKPOINT_NAME}); pass --resume to continue it "
                             "or --out to start a new one elsewhere")
+        if resume and init_from is not None:
+            raise UserError("--init-from starts a new run from a model; --resume continues a run: give one of them")
+        initial = load_initial(init_from, bilm_options(config), config.source) if init_from is not None else None
+        self.init_from = str(init_from) if init_from is not None else None
+        if initial is not None and initial.vocab_file is not None:
+            config.vocab.file = str(initial.vocab_file)  # the softmax's rows are this vocabulary's words
+        if resume and data is None and (self.out / "vocab.txt").is_file():
+            config.vocab.file = str(self.out / "vocab.txt")  # the run's own vocabulary (it may come from --init-from)
         self.data = data or load_data(config)
         d = self.data
         self.per_sentence = t.state_mode == "per_sentence"
@@ -161,6 +171,13 @@ class Trainer:
         self.model = BiLM(bilm_options(config))
         init_bilm(self.model)
         self.softmax = Softmax(len(d.vocab), config.model.projection_dim)
+        if initial is not None:
+            self.model.load_state_dict(initial.model.state_dict())
+            if initial.softmax is not None:
+                if initial.softmax.vocab_size != len(d.vocab):
+                    raise UserError(f"--init-from {initial.source}: softmax.hdf5 has {initial.softmax.vocab_size} rows "
+                                    f"but vocab.txt {len(d.vocab)} words")
+                self.softmax.load_state_dict(initial.softmax.state_dict())
         self.model.to(self.device)
         self.softmax.to(self.device)
         self.sampled = t.softmax == "sampled" or (t.softmax == "auto" and len(d.vocab) > t.n_negative_samples)
@@ -286,9 +303,8 @@ class Trainer:
         rows = streams.fwd_inputs.shape[0]
         initial = (self._zero_states(rows), self._zero_states(rows))
 
-        def run(batch: Batch, states: tuple) -> tuple:
-            with self._autocast():
-                return self._run_lstms(batch, states, 0.0)
+        def run(batch: Batch, states: tuple) -> tuple:  # float32, as ``elmo-tasks perplexity`` scores
+            return self._run_lstms(batch, states, 0.0)
 
         result = bilm_perplexity(run, self.softmax, streams, initial, self.per_sentence, self.device).as_dict()
         self.model.train(was_training)
@@ -446,6 +462,7 @@ class Trainer:
                 manifest = None
         return {
             "config": self.config.source, "command": self.command, "state_mode": t.state_mode,
+            "init_from": self.init_from,
             "corpus": {"train_files": d.train.sources, "train_sentences": d.train.n_sentences,
                        "train_tokens": d.train.n_tokens, "heldout_files": d.heldout.sources if d.heldout else [],
                        "heldout_sentences": d.heldout.n_sentences if d.heldout else 0,
