@@ -111,7 +111,7 @@ def main() -> int:
     import torch
 
     from bench_common import gemm_rates, machine_description
-    from elmo_tasks.pretrain.trainer import bf16_supported
+    from elmo_tasks.pretrain.device import bf16_supported
 
     scratch = Path(tempfile.mkdtemp(prefix="pretrain-speed-"))
     text = args.text

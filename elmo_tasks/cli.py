@@ -29,7 +29,7 @@ COMMANDS: dict[str, str] = {
 
 
 # commands that split their work across the processes of a ``torchrun`` launch
-SHARDED_COMMANDS = {"embed-file", "cache"}
+SHARDED_COMMANDS = {"embed-file", "cache", "pretrain"}
 
 
 def add_subcommands(parser: argparse.ArgumentParser, modules: dict[str, str], dest: str, metavar: str) -> None:
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.command not in SHARDED_COMMANDS and current_rank().world > 1:
             raise UserError(f"'{args.command}' does not split its work across processes, so every torchrun rank would "
-                            f"repeat it: run it without torchrun (only {' and '.join(sorted(SHARDED_COMMANDS))} shard)")
+                            f"repeat it: run it without torchrun (only {', '.join(sorted(SHARDED_COMMANDS))} do)")
         return int(args._run(args) or 0)
     except UserError as exc:
         print(f"elmo-tasks: error: {exc}", file=sys.stderr)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -108,5 +108,5 @@ def unigram_perplexity(train: EncodedText, target_map: np.ndarray, vocab_size: i
         t = targets[:, : streams.n_batches * streams.unroll].reshape(-1)
         t = t[t != IGNORE]
         sums[i] = float(-log_probs[t].sum())
-        counts[i] = len(t)
+        counts[i] = int(len(t))
     return _from_nll(sums, counts)

@@ -2,8 +2,8 @@
 
 The token encoder runs once per distinct token of a batch (with the convolutions cut to the
 characters the tokens have), then both directions' LSTM stacks run at once (``lstm.run_stacks``)
-over their (B, T, P) windows from the given states. Both directions' windows come from ``batches.Batch``; the backward window is
-already reversed, so both stacks read left to right.
+over their (B, T, P) windows from the given states. Both directions' windows come from
+``batches.Batch``; the backward window is already reversed, so both stacks read left to right.
 """
 
 from __future__ import annotations
