@@ -38,7 +38,7 @@ def default_sentence_file(large: bool = False) -> Path | None:
 
 def wordnet_glosses() -> list[str]:
     """WordNet 3.0 glosses (Debian wordnet-base), one tokenised sentence each: the fallback text."""
-    from elmo_tasks.data.sources import debian_package
+    from elmo_tasks.data.packages import debian_package
 
     root = debian_package("wordnet-base") / "usr" / "share" / "wordnet"
     sentences = []

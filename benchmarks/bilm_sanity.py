@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from elmo_tasks.bilm.chars import batch_to_ids
+from elmo_tasks.bilm.char_ids import batch_to_ids
 from elmo_tasks.bilm.weights import load_bilm_dir
 from elmo_tasks.embedder import Embedder, default_model_dir
 from elmo_tasks.errors import UserError, run_script
@@ -87,13 +87,13 @@ def layer0_neighbours(embedder: Embedder, vocab_words: list[str], queries: list[
     with torch.inference_mode():
         for start in range(0, len(words), 4096):
             chunk = batch_to_ids([[w] for w in words[start : start + 4096]])[:, 0]
-            vectors.append(embedder.bilm.token_encoder(chunk))
+            vectors.append(embedder.engine.encode_tokens(chunk))
     matrix = torch.cat(vectors)
     index = {w: i for i, w in enumerate(words)}
     out = {}
     for q in queries:
         with torch.inference_mode():
-            qv = matrix[index[q]] if q in index else embedder.bilm.token_encoder(batch_to_ids([[q]])[:, 0])[0]
+            qv = matrix[index[q]] if q in index else embedder.engine.encode_tokens(batch_to_ids([[q]])[:, 0])[0]
         out[q] = [(words[i], round(s, 3)) for i, s in cosine_neighbours(matrix, qv, k, {index.get(q, -1)})]
     return out
 

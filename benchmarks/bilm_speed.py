@@ -38,7 +38,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import (flops_per_token, gemm_rates, load_sentences, machine_description,  # noqa: E402
                           reset_peak_rss, rss_mib, write_random_model)
 
-from elmo_tasks.bilm import packed  # noqa: E402
 from elmo_tasks.bilm.weights import OPTIONS_NAME, WEIGHTS_NAME  # noqa: E402
 from elmo_tasks.embedder import DEFAULT_MODEL_DIR, Embedder  # noqa: E402
 from elmo_tasks.errors import UserError, run_script  # noqa: E402
@@ -85,7 +84,7 @@ def bench_model(name: str, directory: Path, sentences: list[list[str]], warmup: 
     ours = Embedder.from_dir(directory, batch_size=batch_size)
     reference, to_ids = load_reference(directory)
     list(ours.embed_sentences(warmup))  # one-time library set-up, then back to an empty token cache
-    ours.bilm.token_encoder.cache.clear()
+    ours.engine.token_cache.clear()
     run_reference(reference, to_ids, warmup, batch_size)
 
     tokens = sum(len(s) for s in sentences)
@@ -102,16 +101,15 @@ def bench_model(name: str, directory: Path, sentences: list[list[str]], warmup: 
         "lstm_fraction_of_limit": tokens / ours_s * flops["lstm"] / rate,
         "ours_peak_mib": ours_mem, "ref_peak_mib": ref_mem,
         "weights_mib": sum(p.numel() * p.element_size() for p in ours.bilm.parameters()) / 2**20,
-        "token_cache": len(ours.bilm.token_encoder.cache),
+        "token_cache": len(ours.engine.token_cache),
     }
     if bf16:  # the opt-in reduced precision, from an empty token cache again
-        ours.bilm.precision = "bfloat16"
-        ours.bilm.token_encoder.cache.clear()
+        ours.engine.set(precision="bfloat16").token_cache.clear()
         low, low_s, low_mem = timed(lambda: list(ours.embed_sentences(sentences)))
         row["bf16"] = {"tok_s": tokens / low_s, "ratio": ref_s / low_s, "peak_mib": low_mem,
                        "max_abs_diff": max(float(np.abs(a - b).max()) for a, b in zip(low, want) if a.size),
                        "max_abs_value": max(float(np.abs(b).max()) for b in want if b.size)}
-        ours.bilm.precision = "float32"
+        ours.engine.set(precision="float32")
     if ablation:
         row["ablation"] = run_ablation(ours, sentences, batch_size, tokens)
     del ours, reference
@@ -119,38 +117,25 @@ def bench_model(name: str, directory: Path, sentences: list[list[str]], warmup: 
 
 
 def run_ablation(ours: Embedder, sentences: list[list[str]], batch_size: int, tokens: int) -> dict[str, float]:
-    """Tokens/s with one trick at a time taken away (each from an empty token cache)."""
-    bilm = ours.bilm
+    """Tokens/s with one trick at a time taken away: one field of the engine's settings each
+    (from an empty token cache each time)."""
+    engine = ours.engine
+    default = engine.settings
     results = {}
-
-    def consecutive_batches():
-        for start in range(0, len(sentences), batch_size):
-            ours.embed_batch(sentences[start : start + batch_size])
-
-    capacity = bilm.token_encoder.cache.capacity
-    was_ready = packed._READY
-    encoder = bilm.token_encoder
-    everything = lambda: list(ours.embed_sentences(sentences))  # noqa: E731
     cases = [
-        ("all tricks again (oneDNN's kernels now compiled: the first run paid for that)", everything, dict()),
-        ("no length sorting", consecutive_batches, dict()),
-        ("no token cache across batches", everything, dict(capacity=0)),
-        ("per-filter CNN instead of one fused product", everything, dict(fused=False)),
-        ("torch.mm instead of oneDNN packed weights", everything, dict(packed=False)),
-        ("plain path (no inference path)", everything, dict(fast=False)),
+        ("all tricks again (oneDNN's kernels now compiled: the first run paid for that)", {}),
+        ("no length sorting", dict(sort_by_length=False)),
+        ("no token cache across batches", dict(token_cache_size=0)),
+        ("per-filter CNN instead of one fused product", dict(fused_cnn=False)),
+        ("torch.mm instead of oneDNN packed weights (and no fused CNN)", dict(packed_products=False)),
+        ("one worker thread instead of two", dict(workers=1)),
+        ("plain path (BiLM.forward, no inference path)", dict(fast_forward=False)),
     ]
-    for label, function, setting in cases:
-        bilm.token_encoder.cache.clear()
-        bilm.token_encoder.cache.capacity = setting.get("capacity", capacity)
-        bilm.fast = setting.get("fast", True)
-        packed._READY = setting.get("packed", was_ready)
-        encoder.fused_cnn = setting.get("fused", True)
-        _, seconds, _ = timed(function)
+    for label, changes in cases:
+        engine.set(**{**vars(default), **changes}).token_cache.clear()
+        _, seconds, _ = timed(lambda: list(ours.embed_sentences(sentences)))
         results[label] = tokens / seconds
-    bilm.token_encoder.cache.capacity = capacity
-    bilm.fast = True
-    packed._READY = was_ready
-    encoder.fused_cnn = True
+    engine.set(**vars(default))
     return results
 
 

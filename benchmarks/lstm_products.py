@@ -3,7 +3,8 @@
 For each released shape (and the default model) and a few row counts, times the three products of
 one LSTM cell as the inference path runs them (input gates over many positions, the recurrent
 product over the batch's active rows, the projection) and prints GFLOP/s for both methods. This
-is the measurement behind ``elmo_tasks.bilm.lstm._Products`` using packed weights on the CPU.
+is the measurement behind ``elmo_tasks.bilm.fast_lstm.Products`` using packed weights on the CPU
+(``InferenceSettings.packed_products``).
 
     python benchmarks/lstm_products.py [--threads 1] [--seconds 0.5]
 """

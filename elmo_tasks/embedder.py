@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from elmo_tasks.atomic import atomic_path
-from elmo_tasks.bilm.chars import batch_to_ids
+from elmo_tasks.bilm.char_ids import batch_to_ids
+from elmo_tasks.bilm.inference import InferenceEngine, InferenceSettings
 from elmo_tasks.bilm.model import BiLM, BiLMOutput
 from elmo_tasks.bilm.weights import WEIGHTS_NAME, load_bilm, load_bilm_dir
 from elmo_tasks.errors import UserError
@@ -48,23 +49,29 @@ def is_fixture_model(directory: Path) -> bool:
 
 
 class Embedder:
-    """A frozen biLM with batching helpers. Stateless unless the biLM was loaded ``stateful``."""
+    """A frozen biLM run by an inference engine, with batching helpers. Stateless unless the biLM
+    was loaded ``stateful``. ``settings`` tunes the engine (``elmo_tasks.bilm.inference``)."""
 
-    def __init__(self, bilm: BiLM, batch_size: int = 64) -> None:
+    def __init__(self, bilm: BiLM, batch_size: int = 64, settings: InferenceSettings | None = None) -> None:
         if batch_size < 1:
             raise UserError(f"batch size must be at least 1, got {batch_size}")
-        self.bilm = bilm.eval().requires_grad_(False)
+        self.engine = InferenceEngine(bilm.eval().requires_grad_(False), settings)
         self.batch_size = batch_size
 
     @classmethod
-    def from_dir(cls, directory: str | Path | None = None, stateful: bool = False, batch_size: int = 64) -> "Embedder":
+    def from_dir(cls, directory: str | Path | None = None, stateful: bool = False, batch_size: int = 64,
+                 settings: InferenceSettings | None = None) -> "Embedder":
         """Load a model folder (``options.json`` + ``weights.hdf5``); None means the default model."""
-        return cls(load_bilm_dir(directory or default_model_dir(), stateful=stateful), batch_size)
+        return cls(load_bilm_dir(directory or default_model_dir(), stateful=stateful), batch_size, settings)
 
     @classmethod
     def from_files(cls, options_file: str | Path, weights_file: str | Path, stateful: bool = False,
-                   batch_size: int = 64) -> "Embedder":
-        return cls(load_bilm(options_file, weights_file, stateful=stateful), batch_size)
+                   batch_size: int = 64, settings: InferenceSettings | None = None) -> "Embedder":
+        return cls(load_bilm(options_file, weights_file, stateful=stateful), batch_size, settings)
+
+    @property
+    def bilm(self) -> BiLM:
+        return self.engine.bilm
 
     @property
     def output_dim(self) -> int:
@@ -72,12 +79,11 @@ class Embedder:
 
     @property
     def device(self) -> torch.device:
-        return next(self.bilm.parameters()).device
+        return self.engine.device
 
     def to(self, device: str | torch.device) -> "Embedder":
-        """Move the biLM (e.g. to a GPU); inputs follow it and results come back as CPU arrays."""
-        self.bilm.to(device)
-        self.bilm.token_encoder.cache.clear()
+        """Move the engine (e.g. to a GPU); inputs follow it and results come back as CPU arrays."""
+        self.engine.to(device)
         return self
 
     @property
@@ -87,7 +93,7 @@ class Embedder:
     def layers(self, sentences: Sequence[Sequence[str]]) -> BiLMOutput:
         """One batch: layers (B, 3, T, 2P) and mask (B, T) as tensors."""
         with torch.inference_mode():
-            return self.bilm(batch_to_ids(sentences).to(self.device))
+            return self.engine(batch_to_ids(sentences).to(self.device))
 
     def embed_batch(self, sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
         """One float32 array (3, n, 2P) per sentence, trimmed to its length (a copy: it holds no batch padding)."""
@@ -116,12 +122,13 @@ class Embedder:
 
     def embed_indexed(self, sentences: Iterable[Sequence[str]]) -> Iterator[tuple[int, np.ndarray]]:
         """(input index, (3, n, 2P) array) pairs in the order they are computed: by length within
-        chunks of ``16 * batch_size`` sentences (stateless), or in input order (stateful).
+        chunks of ``16 * batch_size`` sentences (stateless, unless ``sort_by_length``
+        is off), or in input order (stateful).
 
         Memory stays flat in the input's length: at most one chunk of sentences and one batch of
         results are held at a time.
         """
-        chunk_size = self.batch_size if self.bilm.stateful else self.batch_size * SORT_CHUNK_BATCHES
+        chunk_size = self.batch_size if not self._sorts() else self.batch_size * SORT_CHUNK_BATCHES
         chunk: list[Sequence[str]] = []
         start = 0
         for sentence in sentences:
@@ -133,11 +140,15 @@ class Embedder:
         if chunk:
             yield from self._embed_chunk(chunk, start)
 
+    def _sorts(self) -> bool:
+        """Whether batches are sorted by length: stateless models, unless the settings say not to."""
+        return self.engine.settings.sort_by_length and not self.bilm.stateful
+
     def _embed_chunk(self, chunk: list[Sequence[str]], start: int) -> Iterator[tuple[int, np.ndarray]]:
-        if self.bilm.stateful:
-            order = list(range(len(chunk)))
-        else:  # longest first: the LSTMs then keep most rows active at every step
+        if self._sorts():  # longest first: the LSTMs then keep most rows active at every step
             order = sorted(range(len(chunk)), key=lambda i: len(chunk[i]), reverse=True)
+        else:
+            order = list(range(len(chunk)))
         for batch_start in range(0, len(order), self.batch_size):
             rows = order[batch_start : batch_start + self.batch_size]
             for row, array in zip(rows, self.embed_batch([chunk[i] for i in rows])):

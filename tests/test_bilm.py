@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import torch
 
-from elmo_tasks.bilm.chars import batch_to_ids, token_to_char_ids
+from elmo_tasks.bilm.char_ids import batch_to_ids, token_to_char_ids
 from elmo_tasks.bilm.weights import load_bilm
 
 ATOL = 1e-6

@@ -2,7 +2,7 @@
 
 import torch
 
-from elmo_tasks.bilm.chars import batch_to_ids, token_to_char_ids
+from elmo_tasks.bilm.char_ids import batch_to_ids, token_to_char_ids
 
 
 def test_boundary_tokens_match_the_reference_table():

@@ -253,7 +253,8 @@ def test_shipped_suites_load():
     suites = {path.stem: load_suite(path) for path in sorted(root.glob("*.yaml")) if path.stem != "paper"}
     offline = suites["offline"]
     assert [t.name for t in offline.tasks] == ["wsj-pos", "wnut16", "polarity", "uncertainty", "wordnet-wsd",
-                                                 "wordnet-wsd-seen"]
+                                                 "wordnet-wsd-seen", "brown-pos"]
+    assert [p.name for p in offline.probes] == ["wsj-pos", "brown-pos"]
     assert list(offline.probes[0].layers) == [0, 1, 2] and offline.seeds == 3 and not offline.overrides
     assert suites["quick"].tasks == offline.tasks and suites["quick"].probes == offline.probes
     assert "extra" in suites

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from elmo_tasks.data import corpus
+from elmo_tasks.data.pretraining_corpus import books, exclusions, gcide, pipeline, wordnet_glosses
 from elmo_tasks.data.rdata import lazyload_objects, unserialize
 from elmo_tasks.data.tokenize import split_sentences, tokenize, tokenize_sentences
 
@@ -95,7 +95,7 @@ def test_split_sentences():
 
 def test_gcide_cleaning_on_real_excerpt():
     text = (FIXTURES / "gcide-excerpt.txt").read_text(encoding="utf-8")
-    paragraphs = list(corpus.gcide_paragraphs(text))
+    paragraphs = list(gcide.gcide_paragraphs(text))
     assert paragraphs == [
         "To infatuate.",
         "To frighten.",
@@ -112,20 +112,20 @@ def test_gcide_cleaning_on_real_excerpt():
 
 
 def test_gcide_block_letters_and_wordnet_examples():
-    assert corpus.clean_gcide_block("   the Ph[oe]nician alphabet, with the [aum] sound.", first=False) == \
+    assert gcide.clean_gcide_block("   the Ph[oe]nician alphabet, with the [aum] sound.", first=False) == \
         "the Phoenician alphabet, with the a sound."
-    assert corpus.clean_gcide_block('   1. to run away; "he ran away from home"', first=False, wordnet=True) == \
+    assert gcide.clean_gcide_block('   1. to run away; "he ran away from home"', first=False, wordnet=True) == \
         "to run away;"
-    assert corpus.clean_gcide_block("   Syn: abamp", first=False) == ""
+    assert gcide.clean_gcide_block("   Syn: abamp", first=False) == ""
 
 
 def test_gcide_run_on_derivatives_and_second_heads():
     block = ('   Full of passion or emotion; earnest. [Obs.] --\n   {Af*fec"tu*ous*ly}, adv. [Obs.] --Fabyan.')
-    assert corpus.clean_gcide_block(block, first=False) == "Full of passion or emotion; earnest."
+    assert gcide.clean_gcide_block(block, first=False) == "Full of passion or emotion; earnest."
     block = 'bathyscaph \\bath"y*scaph\\, bathyscaphe \\bath"y*scaphe\\n.\n   navigable deep diving vessel.'
-    assert corpus.clean_gcide_block(block, first=True) == "navigable deep diving vessel."
+    assert gcide.clean_gcide_block(block, first=True) == "navigable deep diving vessel."
     block = 'Ligamentous \\Lig`a*men"tous\\ (lig"a*men"tus), a.\n   Composing a ligament; binding.'
-    assert corpus.clean_gcide_block(block, first=True) == "Composing a ligament; binding."
+    assert gcide.clean_gcide_block(block, first=True) == "Composing a ligament; binding."
 
 
 def test_book_pages_text_drops_heads_and_joins_hyphens():
@@ -137,7 +137,7 @@ def test_book_pages_text_drops_heads_and_joins_hyphens():
         "16 CHAPTER 1. DOWN THE RABBIT-HOLE\nThere seemed to be no use in waiting.",
         "Chapter 2\nThe Pool of Tears\n\u2018Curiouser and curiouser!\u2019 cried Alice.\nTHE END",
     ]
-    assert list(corpus.book_pages_text(pages)) == [
+    assert list(books.book_pages_text(pages)) == [
         "Alice was beginning to get very tired of sitting by her sister on the bank. In another moment down "
         "went Alice, and a moment later a cherry-tart. There seemed to be no use in waiting.",
         "\u2018Curiouser and curiouser!\u2019 cried Alice.",
@@ -146,11 +146,11 @@ def test_book_pages_text_drops_heads_and_joins_hyphens():
 
 def test_split_long_at_semicolons():
     tokens = "a b c ; d e f ; g h : i".split()
-    assert corpus.split_long(tokens, 8) == ["a b c ; d e f ;".split(), "g h : i".split()]
-    assert corpus.split_long(tokens, 4) == ["a b c ;".split(), "d e f ;".split(), "g h : i".split()]
-    assert corpus.split_long("a b c d e f".split(), 3) == ["a b c d e f".split()]
+    assert pipeline.split_long(tokens, 8) == ["a b c ; d e f ;".split(), "g h : i".split()]
+    assert pipeline.split_long(tokens, 4) == ["a b c ;".split(), "d e f ;".split(), "g h : i".split()]
+    assert pipeline.split_long("a b c d e f".split(), 3) == ["a b c d e f".split()]
     builder = _builder(heldout_fraction=0.0, max_tokens=8)
-    stats = corpus.SourceStats()
+    stats = pipeline.SourceStats()
     builder.add_paragraphs(["She came to the house; he went to the garden; they met in the lane."], stats)
     assert builder.train == ["She came to the house ;", "he went to the garden ;", "they met in the lane ."]
     assert stats.long_sentences_split == 1 and stats.sentences_seen == 3
@@ -161,18 +161,18 @@ def test_wordnet_gloss_examples_split_off():
             'great difficulty, as when experiencing a strong emotion; "She choked with emotion when she '
             'spoke about her deceased husband"  ')
     header = "  1 This software and database is being provided to you, the LICENSEE | by Princeton"
-    [(definition, examples)] = list(corpus.wordnet_glosses([header, line]))
+    [(definition, examples)] = list(wordnet_glosses.wordnet_glosses([header, line]))
     assert definition == "breathe with great difficulty, as when experiencing a strong emotion"
     assert examples == ["She choked with emotion when she spoke about her deceased husband"]
 
 
 def test_kjv_verses_and_austen_paragraphs():
     out = "Ge1:1 In the beginning God created the heaven and the earth.\n1Jo1:1 That which was from the beginning.\n"
-    assert list(corpus.kjv_verses(out)) == ["In the beginning God created the heaven and the earth.",
+    assert list(books.kjv_verses(out)) == ["In the beginning God created the heaven and the earth.",
                                             "That which was from the beginning."]
     lines = ["PRIDE AND PREJUDICE", "", "Chapter 1", "", "It is a truth universally acknowledged, that a",
              "single man in _possession_.", "", None, "Next."]
-    assert list(corpus.austen_paragraphs(lines)) == [
+    assert list(books.austen_paragraphs(lines)) == [
         "It is a truth universally acknowledged, that a single man in possession.", "Next."]
 
 
@@ -216,37 +216,37 @@ def test_docx_paragraphs():
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as z:
         z.writestr("word/document.xml", xml)
-    assert list(corpus.docx_paragraphs(buffer.getvalue())) == [
+    assert list(books.docx_paragraphs(buffer.getvalue())) == [
         "One thing was certain, that the WHITE kitten had had nothing to do with it."]
 
 
 # --- filters, exclusion, split, output --------------------------------------------------------
 
 def test_normalized_key():
-    assert corpus.normalized_key("Don't stop!") == corpus.normalized_key(tokenize("don't stop !")) == "dontstop"
-    assert corpus.normalized_key('"Quoted," he said.') == corpus.normalized_key(tokenize('"Quoted," he said.'))
+    assert exclusions.normalized_key("Don't stop!") == exclusions.normalized_key(tokenize("don't stop !")) == "dontstop"
+    assert exclusions.normalized_key('"Quoted," he said.') == exclusions.normalized_key(tokenize('"Quoted," he said.'))
 
 
 def test_tagged_and_csv_exclusions():
     tagged = "Pierre/NNP Vinken/NNP ,/, 61/CD years/NNS old/JJ ./. He/PRP left/VBD ./.\n"
-    keys = {corpus.normalized_key(s) for s in corpus._tagged_sentences(tagged)}
-    assert corpus.normalized_key("Pierre Vinken, 61 years old.") in keys
-    assert corpus.normalized_key("He left.") in keys
+    keys = {exclusions.normalized_key(s) for s in exclusions._tagged_sentences(tagged)}
+    assert exclusions.normalized_key("Pierre Vinken, 61 years old.") in keys
+    assert exclusions.normalized_key("He left.") in keys
     csv_text = '\ufeff"1","the rock is destined to be great . \nsecond line here . \n"\n'
-    keys = corpus._text_keys(corpus._csv_texts(csv_text))
-    assert corpus.normalized_key("The rock is destined to be great.") in keys
-    assert corpus.normalized_key("Second line here.") in keys
+    keys = exclusions._text_keys(exclusions._csv_texts(csv_text))
+    assert exclusions.normalized_key("The rock is destined to be great.") in keys
+    assert exclusions.normalized_key("Second line here.") in keys
 
 
 def _builder(**kwargs):
-    exclusions = {"wsj-pos": {corpus.normalized_key("Pierre Vinken, 61 years old, will join the board.")},
-                  "wordnet-examples": {corpus.normalized_key("She choked with emotion")}}
-    return corpus.CorpusBuilder(exclusions, **kwargs)
+    keys = {"wsj-pos": {exclusions.normalized_key("Pierre Vinken, 61 years old, will join the board.")},
+            "wordnet-examples": {exclusions.normalized_key("She choked with emotion")}}
+    return pipeline.CorpusBuilder(keys, **kwargs)
 
 
 def test_builder_filters_dedup_and_exclusion():
     builder = _builder(heldout_fraction=0.0, max_tokens=12)
-    stats = corpus.SourceStats()
+    stats = pipeline.SourceStats()
     builder.add_paragraphs([
         "Pierre Vinken, 61 years old, will join the board. The sun rose over the hills.",
         "The sun rose over the hills. She choked with emotion. Go.",
@@ -264,7 +264,7 @@ def test_heldout_split_is_deterministic_and_by_sentence():
     results = []
     for _ in range(2):
         builder = _builder(heldout_fraction=0.05, seed=3)
-        stats = corpus.SourceStats()
+        stats = pipeline.SourceStats()
         for s in sentences:
             builder.add_sentence(s.split(), stats)
         results.append((builder.train, builder.heldout))
@@ -274,18 +274,18 @@ def test_heldout_split_is_deterministic_and_by_sentence():
     # the choice depends on the sentence only, not on what came before it
     builder = _builder(heldout_fraction=0.05, seed=3)
     for s in reversed(sentences):
-        builder.add_sentence(s.split(), corpus.SourceStats())
+        builder.add_sentence(s.split(), pipeline.SourceStats())
     assert sorted(builder.heldout) == sorted(heldout)
     # another seed, another slice
-    assert [s for s in sentences if corpus.heldout_score(s, 4) < 0.05] != heldout
+    assert [s for s in sentences if pipeline.heldout_score(s, 4) < 0.05] != heldout
 
 
 def test_write_outputs_atomic(tmp_path, monkeypatch):
     builder = _builder(heldout_fraction=0.5, seed=1)
-    stats = corpus.SourceStats()
+    stats = pipeline.SourceStats()
     for i in range(50):
         builder.add_sentence(f"line number {i} here".split(), stats)
-    manifest = corpus.write_outputs(tmp_path, builder, {"seed": 1})
+    manifest = pipeline.write_outputs(tmp_path, builder, {"seed": 1})
     train = (tmp_path / "train.txt").read_text(encoding="utf-8").splitlines()
     heldout = (tmp_path / "heldout.txt").read_text(encoding="utf-8").splitlines()
     assert sorted(train) == sorted(builder.train) and heldout == builder.heldout
@@ -302,7 +302,7 @@ def test_write_outputs_atomic(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     with pytest.raises(OSError):
-        corpus.write_atomic_lines(tmp_path / "train.txt", broken())
+        pipeline.write_atomic_lines(tmp_path / "train.txt", broken())
     assert sorted((tmp_path / "train.txt").read_text(encoding="utf-8").splitlines()) == sorted(builder.train)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["heldout.txt", "manifest.json", "train.txt"]
 

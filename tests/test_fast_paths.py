@@ -1,8 +1,8 @@
-"""The inference fast paths against the plain (differentiable) path and allennlp's golden fixtures.
+"""The inference engine's fast paths against the plain (differentiable) ``BiLM`` and allennlp's golden fixtures.
 
-Fast paths: the token encoder's distinct-token, length-cut CNN with its bounded cache; the joint
-bidirectional in-place LSTM (``lstm.run_bidirectional``); the Embedder's length-sorted batching.
-Each is held to the reference tests' bar: ``allclose(atol=1e-6)``.
+Fast paths: the distinct-token, length-cut CNN with its bounded cache; the joint bidirectional
+in-place LSTM (``fast_lstm.run_bidirectional``); the Embedder's length-sorted batching. Each is
+held to the reference tests' bar: ``allclose(atol=1e-6)``.
 """
 
 import copy
@@ -12,14 +12,15 @@ import numpy as np
 import pytest
 import torch
 
-from elmo_tasks.bilm.chars import batch_to_ids, token_to_char_ids
-from elmo_tasks.bilm import lstm, packed
-from elmo_tasks.bilm.lstm import LSTMStack, run_bidirectional
+from elmo_tasks.bilm import fast_lstm, fused_cnn, packed
+from elmo_tasks.bilm.char_ids import batch_to_ids, token_to_char_ids
+from elmo_tasks.bilm.fast_lstm import run_bidirectional
+from elmo_tasks.bilm.inference import InferenceEngine, InferenceSettings
+from elmo_tasks.bilm.lstm import LSTMStack
 from elmo_tasks.bilm.model import BiLM, reverse_within_lengths
 from elmo_tasks.bilm.options import BiLMOptions
-from elmo_tasks.bilm.token_encoder import CharCNNTokenEncoder, TokenVectorCache
-from elmo_tasks.bilm.workers import run_pair
 from elmo_tasks.bilm.weights import load_bilm
+from elmo_tasks.bilm.workers import run_pair
 from elmo_tasks.embedder import Embedder
 
 ATOL = 1e-6
@@ -27,12 +28,14 @@ ATOL = 1e-6
 ODD_TOKENS = ["a" * 41, "b" * 42, "c" * 43, "d" * 44, "e" * 48, "f" * 60, "日本語" * 9, "Résumé", "<S>", "</S>", "x"]
 
 
-def load(elmo_fixtures, stateful=False, fast=True, token_cache_size=None):
-    model = load_bilm(elmo_fixtures / "options.json", elmo_fixtures / "lm_weights.hdf5", stateful=stateful)
-    if token_cache_size is not None:
-        model.token_encoder.cache = TokenVectorCache(token_cache_size)
-    model.fast = fast
-    return model
+def load(elmo_fixtures, stateful=False):
+    """The plain model."""
+    return load_bilm(elmo_fixtures / "options.json", elmo_fixtures / "lm_weights.hdf5", stateful=stateful)
+
+
+def engine(elmo_fixtures, stateful=False, **settings):
+    """The fixture model run by the inference engine."""
+    return InferenceEngine(load(elmo_fixtures, stateful), InferenceSettings(**settings))
 
 
 def char_rows(tokens):
@@ -48,17 +51,16 @@ def run(model, sentences):
 
 
 def test_token_encoder_inference_path_matches_plain_path_and_fixture(elmo_fixtures):
-    model = load(elmo_fixtures)
+    eng = engine(elmo_fixtures)
     vocab = (elmo_fixtures / "vocab_test.txt").read_text().splitlines()
     with h5py.File(elmo_fixtures / "elmo_token_embeddings.hdf5", "r") as handle:
         expected = torch.from_numpy(handle["embedding"][...])
-    enc = model.token_encoder
     ids = char_rows(vocab + ODD_TOKENS)
     with torch.no_grad():
-        plain = enc.encode_plain(ids)
-        fast = enc.encode_inference(ids)
-        cached = enc.encode_inference(ids)  # every row now comes from the cache
-    assert enc.cache.hits >= len(set(vocab + ODD_TOKENS))
+        plain = eng.bilm.token_encoder(ids)
+        fast = eng.encode_tokens(ids)
+        cached = eng.encode_tokens(ids)  # every row now comes from the cache
+    assert eng.token_cache.hits >= len(set(vocab + ODD_TOKENS))
     assert torch.allclose(plain[: len(vocab)], expected, atol=ATOL)
     assert torch.allclose(fast[: len(vocab)], expected, atol=ATOL)
     assert torch.allclose(fast, plain, atol=ATOL)
@@ -66,7 +68,7 @@ def test_token_encoder_inference_path_matches_plain_path_and_fixture(elmo_fixtur
 
 
 def test_fused_cnn_runs_for_short_tokens_and_matches_the_plain_path(elmo_fixtures, monkeypatch):
-    """The one-product CNN (``_encode_fused``) runs on chunks whose longest token leaves an
+    """The one-product CNN (``fused_cnn.encode_fused``) runs on chunks whose longest token leaves an
     all-padding tail (where the build has oneDNN's packed products; never otherwise); chunks with
     longer tokens take the per-filter path. Both equal the plain path."""
     fused_available = packed.ready(torch.device("cpu"))
@@ -74,18 +76,19 @@ def test_fused_cnn_runs_for_short_tokens_and_matches_the_plain_path(elmo_fixture
     with h5py.File(elmo_fixtures / "elmo_token_embeddings.hdf5", "r") as handle:
         expected = torch.from_numpy(handle["embedding"][...])
     calls = []
-    original = CharCNNTokenEncoder._encode_fused
-    monkeypatch.setattr(CharCNNTokenEncoder, "_encode_fused",
-                        lambda self, ids, fused: calls.append(ids.shape) or original(self, ids, fused))
-    enc = load(elmo_fixtures, token_cache_size=0).token_encoder
+    original = fused_cnn.encode_fused
+    monkeypatch.setattr(fused_cnn, "encode_fused",
+                        lambda encoder, ids, fused: calls.append(ids.shape) or original(encoder, ids, fused))
+    eng = engine(elmo_fixtures, token_cache_size=0)
+    enc = eng.bilm.token_encoder
     with torch.no_grad():
-        fast = enc.encode_inference(char_rows(vocab))
+        fast = eng.encode_tokens(char_rows(vocab))
         assert bool(calls) == fused_available and all(shape[1] <= 50 for shape in calls)
         calls.clear()
-        long_only = enc.encode_inference(char_rows(ODD_TOKENS[:6]))  # 41..60 bytes: no all-padding tail
-    assert torch.allclose(fast, expected, atol=ATOL)
-    assert torch.allclose(fast, enc.encode_plain(char_rows(vocab)), atol=ATOL)
-    assert torch.allclose(long_only, enc.encode_plain(char_rows(ODD_TOKENS[:6])), atol=ATOL)
+        long_only = eng.encode_tokens(char_rows(ODD_TOKENS[:6]))  # 41..60 bytes: no all-padding tail
+        assert torch.allclose(fast, expected, atol=ATOL)
+        assert torch.allclose(fast, enc(char_rows(vocab)), atol=ATOL)
+        assert torch.allclose(long_only, enc(char_rows(ODD_TOKENS[:6])), atol=ATOL)
     assert calls == []  # the per-filter path ran for them
 
 
@@ -94,60 +97,61 @@ def test_fused_cnn_on_the_standard_2048_filter_cnn():
     tokens (the longest, 40 bytes + 2 word marks, leaves the all-padding tail the fused CNN needs)."""
     torch.manual_seed(0)
     model = BiLM(BiLMOptions(lstm_dim=64, projection_dim=32, n_highway=2))
-    enc = model.token_encoder
-    enc.cache = TokenVectorCache(0)
+    eng = InferenceEngine(model, InferenceSettings(token_cache_size=0))
     words = ["a", "of", "the", "watch", "television", "characteristically", "Résumé", "日本語", "x" * 40]
     ids = char_rows(words)
     with torch.no_grad():
-        fused = enc._fused_weights(torch.device("cpu"))
+        fused = fused_cnn.fused_weights(model.token_encoder, eng.converted)
         assert (fused is not None) == packed.ready(torch.device("cpu"))
-        got = enc.encode_inference(ids)  # the fused product where available, else the per-filter path
-        want = enc.encode_plain(ids)
+        got = eng.encode_tokens(ids)  # the fused product where available, else the per-filter path
+        want = model.token_encoder(ids)
     assert torch.allclose(got, want, atol=1e-5, rtol=1e-5)
 
 
 def test_duplicate_tokens_are_encoded_once_and_scattered_back(elmo_fixtures):
-    enc = load(elmo_fixtures).token_encoder
+    eng = engine(elmo_fixtures)
     tokens = ["the", "cat", "the", "the", "sat", "cat"]
     with torch.no_grad():
-        out = enc(char_rows(tokens))
-    assert enc.cache.misses == 3 and len(enc.cache) == 3
-    assert torch.equal(out[0], out[2]) and torch.equal(out[0], out[3]) and torch.equal(out[1], out[5])
-    assert torch.allclose(out, enc.encode_plain(char_rows(tokens)), atol=ATOL)
+        out = eng.encode_tokens(char_rows(tokens))
+        assert eng.token_cache.misses == 3 and len(eng.token_cache) == 3
+        assert torch.equal(out[0], out[2]) and torch.equal(out[0], out[3]) and torch.equal(out[1], out[5])
+        assert torch.allclose(out, eng.bilm.token_encoder(char_rows(tokens)), atol=ATOL)
 
 
 def test_token_cache_bound_and_lru_order(elmo_fixtures):
-    enc = load(elmo_fixtures, token_cache_size=8).token_encoder
+    eng = engine(elmo_fixtures, token_cache_size=8)
+    enc, cache = eng.encode_tokens, eng.token_cache
     words = [f"word{i}" for i in range(30)]
     with torch.no_grad():
         first = enc(char_rows(words))  # more distinct tokens than the cache holds
-        assert len(enc.cache) == 8 and enc.cache._table.shape[0] == 8
-        enc.cache.clear()
+        assert len(cache) == 8 and cache._table.shape[0] == 8
+        cache.clear()
         for word in words:  # one at a time: the cache ends with words 22..29
             enc(char_rows([word]))
-        assert len(enc.cache) == 8 and enc.cache._table.shape[0] == 8
-        hits, misses = enc.cache.hits, enc.cache.misses
+        assert len(cache) == 8 and cache._table.shape[0] == 8
+        hits, misses = cache.hits, cache.misses
         enc(char_rows(["word22"]))  # a hit, and now the most recently used
         for i in range(100, 107):  # seven new words evict the seven least recently used: 23..29
             enc(char_rows([f"word{i}"]))
         enc(char_rows(["word22"]))
-        assert (enc.cache.hits, enc.cache.misses) == (hits + 2, misses + 7)
+        assert (cache.hits, cache.misses) == (hits + 2, misses + 7)
         enc(char_rows(["word23"]))
-        assert enc.cache.misses == misses + 8 and len(enc.cache) == 8
+        assert cache.misses == misses + 8 and len(cache) == 8
         again = enc(char_rows(words))
-    assert torch.allclose(again, first, atol=ATOL)
-    assert torch.allclose(again, enc.encode_plain(char_rows(words)), atol=ATOL)
+        assert torch.allclose(again, first, atol=ATOL)
+        assert torch.allclose(again, eng.bilm.token_encoder(char_rows(words)), atol=ATOL)
 
 
 def test_token_cache_is_dropped_when_the_weights_change(elmo_fixtures):
-    enc = load(elmo_fixtures).token_encoder
+    eng = engine(elmo_fixtures)
+    enc = eng.bilm.token_encoder
     ids = char_rows(["alpha", "beta"])
     with torch.no_grad():
-        before = enc(ids)
+        before = eng.encode_tokens(ids)
         enc.projection.bias.add_(1.0)  # an in-place update, as an optimiser step makes
-        after = enc(ids)
-    assert torch.allclose(after, before + 1.0, atol=ATOL)
-    assert torch.allclose(after, enc.encode_plain(ids), atol=ATOL)
+        after = eng.encode_tokens(ids)
+        assert torch.allclose(after, before + 1.0, atol=ATOL)
+        assert torch.allclose(after, enc(ids), atol=ATOL)
 
 
 def test_padded_rows_are_bounded_buckets():
@@ -160,24 +164,24 @@ def test_padded_rows_are_bounded_buckets():
 def test_converted_lstm_weights_follow_in_place_updates(elmo_fixtures, fixture_sentences):
     """The inference path's packed (or low-precision) copies of the LSTM weights are remade after an
     in-place change to the weights, as an optimiser step makes between evaluations."""
-    fast, plain = load(elmo_fixtures), load(elmo_fixtures, fast=False)
+    fast, plain = engine(elmo_fixtures), load(elmo_fixtures)
     run(fast, fixture_sentences[0])
-    for model in (fast, plain):
+    for model in (fast.bilm, plain):
         with torch.no_grad():
             model.backward_lstm.layers[1].state_linear.weight.mul_(1.5)
     got, want = run(fast, fixture_sentences[0]).layers, run(plain, fixture_sentences[0]).layers
     assert torch.allclose(got, want, atol=ATOL)
-    # the converted copies live outside the model: it still deep-copies after inference
-    copied = copy.deepcopy(fast)
+    # the converted copies live in the engine, not the model: it still deep-copies after inference
+    copied = InferenceEngine(copy.deepcopy(fast.bilm))
     assert torch.equal(run(copied, fixture_sentences[0]).layers, run(fast, fixture_sentences[0]).layers)
 
 
-def test_with_gradients_the_plain_differentiable_path_runs(elmo_fixtures):
+def test_the_plain_model_is_differentiable(elmo_fixtures):
     model = load(elmo_fixtures)
     model.requires_grad_(True)
     enc = model.token_encoder
     vectors = enc(char_rows(["the", "cat", "the"]))
-    assert vectors.requires_grad and len(enc.cache) == 0
+    assert vectors.requires_grad
     vectors.sum().backward()
     assert enc.highways[0].carry.weight.grad is not None
     out = model(batch_to_ids([["the", "cat"], ["sat"]]))
@@ -194,11 +198,10 @@ def test_with_gradients_the_plain_differentiable_path_runs(elmo_fixtures):
 def test_run_bidirectional_matches_two_plain_stacks(skip, clip, products, monkeypatch):
     """Both ways of doing the matrix products: oneDNN on prepacked weights (the CPU default where the
     build has oneDNN; a build without it falls back to ``torch.mm``) and plain ``torch.mm``."""
-    if products == "float32":
-        monkeypatch.setattr(packed, "_READY", False)
+    store, use_packed = packed.ConvertedWeights(), products == "packed"
     expected_mode = products if packed.ready(torch.device("cpu")) else "float32"
-    assert lstm._Products(LSTMStack(1, 2, 3, None, None, False).layers[0], torch.float32,
-                          torch.device("cpu")).mode == expected_mode
+    assert fast_lstm.Products(LSTMStack(1, 2, 3, None, None, False).layers[0], torch.float32,
+                              torch.device("cpu"), store, use_packed).mode == expected_mode
     torch.manual_seed(0)
     p, c, n_layers = 6, 10, 2
     stacks = [LSTMStack(n_layers, p, c, clip, clip, skip) for _ in range(2)]
@@ -216,7 +219,7 @@ def test_run_bidirectional_matches_two_plain_stacks(skip, clip, products, monkey
         fwd, fwd_final = stacks[0](x, sizes, states[:n_layers])
         bwd, bwd_final = stacks[1](reverse_within_lengths(x, lengths), sizes, states[n_layers:])
         inputs = torch.stack([x, reverse_within_lengths(x, lengths)], dim=2).transpose(0, 1).contiguous()
-        outputs, finals = run_bidirectional(stacks[0], stacks[1], inputs, sizes, states)
+        outputs, finals = run_bidirectional(stacks[0], stacks[1], inputs, sizes, states, store, use_packed=use_packed)
     assert len(outputs) == n_layers
     for layer in range(n_layers):
         assert torch.allclose(outputs[layer][:, :, 0].transpose(0, 1), fwd[layer], atol=ATOL)
@@ -232,7 +235,7 @@ def test_run_bidirectional_matches_two_plain_stacks(skip, clip, products, monkey
 
 def test_stateless_fast_path_matches_plain_path_and_first_reference_batch(elmo_fixtures, fixture_sentences,
                                                                           expected_top_layers):
-    fast, plain = load(elmo_fixtures), load(elmo_fixtures, fast=False)
+    fast, plain = engine(elmo_fixtures), load(elmo_fixtures)
     # all 30 sentences in one unsorted batch, plus an empty one and odd tokens
     sentences = [s.split() for k in range(3) for s in fixture_sentences[k]] + [[], ODD_TOKENS]
     got, want = run(fast, sentences), run(plain, sentences)
@@ -245,7 +248,7 @@ def test_stateless_fast_path_matches_plain_path_and_first_reference_batch(elmo_f
 
 
 def test_extra_padding_columns_do_not_change_the_fast_path(elmo_fixtures):
-    model = load(elmo_fixtures)
+    model = engine(elmo_fixtures)
     sentences = [["a", "short", "one"], ["and", "a", "slightly", "longer", "one"]]
     ids = batch_to_ids(sentences)
     padded = torch.cat([ids, torch.zeros(2, 3, 50, dtype=ids.dtype)], dim=1)
@@ -257,7 +260,7 @@ def test_extra_padding_columns_do_not_change_the_fast_path(elmo_fixtures):
 
 def test_stateful_fast_path_reproduces_the_reference_and_the_plain_states(elmo_fixtures, fixture_sentences,
                                                                           expected_top_layers):
-    fast, plain = load(elmo_fixtures, stateful=True), load(elmo_fixtures, stateful=True, fast=False)
+    fast, plain = engine(elmo_fixtures, stateful=True), load(elmo_fixtures, stateful=True)
     worst = 0.0
     for i in range(10):
         batch = [fixture_sentences[k][i].split() for k in range(3)]
@@ -268,11 +271,11 @@ def test_stateful_fast_path_reproduces_the_reference_and_the_plain_states(elmo_f
         assert torch.allclose(got.layers, run(plain, batch).layers, atol=ATOL)
         for k in range(3):
             worst = max(worst, float(np.abs(got.layers[k, 2, : len(batch[k])].numpy() - expected_top_layers[k][i]).max()))
-        for (h_fast, c_fast), (h_plain, c_plain) in zip(fast._states, plain._states):
+        for (h_fast, c_fast), (h_plain, c_plain) in zip(fast.bilm._states, plain._states):
             assert torch.allclose(h_fast, h_plain, atol=ATOL) and torch.allclose(c_fast, c_plain, atol=ATOL)
     # batch 4 ran after an extra call, so it no longer matches the reference; the others do
     assert worst > 1e-3
-    fast.reset_states()
+    fast.bilm.reset_states()
     for i in range(10):
         got = run(fast, [fixture_sentences[k][i].split() for k in range(3)])
         for k in range(3):
@@ -284,10 +287,9 @@ def test_fast_path_on_a_random_model_without_skip_or_clipping():
     torch.manual_seed(1)
     options = BiLMOptions(lstm_dim=12, projection_dim=5, cell_clip=None, proj_clip=None, use_skip_connections=False,
                           char_embedding_dim=3, filters=[[1, 4], [3, 6]], n_highway=1)
-    fast = BiLM(options).eval()
     plain = BiLM(options).eval()
-    plain.load_state_dict(fast.state_dict())
-    plain.fast = False
+    fast = InferenceEngine(BiLM(options).eval())
+    fast.bilm.load_state_dict(plain.state_dict())
     sentences = [["one"], ["two", "words"], [], ["three", "words", "here", "and", "more"]]
     assert torch.allclose(run(fast, sentences).layers, run(plain, sentences).layers, atol=ATOL)
 
@@ -300,7 +302,7 @@ def test_embedder_sorts_by_length_and_restores_the_order(elmo_fixtures, fixture_
     sorted_embedder = Embedder(load(elmo_fixtures), batch_size=4)
     arrays = list(sorted_embedder.embed_sentences(sentences))
     assert len(arrays) == len(sentences)
-    one_by_one = Embedder(load(elmo_fixtures, fast=False), batch_size=1)
+    one_by_one = Embedder(load(elmo_fixtures), batch_size=1, settings=InferenceSettings(fast_forward=False))
     for sentence, array in zip(sentences, arrays):
         want = one_by_one.embed_batch([sentence])[0]
         assert array.shape == (3, len(sentence), 32)
@@ -312,17 +314,19 @@ def test_embedder_sorts_by_length_and_restores_the_order(elmo_fixtures, fixture_
 
 def test_bfloat16_precision_is_close_but_not_exact_and_validated(elmo_fixtures, fixture_sentences):
     sentences = [s.split() for s in fixture_sentences[0]]
-    exact = run(load(elmo_fixtures), sentences).layers
-    model = load(elmo_fixtures)
-    model.precision = "bfloat16"
+    exact = run(engine(elmo_fixtures), sentences).layers
+    model = engine(elmo_fixtures)
+    model.set(precision="bfloat16")
     low = run(model, sentences).layers
-    assert model.precision == "bfloat16" and low.dtype == torch.float32
+    assert model.settings.precision == "bfloat16" and low.dtype == torch.float32
     diff = float((low - exact).abs().max())
     assert 1e-4 < diff < 0.1 * float(exact.abs().max())
-    model.precision = torch.float32  # back to exact, and the token cache does not mix the two
+    model.set(precision="float32")  # back to exact, and the token cache does not mix the two
     assert torch.allclose(run(model, sentences).layers, exact, atol=ATOL)
     with pytest.raises(ValueError, match="precision must be one of"):
-        model.precision = "float16"
+        model.set(precision="float16")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        InferenceSettings(precision="float16")
 
 
 # -- the two workers -------------------------------------------------------------------------------------
@@ -355,7 +359,8 @@ def test_run_pair_runs_both_jobs_on_half_the_threads_and_restores_them(two_threa
 
 def test_two_workers_equal_one_thread(elmo_fixtures, fixture_sentences, two_threads):
     sentences = [s.split() for k in range(3) for s in fixture_sentences[k]]
-    two = run(load(elmo_fixtures), sentences).layers
+    two = run(engine(elmo_fixtures), sentences).layers
+    one_worker = run(engine(elmo_fixtures, workers=1), sentences).layers
     torch.set_num_threads(1)
-    one = run(load(elmo_fixtures), sentences).layers
-    assert torch.allclose(one, two, atol=ATOL)
+    one = run(engine(elmo_fixtures), sentences).layers
+    assert torch.allclose(one, two, atol=ATOL) and torch.allclose(one_worker, two, atol=ATOL)

@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from elmo_tasks.bilm.chars import batch_to_ids
+from elmo_tasks.bilm.char_ids import batch_to_ids
 from elmo_tasks.bilm.weights import load_bilm_dir
 from elmo_tasks.cli import main
 from elmo_tasks.errors import UserError
@@ -235,7 +235,7 @@ def test_sampled_softmax_approaches_full_softmax():
 def test_length_cut_encoding_equals_full_encoding():
     from elmo_tasks.bilm.model import BiLM
     from elmo_tasks.pretrain.initialise import bilm_options, init_bilm
-    from elmo_tasks.pretrain.windows import encode_by_length
+    from elmo_tasks.bilm.distinct_tokens import encode_by_length
 
     config = config_from_dict(tiny_config(None), "c.yaml")
     torch.manual_seed(0)
@@ -247,7 +247,7 @@ def test_length_cut_encoding_equals_full_encoding():
     with torch.enable_grad():
         full = model.token_encoder.encode_plain(chars) if hasattr(model.token_encoder, "encode_plain") \
             else model.token_encoder(chars)
-        cut = encode_by_length(model.token_encoder, chars, max_width=3, groups=3)
+        cut = encode_by_length(model.token_encoder, chars, max_width=3, group_size=4)
     assert (full - cut).abs().max() < 1e-6
 
 

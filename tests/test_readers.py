@@ -265,4 +265,4 @@ def test_hub_columns_become_the_task_schema(monkeypatch):
 def test_offline_flag_values(monkeypatch):
     for value, expected in (("1", True), ("true", True), ("0", False), ("", False)):
         monkeypatch.setenv("HF_DATASETS_OFFLINE", value)
-        assert readers._offline() is expected
+        assert readers.offline() is expected

@@ -184,8 +184,8 @@ def test_morphology():
     assert {"drop"} <= base_forms("dropping", "v", {"v": {}})  # undoubled consonant
     assert {"bright"} <= base_forms("brightest", "a", exceptions)
     assert {"brush"} <= base_forms("brushes", "n", exceptions)
-    assert not recipes._matches("has", "ha", "n", exceptions)  # no suffix rules for 2-letter lemmas
-    assert recipes._matches("Dropped", "drop", "v", exceptions)
+    assert not recipes.matches("has", "ha", "n", exceptions)  # no suffix rules for 2-letter lemmas
+    assert recipes.matches("Dropped", "drop", "v", exceptions)
 
 
 @pytest.mark.parametrize("name", ["wordnet-wsd", "wordnet-wsd-seen"])
@@ -203,7 +203,7 @@ def test_wordnet_wsd_on_real_excerpts(tmp_path, name):
     index = {line.split()[0] for line in (DATA / "wordnet" / "index.sense").read_text().splitlines()}
     for r in rows:
         assert r["sense"] in index and r["sense"].startswith(r["lemma"] + "%")
-        assert r["pos"] in "nvar" and recipes._matches(r["tokens"][r["target"]], r["lemma"], r["pos"],
+        assert r["pos"] in "nvar" and recipes.matches(r["tokens"][r["target"]], r["lemma"], r["pos"],
                                                        read_exceptions(WORDNET))
     train_lemmas = {(r["lemma"], r["pos"]) for r in data["train"]}
     train_senses = set(data["train"]["sense"])
@@ -221,6 +221,31 @@ def test_wordnet_wsd_on_real_excerpts(tmp_path, name):
     assert most_frequent_sense(table, "course", "n") == "course%1:04:01::"  # course n sense 1 (SemCor count 61)
     assert most_frequent_sense(table, "nothing", "n") is None
     assert set(manifest["baselines"]) == {"dev", "test"}
+
+
+def test_wordnet_wsd_held_out_lemmas_go_whole_to_dev_or_test():
+    from elmo_tasks.data.recipes.wordnet import HELD_OUT_LEMMAS, _build_wordnet_wsd
+
+    assert RECIPES["wordnet-wsd"].build(WORDNET).notes["held_out_lemmas"] == {"dev": [], "test": []}  # 7 lemmas
+    assert 0 < HELD_OUT_LEMMAS <= 0.2
+    built = _build_wordnet_wsd(WORDNET, held_out_lemmas=0.7)  # a large share, to see it on 7 lemmas
+    held = built.notes["held_out_lemmas"]
+    assert held["dev"] and held["test"]
+
+    def lemmas(split):
+        return {f"{r['lemma']}%{r['pos']}" for r in built.splits[split]}
+
+    train = lemmas("train")
+    for split in ("dev", "test"):
+        assert set(held[split]) <= lemmas(split) and not set(held[split]) & train
+        other = "test" if split == "dev" else "dev"
+        assert not set(held[split]) & lemmas(other)  # a held-out lemma is in one split only
+        assert lemmas(split) - set(held[split]) <= train  # the other lemmas all occur in train
+    assert built.notes["instances_of_held_out_lemmas"]["test"] == sum(
+        f"{r['lemma']}%{r['pos']}" in held["test"] for r in built.splits["test"])
+    # same instances as without held-out lemmas, only their split changes
+    plain = _build_wordnet_wsd(WORDNET)
+    assert sorted(map(str, sum(built.splits.values(), []))) == sorted(map(str, sum(plain.splits.values(), [])))
 
 
 def test_load_sense_frequencies_before_prepare(tmp_path):
@@ -263,7 +288,8 @@ def test_a_foreign_folder_is_not_overwritten_without_force(tmp_path):
 def test_cli_list_and_errors(tmp_path, capsys):
     assert main(["data", "prepare", "--list", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    for name in ("wsj-pos", "wnut16", "polarity", "uncertainty", "wordnet-wsd", "oanc-pos-silver"):
+    for name in ("wsj-pos", "wnut16", "polarity", "uncertainty", "wordnet-wsd", "oanc-pos-silver", "brown-pos",
+                 "brown-pos-universal", "brown-pos-small"):
         assert name in out
     assert "SILVER" in out
     assert main(["data", "prepare", "nope", "--out", str(tmp_path)]) == 2
@@ -278,3 +304,47 @@ def test_cli_prepare_uses_existing_folder(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "already prepared" in captured.err and "train      16 sentences" in captured.out
     assert os.stat(tmp_path / "wnut16" / "manifest.json").st_mtime_ns == before
+
+
+# --- Brown POS on real excerpts (tests/fixtures/data/brown: ca01-ca10 and cm01, 4 sentences each) ---
+
+
+def test_brown_pos_splits_by_document_within_genre(tmp_path):
+    from elmo_tasks.data.recipes.brown import base_tag
+
+    folder = prepare("brown-pos", tmp_path, sources={"corpus": DATA / "brown"})
+    again = prepare("brown-pos", tmp_path / "again", sources={"corpus": DATA / "brown"})
+    for file in ("train.jsonl", "dev.jsonl", "test.jsonl"):
+        assert (folder / file).read_bytes() == (again / file).read_bytes()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    documents = manifest["documents"]
+    # genre a has 10 files: 1 test, 1 dev, 8 train; genre m has 1 file: train
+    assert [len(documents[s]) for s in ("train", "dev", "test")] == [9, 1, 1]
+    assert "cm01" in documents["train"] and not set(documents["dev"]) & set(documents["test"])
+    data = load_prepared("brown-pos", tmp_path)
+    assert [len(data[s]) for s in ("train", "dev", "test")] == [36, 4, 4]
+    first = next(r for r in data["train"] if r["document"] == "ca01")
+    assert first["tokens"][:5] == ["The", "Fulton", "County", "Grand", "Jury"]
+    assert first["tags"][:5] == ["AT", "NP", "NN", "JJ", "NN"]  # np-tl, nn-tl, jj-tl: title modifier removed
+    assert base_tag("FW-IN+NN-TL") == "FW" and base_tag("BEDZ*") == "BEDZ*" and base_tag("PPS+BEZ-HL") == "PPS+BEZ"
+    assert "NP-TL" not in manifest["label_set"] and "NP" in manifest["label_set"]
+
+
+def test_brown_pos_universal_and_small(tmp_path):
+    universal = load_prepared("brown-pos-universal",
+                              prepare("brown-pos-universal", tmp_path, sources={"corpus": DATA / "brown"}).parent)
+    first = next(r for r in universal["train"] if r["document"] == "ca01")
+    assert first["tags"][:7] == ["DET", "NOUN", "NOUN", "ADJ", "NOUN", "VERB", "NOUN"]
+    tags = {t for split in universal.values() for r in split for t in r["tags"]}
+    assert tags <= {".", "ADJ", "ADP", "ADV", "CONJ", "DET", "NOUN", "NUM", "PRON", "PRT", "VERB", "X"}
+    full = load_prepared("brown-pos", prepare("brown-pos", tmp_path, sources={"corpus": DATA / "brown"}).parent)
+    small = load_prepared("brown-pos-small", prepare("brown-pos-small", tmp_path,
+                                                     sources={"corpus": DATA / "brown"}).parent)
+    assert small["test"]["tokens"] == full["test"]["tokens"]  # the fixture is smaller than the subsets
+    assert len(small["train"]) == len(full["train"])
+
+
+def test_brown_without_brown_files_is_a_user_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="holds no Brown corpus file"):
+        prepare("brown-pos", tmp_path / "out", sources={"corpus": tmp_path / "empty"})

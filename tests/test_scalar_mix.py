@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from elmo_tasks.bilm.chars import batch_to_ids
+from elmo_tasks.bilm.char_ids import batch_to_ids
 from elmo_tasks.bilm.weights import load_bilm
 from elmo_tasks.elmo import Elmo
 from elmo_tasks.scalar_mix import ScalarMix

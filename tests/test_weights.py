@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from elmo_tasks.bilm.chars import batch_to_ids
+from elmo_tasks.bilm.char_ids import batch_to_ids
 from elmo_tasks.bilm.weights import load_bilm, load_bilm_dir, save_bilm
 from elmo_tasks.errors import UserError
 

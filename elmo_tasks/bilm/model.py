@@ -11,12 +11,9 @@ States: by default every sentence starts from a zero state, so a sentence's vect
 on its batch, its row or what ran before. With ``stateful=True`` the final state of each batch row
 is carried into the same row of the next call, as the reference implementations do.
 
-Two paths compute the same numbers: the plain path (``forward_plain``, differentiable, one module
-call per direction) and, whenever autograd is off, the inference path (``forward_inference``):
-the batch's distinct tokens encoded once (through a bounded cache across calls), the first layer's
-input gates once per distinct token, both LSTM directions at once on two worker threads, in place
-(``lstm.run_bidirectional``, ``workers``). ``model.fast = False`` forces the plain path;
-``model.precision = "bfloat16"`` makes the inference path's matrix products bfloat16 (opt-in).
+This is the plain, differentiable model: one module call per direction. For embedding text,
+``elmo_tasks.bilm.inference.InferenceEngine`` computes the same numbers (up to float rounding)
+much faster from the same module, with its own caches and settings.
 """
 
 from __future__ import annotations
@@ -26,13 +23,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from elmo_tasks.bilm.chars import BOS_IDS, EOS_IDS
-from elmo_tasks.bilm.lstm import LSTMStack, State, run_bidirectional
+from elmo_tasks.bilm.char_ids import BOS_IDS, EOS_IDS
+from elmo_tasks.bilm.lstm import LSTMStack, State
 from elmo_tasks.bilm.options import BiLMOptions
-from elmo_tasks.bilm.token_encoder import DEFAULT_TOKEN_CACHE_SIZE, CharCNNTokenEncoder, _needs_grad
-from elmo_tasks.bilm.workers import split_threads
-
-PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+from elmo_tasks.bilm.token_encoder import CharCNNTokenEncoder
 
 
 @dataclass
@@ -69,14 +63,11 @@ def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tens
 class BiLM(nn.Module):
     """A weight-compatible ELMo biLM (see ``elmo_tasks.bilm.weights`` for the file format)."""
 
-    def __init__(self, options: BiLMOptions, stateful: bool = False, *,
-                 token_cache_size: int = DEFAULT_TOKEN_CACHE_SIZE) -> None:
+    def __init__(self, options: BiLMOptions, stateful: bool = False) -> None:
         super().__init__()
         self.options = options
         self.stateful = stateful
-        self.token_encoder = CharCNNTokenEncoder(options, token_cache_size=token_cache_size)
-        self._fast = True
-        self._precision = torch.float32
+        self.token_encoder = CharCNNTokenEncoder(options)
 
         def stack() -> LSTMStack:
             return LSTMStack(options.n_layers, options.projection_dim, options.lstm_dim,
@@ -97,35 +88,18 @@ class BiLM(nn.Module):
     def output_dim(self) -> int:
         return self.options.output_dim
 
-    @property
-    def fast(self) -> bool:
-        """Whether calls without autograd take the inference path (token cache, joint directions)."""
-        return self._fast
-
-    @fast.setter
-    def fast(self, value: bool) -> None:
-        self._fast = bool(value)
-        self.token_encoder.fast = bool(value)
-
-    @property
-    def precision(self) -> str:
-        """``float32`` (default) or ``bfloat16``: the inference path's matrix products run in this type
-        (results stay float32). bfloat16 is faster on CPUs with bfloat16 units and less exact."""
-        return str(self._precision).replace("torch.", "")
-
-    @precision.setter
-    def precision(self, value: str | torch.dtype) -> None:
-        dtype = PRECISIONS.get(value if isinstance(value, str) else str(value).replace("torch.", ""))
-        if dtype is None:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {value!r}")
-        self._precision = dtype
-        self.token_encoder.precision = dtype
-
     def reset_states(self) -> None:
         """Forget the carried LSTM states (only meaningful with ``stateful=True``)."""
         self._states = None
 
     # -- pieces -----------------------------------------------------------------------------------
+
+    def with_boundaries(self, char_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Word mask (B, T), ids with ``<S>``/``</S>`` (B, T+2, 50), their lengths and mask: every forward starts here."""
+        word_mask = (char_ids > 0).any(dim=2)
+        lengths = word_mask.sum(dim=1)
+        ids = self.add_boundaries(char_ids, lengths)
+        return word_mask, ids, lengths + 2, (ids > 0).any(dim=2)
 
     def add_boundaries(self, char_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(B, T, 50) word ids -> (B, T+2, 50) with ``<S>`` at 0 and ``</S>`` after the last word."""
@@ -143,7 +117,8 @@ class BiLM(nn.Module):
             vectors[mask] = self.token_encoder(char_ids[mask])
         return vectors
 
-    def _initial_states(self, batch: int, like: torch.Tensor) -> list[State]:
+    def initial_states(self, batch: int, like: torch.Tensor) -> list[State]:
+        """Zero states for ``batch`` rows, or (stateful) the carried ones where rows have them."""
         p, c = self.options.projection_dim, self.options.lstm_dim
         zeros = [(like.new_zeros(batch, p), like.new_zeros(batch, c)) for _ in range(2 * self.options.n_layers)]
         if not self.stateful or self._states is None:
@@ -155,7 +130,7 @@ class BiLM(nn.Module):
             states.append((h0, c0))
         return states
 
-    def _store_states(self, finals: list[State]) -> None:
+    def store_states(self, finals: list[State]) -> None:
         """Row k of this call's final states replaces row k of the carried states (rows grow as needed)."""
         if self._states is None:
             self._states = [(h.detach().clone(), c.detach().clone()) for h, c in finals]
@@ -174,26 +149,13 @@ class BiLM(nn.Module):
 
     def forward(self, char_ids: torch.Tensor) -> BiLMOutput:
         """Representation layers for (B, T, 50) character ids of words (no boundary tokens)."""
-        if self._fast and char_ids.shape[0] > 0 and not _needs_grad(self, char_ids):
-            return self.forward_inference(char_ids)
-        return self.forward_plain(char_ids)
-
-    def _with_boundaries(self, char_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Word mask (B, T), ids with ``<S>``/``</S>`` (B, T+2, 50), their lengths and mask: both paths start here."""
-        word_mask = (char_ids > 0).any(dim=2)
-        lengths = word_mask.sum(dim=1)
-        ids = self.add_boundaries(char_ids, lengths)
-        return word_mask, ids, lengths + 2, (ids > 0).any(dim=2)
-
-    def forward_plain(self, char_ids: torch.Tensor) -> BiLMOutput:
-        """The differentiable path: each direction through ``LSTMStack.forward``."""
-        word_mask, ids, full_lengths, full_mask = self._with_boundaries(char_ids)
+        word_mask, ids, full_lengths, full_mask = self.with_boundaries(char_ids)
         tokens = self.encode_tokens(ids, full_mask)  # (B, T+2, P)
 
         order, restore, sorted_lengths, batch_sizes = sort_by_length(full_lengths)
         x = tokens[order]
 
-        initial = self._initial_states(ids.shape[0], tokens)
+        initial = self.initial_states(ids.shape[0], tokens)
         n = self.options.n_layers
         fwd_init = [(h[order], c[order]) for h, c in initial[:n]]
         bwd_init = [(h[order], c[order]) for h, c in initial[n:]]
@@ -201,7 +163,7 @@ class BiLM(nn.Module):
         bwd_out, bwd_final = self.backward_lstm(reverse_within_lengths(x, sorted_lengths), batch_sizes, bwd_init)
         bwd_out = [reverse_within_lengths(out, sorted_lengths) for out in bwd_out]
         if self.stateful:
-            self._store_states([(h[restore], c[restore]) for h, c in fwd_final + bwd_final])
+            self.store_states([(h[restore], c[restore]) for h, c in fwd_final + bwd_final])
 
         # drop the boundaries: output position j is input position j + 1, for j < length
         width = char_ids.shape[1]
@@ -211,52 +173,3 @@ class BiLM(nn.Module):
             layer = torch.cat([f, b], dim=2)[restore]
             layers.append(layer[:, 1 : width + 1] * keep)
         return BiLMOutput(layers=torch.stack(layers, dim=1), mask=word_mask)
-
-    @torch.no_grad()
-    def forward_inference(self, char_ids: torch.Tensor) -> BiLMOutput:
-        """The inference path: same outputs as ``forward_plain`` up to float rounding, no autograd.
-
-        Torch's intra-op threads are split between two workers (``workers``) for the whole call.
-        """
-        with split_threads():
-            return self._forward_inference(char_ids)
-
-    def _forward_inference(self, char_ids: torch.Tensor) -> BiLMOutput:
-        word_mask, ids, full_lengths, full_mask = self._with_boundaries(char_ids)
-        # the batch's distinct tokens, plus a zero row for padding positions
-        distinct, inverse = self.token_encoder.encode_distinct(ids[full_mask])
-        table = torch.cat([distinct, distinct.new_zeros(1, distinct.shape[1])])
-        position_rows = torch.full(full_mask.shape, distinct.shape[0], dtype=torch.long, device=ids.device)
-        position_rows[full_mask] = inverse
-        batch, steps = full_mask.shape
-        p = table.shape[1]
-
-        order, restore, sorted_lengths, batch_sizes = sort_by_length(full_lengths)
-
-        # time-major rows of the table: [:, :, 0] forward, [:, :, 1] reversed within each row's length
-        forward_rows = position_rows[order].t()  # (T+2, B)
-        positions = torch.arange(steps, device=ids.device).unsqueeze(1)
-        row_lengths = sorted_lengths.unsqueeze(0)
-        reverse = torch.where(positions < row_lengths, row_lengths - 1 - positions, positions)  # (T+2, B)
-        token_index = torch.stack([forward_rows, forward_rows.gather(0, reverse)], dim=2)
-
-        initial = [(h[order], c[order]) for h, c in self._initial_states(batch, table)]
-        outputs, finals = run_bidirectional(self.forward_lstm, self.backward_lstm, None, batch_sizes, initial,
-                                            matmul_dtype=self._precision, token_rows=(table, token_index))
-        if self.stateful:
-            self._store_states([(h[restore], c[restore]) for h, c in finals])
-
-        width = char_ids.shape[1]
-        keep = word_mask.unsqueeze(2).to(table.dtype)
-        layers = table.new_empty(batch, self.num_layers, width, 2 * p)
-        layers[:, 0, :, :p] = table[position_rows[:, 1 : width + 1]] * keep
-        layers[:, 0, :, p:] = layers[:, 0, :, :p]
-        back_index = reverse[1 : width + 1].unsqueeze(2).expand(-1, -1, p)
-        for index, out in enumerate(outputs, start=1):
-            layer = layers[:, index].view(batch, width, 2, p)
-            forward_part = out[1 : width + 1, :, 0]  # (T, B, P), sorted rows
-            backward_part = out[:, :, 1].gather(0, back_index)  # back to the forward frame
-            layer[:, :, 0] = forward_part.transpose(0, 1)[restore]
-            layer[:, :, 1] = backward_part.transpose(0, 1)[restore]
-            layers[:, index] *= keep
-        return BiLMOutput(layers=layers, mask=word_mask)

@@ -11,8 +11,9 @@ left free, the row counts of a long run (batch rows, distinct tokens) grow the p
 of MiB. ``linear`` therefore pads its rows up to ``padded_rows(n)``, which bounds the kernels to a
 few dozen for at most 12.5% extra rows.
 
-Packed weights are opaque tensors that cannot be copied or pickled, so ``converted`` keeps them
-outside the modules, in a map that forgets a module when it is dropped.
+Packed weights are opaque tensors that cannot be copied or pickled, so they are kept outside the
+modules, in a ``ConvertedWeights`` map owned by the inference engine (which also keeps its
+low-precision weight copies there); the map forgets a module when the module is dropped.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from typing import Callable, Sequence
 import torch
 
 _READY: bool | None = None  # whether the packed products work in this build (checked once)
-_CONVERTED: "weakref.WeakKeyDictionary[torch.nn.Module, tuple]" = weakref.WeakKeyDictionary()
 
 
 def ready(device: torch.device) -> bool:
@@ -72,18 +72,33 @@ def linear_add(x: torch.Tensor, other: torch.Tensor, packed: torch.Tensor) -> to
     return torch.ops.mkldnn._linear_pointwise.binary(x, other, packed, None, "add")
 
 
-def converted(owner: torch.nn.Module, kind: object, weights: Sequence[torch.Tensor],
-              convert: Callable[[Sequence[torch.Tensor]], tuple]) -> tuple:
-    """``convert(weights)``, made once per version of ``weights`` and kept for ``owner``.
+class ConvertedWeights:
+    """Converted copies of modules' weights (packed for oneDNN, or cast to a lower precision), made
+    once per version of the weights and kept per (module, kind)."""
 
-    The key holds each weight's storage, version counter and device, so an in-place update (an
-    optimiser step) or a move makes a new conversion; the old one is freed first.
-    """
-    key = (kind,) + tuple((w.data_ptr(), w._version, w.device) for w in weights)
-    cached = _CONVERTED.get(owner)
-    if cached is None or cached[0] != key:
-        _CONVERTED.pop(owner, None)
-        with torch.no_grad():
-            cached = (key, convert(weights))
-        _CONVERTED[owner] = cached
-    return cached[1]
+    def __init__(self) -> None:
+        self._map: "weakref.WeakKeyDictionary[torch.nn.Module, dict[object, tuple]]" = weakref.WeakKeyDictionary()
+
+    def get(self, owner: torch.nn.Module, kind: object, weights: Sequence[torch.Tensor],
+            convert: Callable[[Sequence[torch.Tensor]], tuple]) -> tuple:
+        """``convert(weights)``, made once per version of ``weights`` and kept for ``owner`` and ``kind``.
+
+        The key holds each weight's storage, version counter and device, so an in-place update (an
+        optimiser step) or a move makes a new conversion; the old one is freed first.
+        """
+        key = tuple((w.data_ptr(), w._version, w.device) for w in weights)
+        kinds = self._map.setdefault(owner, {})
+        cached = kinds.get(kind)
+        if cached is None or cached[0] != key:
+            kinds.pop(kind, None)
+            with torch.no_grad():
+                cached = (key, convert(weights))
+            kinds[kind] = cached
+        return cached[1]
+
+    def kinds(self) -> list[object]:
+        """Every kind of conversion held, once per module (what the engine's products ran on)."""
+        return [kind for kinds in self._map.values() for kind in kinds]
+
+    def clear(self) -> None:
+        self._map = weakref.WeakKeyDictionary()

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from elmo_tasks.atomic import atomic_path
-from elmo_tasks.bilm.chars import N_RAW_CHARS
+from elmo_tasks.bilm.char_ids import N_RAW_CHARS
 from elmo_tasks.bilm.model import BiLM
 from elmo_tasks.bilm.options import BiLMOptions
 from elmo_tasks.errors import UserError

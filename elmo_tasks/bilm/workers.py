@@ -1,4 +1,4 @@
-"""Two worker threads for the inference path, instead of one OpenMP team for every operation.
+"""Two worker threads for the inference engine, instead of one OpenMP team for every operation.
 
 The biLM's two directions are independent from the first layer to the last, and the character CNN
 works on independent groups of tokens, so the inference path splits its work into two jobs and
@@ -9,8 +9,8 @@ and matrix product, which matters most on a busy machine, where a thread that wa
 descheduled partner at each of thousands of operations loses most of its time.
 
 With one intra-op thread, or on a GPU, the two jobs simply run one after the other. Torch's
-thread count is process-wide, so a model must not run inference from several threads at once
-(its token cache is not thread-safe either): use one model per process, as ``embed-file`` under
+thread count is process-wide, so an engine must not run from several threads at once (its token
+cache is not thread-safe either): use one engine per process, as ``embed-file`` under
 ``torchrun`` does.
 """
 

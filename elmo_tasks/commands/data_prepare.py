@@ -26,9 +26,9 @@ def run(args: argparse.Namespace) -> int:
         for name, recipe in recipes.RECIPES.items():
             folder = recipes.prepared_dir(name, args.out)
             state = "prepared" if (folder / recipes.MANIFEST).is_file() else "not prepared"
-            print(f"{name:<17} {recipe.task:<14} {state:<13} {recipe.description}")
-            print(f"{'':<17} source: {recipe.source}")
-            print(f"{'':<17} licence: {recipe.licence}")
+            print(f"{name:<20} {recipe.task:<14} {state:<13} {recipe.description}")
+            print(f"{'':<20} source: {recipe.source}")
+            print(f"{'':<20} licence: {recipe.licence}")
         return 0
     if not args.names:
         raise UserError("name a set to prepare (elmo-tasks data prepare NAME...), or use --list")

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
     rank = distributed.current_rank()
     embedder = load_embedder(args, stateful=args.stateful, batch_size=args.batch_size)
-    embedder.bilm.precision = args.precision
+    embedder.engine.set(precision=args.precision)
     if rank.world == 1:
         count = embedder.embed_file(args.input, args.output, layers=args.layers, progress=not args.quiet)
         print(f"wrote {count} sentences to {args.output}", file=sys.stderr)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from elmo_tasks.bilm.chars import MAX_CHARS_PER_TOKEN, token_to_char_ids
+from elmo_tasks.bilm.char_ids import MAX_CHARS_PER_TOKEN, token_to_char_ids
 from elmo_tasks.config import CharsConfig
 
 N_CHAR_IDS = 262  # the biLM's character ids, 0 = padding

@@ -18,7 +18,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from elmo_tasks.bilm.chars import BOS_TOKEN, EOS_TOKEN, MAX_CHARS_PER_TOKEN, token_to_char_ids
+from elmo_tasks.bilm.char_ids import BOS_TOKEN, EOS_TOKEN, MAX_CHARS_PER_TOKEN, token_to_char_ids
 from elmo_tasks.errors import UserError
 
 BOS_TYPE, EOS_TYPE, PAD_TYPE = 0, 1, 2

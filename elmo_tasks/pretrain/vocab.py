@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from elmo_tasks.bilm.chars import BOS_TOKEN, EOS_TOKEN
+from elmo_tasks.bilm.char_ids import BOS_TOKEN, EOS_TOKEN
 from elmo_tasks.errors import UserError
 from elmo_tasks.pretrain.text_source import BOS_TYPE, EOS_TYPE, PAD_TYPE, EncodedText, TypeTable, read_lines
 

@@ -1,18 +1,18 @@
 """The biLM as a language model over unrolled windows: its parts called directly, for training and scoring.
 
-The token encoder runs once per distinct token of a batch (with the convolutions cut to the
-characters the tokens have), then both directions' LSTM stacks run at once (``lstm.run_stacks``)
-over their (B, T, P) windows from the given states. Both directions' windows come from
-``batches.Batch``; the backward window is already reversed, so both stacks read left to right.
+The token encoder runs once per distinct token of a batch, with the convolutions cut to the
+characters the tokens have (``elmo_tasks.bilm.distinct_tokens``, four groups by length), then both
+directions' LSTM stacks run at once (``lstm.run_stacks``) over their (B, T, P) windows from the given
+states. Both directions' windows come from ``batches.Batch``; the backward window is already
+reversed, so both stacks read left to right.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import nn
 
-from elmo_tasks.bilm.chars import PAD_CHAR
+from elmo_tasks.bilm.distinct_tokens import encode_by_length
 from elmo_tasks.bilm.lstm import run_stacks
 from elmo_tasks.bilm.model import BiLM
 from elmo_tasks.pretrain.batches import Batch
@@ -20,37 +20,12 @@ from elmo_tasks.pretrain.batches import Batch
 State = tuple[torch.Tensor, torch.Tensor]
 
 
-def encode_by_length(encoder: nn.Module, chars: torch.Tensor, max_width: int, groups: int = 4) -> torch.Tensor:
-    """``encoder(chars)`` for (N, 50) ids, with the convolutions cut to the characters tokens have.
-
-    A token of L ids (marks included) followed by within-word padding has, besides its windows
-    over its characters, only identical all-padding windows; keeping the first L + max_width
-    positions keeps one of those and every other window, so the max-pooled features are the same.
-    Tokens are sorted by length and encoded in ``groups`` groups, each cut to its longest token.
-    Most tokens are short, so the CNN does about a third of the work, gradients included.
-    """
-    n, width = chars.shape
-    if n == 0:
-        return encoder(chars)
-    positions = torch.arange(1, width + 1, device=chars.device)
-    lengths = ((chars != PAD_CHAR + 1) * positions).amax(dim=1)
-    order = torch.argsort(lengths)
-    pieces = []
-    for rows in torch.tensor_split(order, min(groups, n)):
-        if len(rows) == 0:
-            continue
-        keep = min(width, max(int(lengths[rows].max()) + max_width, max_width))
-        pieces.append(encoder(chars[rows, :keep]))
-    restore = torch.argsort(order)
-    return torch.cat(pieces)[restore]
-
-
 def token_vectors(model: BiLM, char_table: np.ndarray, inputs: np.ndarray, device: torch.device) -> torch.Tensor:
     """(R, T) type ids -> (R, T, P); ``char_table`` holds each type's 50 character ids."""
     unique, inverse = np.unique(inputs, return_inverse=True)
     chars = torch.from_numpy(char_table[unique].astype(np.int64)).to(device)
     max_width = max(width for width, _ in model.options.filters)
-    vectors = encode_by_length(model.token_encoder, chars, max_width)
+    vectors = encode_by_length(model.token_encoder, chars, max_width, group_size=-(-len(chars) // 4))
     index = torch.from_numpy(inverse.reshape(inputs.shape).astype(np.int64)).to(device)
     return vectors[index]
 

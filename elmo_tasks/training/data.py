@@ -211,7 +211,7 @@ class Split:
         if self.elmo is not None:
             batch["elmo"], _ = self.elmo.batch(rows, width)
         if self.elmo_chars:
-            from elmo_tasks.bilm.chars import batch_to_ids
+            from elmo_tasks.bilm.char_ids import batch_to_ids
 
             ids = batch_to_ids([self.tokens[i] for i in rows])
             batch["elmo_chars"] = torch.nn.functional.pad(ids, (0, 0, 0, width - ids.shape[1]))
