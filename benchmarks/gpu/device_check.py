@@ -49,8 +49,8 @@ SMOKE_SENTENCES = [["I", "love", "to", "watch", "TV", "."], ["I", "am", "wearing
                    ["The", "GPU", "runs", "the", "same", "maths", "."], ["Short"]]
 # (name, model overrides, training overrides): pretraining speed candidates for the new default model
 CANDIDATES = [
-    ("1024/128 b256", {"lstm_dim": 1024, "projection_dim": 128}, {"batch_size": 256}),
     ("1024/128 b512", {"lstm_dim": 1024, "projection_dim": 128}, {"batch_size": 512}),
+    ("1024/128 b1024", {"lstm_dim": 1024, "projection_dim": 128}, {"batch_size": 1024}),
     ("2048/256 b512", {"lstm_dim": 2048, "projection_dim": 256}, {"batch_size": 512}),
 ]
 # --dry-run-shapes: the same phases with shapes a CPU runs in seconds
