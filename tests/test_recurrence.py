@@ -115,3 +115,40 @@ def test_stack_forward_keeps_its_api_and_bfloat16_stays_close():
     assert (low[1] - outputs[1]).abs().max() < 0.1  # bfloat16 products: close, not equal
     low[1].sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_golden_model_forward_and_gradients_equal_the_per_step_loop(elmo_fixtures, fixture_sentences, monkeypatch):
+    """The allennlp fixture model through BiLM.forward (both directions fused) against the same model
+    with each stack run by the per-step reference loop: layers and every gradient to 1e-5."""
+    from elmo_tasks.bilm import model as model_module
+    from elmo_tasks.bilm.char_ids import batch_to_ids
+    from elmo_tasks.bilm.weights import load_bilm
+
+    sentences = [s.split() for k in range(3) for s in fixture_sentences[k][:2]]
+    ids = batch_to_ids(sentences)
+
+    def run(use_reference: bool):
+        model = load_bilm(elmo_fixtures / "options.json", elmo_fixtures / "lm_weights.hdf5").requires_grad_(True)
+        if use_reference:
+            def reference_run_stacks(stacks, inputs, batch_sizes, states, dropout=0.0, use_skip_connections=True):
+                outputs, finals = [], []
+                for d, layers in enumerate(stacks):
+                    holder = type("Stack", (), {"layers": layers, "use_skip_connections": use_skip_connections})
+                    outs, fin = reference_stack(holder, inputs[d].transpose(0, 1), batch_sizes, states[d])
+                    outputs.append([o.transpose(0, 1) for o in outs])
+                    finals.append(fin)
+                return [torch.stack([outputs[0][k], outputs[1][k]]) for k in range(len(outputs[0]))], finals
+
+            monkeypatch.setattr(model_module, "run_stacks", reference_run_stacks)
+        layers = model(ids).layers
+        monkeypatch.undo()
+        torch.manual_seed(0)
+        (layers * torch.randn_like(layers)).sum().backward()
+        return layers.detach(), {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+    fused, fused_grads = run(False)
+    reference, reference_grads = run(True)
+    assert (fused - reference).abs().max() < 1e-5
+    assert fused_grads.keys() == reference_grads.keys() and len(fused_grads) > 10
+    for name, grad in fused_grads.items():
+        assert torch.allclose(grad, reference_grads[name], atol=1e-5, rtol=1e-5), name

@@ -75,7 +75,7 @@ class LSTMRecurrence(torch.autograd.Function):
         d_projected = torch.zeros_like(projected)  # d loss / d (m_t W_proj^T), the clip's mask applied
         dh = d_h_final.clone()  # d loss / d (state after step t), for every row
         dc = d_c_final.clone()
-        for t in range(gates.shape[1] - 1, -1, -1):
+        for t in range(len(ctx.batch_sizes) - 1, -1, -1):
             n = ctx.batch_sizes[t]
             i, f, g, o = gates[:, t, :n].split(c_dim, dim=2)
             tanh_c = tanh_cells[:, t, :n]
@@ -98,7 +98,7 @@ class LSTMRecurrence(torch.autograd.Function):
             dh[:, :n] = torch.bmm(dz.to(dtype), w_state_low)
         # the weight gradients: one product over every (step, row) each
         d_dirs, steps, batch = gates.shape[:3]
-        h_prev = torch.cat([h0.unsqueeze(1), outputs[:, :-1]], dim=1)  # (D,T,B,P); dz is 0 past a row's end
+        h_prev = torch.cat([h0.unsqueeze(1), outputs], dim=1)[:, :steps]  # (D,T,B,P); dz is 0 past a row's end
         flat = lambda x: x.reshape(d_dirs, steps * batch, x.shape[-1])
         d_w_state = torch.bmm(flat(d_gates).transpose(1, 2), flat(h_prev))
         d_w_proj = torch.bmm(flat(d_projected).transpose(1, 2), flat(hidden_m))
