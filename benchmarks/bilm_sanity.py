@@ -21,7 +21,8 @@ import torch
 
 from elmo_tasks.bilm.char_ids import batch_to_ids
 from elmo_tasks.bilm.weights import load_bilm_dir
-from elmo_tasks.embedder import Embedder, default_model_dir
+from elmo_tasks.embedder import Embedder
+from elmo_tasks.model_folder import resolve_model
 from elmo_tasks.errors import UserError, run_script
 from elmo_tasks.pretrain.text_source import TypeTable, encode_files
 from elmo_tasks.pretrain.evaluate import bilm_perplexity, heldout_streams, unigram_perplexity, zero_states
@@ -139,15 +140,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    model_dir = args.model or default_model_dir()
+    model = resolve_model(args.model)
+    model_dir = model.path
     heldout = args.heldout or corpus_file("heldout.txt")
     train = args.train or corpus_file("train.txt")
     for path, what in ((heldout, "--heldout"), (train, "--train")):
         if not path.is_file():
             raise UserError(f"{what}: {path} not found (build the corpus with `elmo-tasks data corpus`)")
-    for name in ("vocab.txt", SOFTMAX_NAME):
-        if not (model_dir / name).is_file():
-            raise UserError(f"{model_dir} has no {name}: perplexity needs a model exported by `elmo-tasks pretrain`")
+    for file in (model.vocab_file, model.softmax_file):
+        if not file.is_file():
+            raise UserError(f"{model_dir} has no {file.name}: perplexity needs a model exported by `elmo-tasks pretrain`")
     results = {"model": str(model_dir)}
     print(f"model {model_dir}\n", flush=True)
     ppl = perplexities(model_dir, heldout, train, args.max_tokens, args.rows)

@@ -24,11 +24,12 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from elmo_tasks.config import SPLITS, load_config  # noqa: E402
+from elmo_tasks.experiment import load_config  # noqa: E402
+from elmo_tasks.task import SPLITS  # noqa: E402
 from elmo_tasks.features.cache import LayerCache  # noqa: E402
-from elmo_tasks.features.elmo import resolve_model_dir  # noqa: E402
+from elmo_tasks.model_folder import resolve_model  # noqa: E402
 from elmo_tasks.training import trainer  # noqa: E402
-from elmo_tasks.training.data import load_splits  # noqa: E402
+from elmo_tasks.training.splits import load_splits  # noqa: E402
 from elmo_tasks.errors import run_script  # noqa: E402
 
 
@@ -49,7 +50,7 @@ def main() -> int:
         if args.epochs:
             base["trainer.epochs"] = args.epochs
         config = load_config(args.config, base)
-        model_dir = resolve_model_dir(config.features.elmo.model)
+        model_dir = resolve_model(config.features.elmo.model)
         out["model_dir"] = str(model_dir)
         data = load_splits(config.dataset)
         caches = {}

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from elmo_tasks.bilm.model import BiLM  # noqa: E402
 from elmo_tasks.bilm.options import BiLMOptions  # noqa: E402
 from elmo_tasks.bilm.weights import save_bilm  # noqa: E402
-from elmo_tasks.config import load_config  # noqa: E402
+from elmo_tasks.experiment import load_config  # noqa: E402
 from elmo_tasks.training import trainer  # noqa: E402
 from elmo_tasks.errors import run_script  # noqa: E402
 
@@ -110,10 +110,10 @@ def main() -> int:
         if args.max_examples:
             overrides["dataset.max_examples"] = args.max_examples
         config = load_config(args.config, overrides)
-        from elmo_tasks.features.elmo import model_shape, resolve_model_dir
+        from elmo_tasks.model_folder import resolve_model
 
-        model_dir = resolve_model_dir(config.features.elmo.model)
-        layers, dim = model_shape(model_dir)
+        model_dir = resolve_model(config.features.elmo.model)
+        layers, dim = model_dir.shape()
         cached = Mode(config, recompute=False)  # its setup builds the cache
         recomputed = Mode(config, recompute=True)
         for epoch in range(1, args.epochs + 1):  # alternate, so both see the same machine load

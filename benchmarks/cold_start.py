@@ -39,10 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", metavar="DIR", help="model folder (default: the toolkit's default model)")
     args = parser.parse_args(argv)
 
-    from elmo_tasks.embedder import default_model_dir
+    from elmo_tasks.model_folder import resolve_model
 
     command = [sys.executable, "-m", "elmo_tasks.cli", *DEMO] + (["--model", args.model] if args.model else [])
-    model = args.model or default_model_dir()
+    model = resolve_model(args.model)
     print(f"machine: {machine_description(1)}")
     print(f"model: {model}")
     print(f"command: elmo-tasks {' '.join(repr(a) if ' ' in a else a for a in DEMO)}"

@@ -41,7 +41,10 @@ def worker(args: argparse.Namespace) -> None:
     import torch
     import yaml
 
-    from elmo_tasks.pretrain.config import config_from_dict
+    try:  # the config module's name at the measured commit
+        from elmo_tasks.pretrain.settings import config_from_dict
+    except ImportError:
+        from elmo_tasks.pretrain.config import config_from_dict
     from elmo_tasks.pretrain.trainer import Trainer
 
     torch.set_num_threads(args.threads)

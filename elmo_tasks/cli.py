@@ -9,9 +9,10 @@ Command modules import torch and other heavy libraries inside ``run`` so start-u
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
+from elmo_tasks.commands import add_subcommands
+from elmo_tasks.distributed import current_rank
 from elmo_tasks.errors import UserError
 
 # subcommand name -> module under elmo_tasks.commands (imported only when that command runs)
@@ -25,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "perplexity": "perplexity",
     "compare": "compare",
     "bench": "bench",
+    "convert": "convert",
 }
 
 
@@ -32,19 +34,19 @@ COMMANDS: dict[str, str] = {
 SHARDED_COMMANDS = {"embed-file", "cache", "pretrain"}
 
 
-def add_subcommands(parser: argparse.ArgumentParser, modules: dict[str, str], dest: str, metavar: str) -> None:
-    """One subparser per ``name -> module`` under ``elmo_tasks.commands``; each sets ``_run`` to its module's run."""
-    sub = parser.add_subparsers(dest=dest, metavar=metavar)
-    sub.required = True
-    for name, module_name in modules.items():
-        module = importlib.import_module(f"elmo_tasks.commands.{module_name}")
-        command = sub.add_parser(name, help=module.HELP, description=module.HELP)
-        module.configure(command)
-        command.set_defaults(_run=module.run)
+def package_version() -> str:
+    """The installed distribution's version (the source tree's pyproject version when run from a checkout)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("elmo-tasks")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="elmo-tasks", description="Frozen ELMo features for downstream NLP tasks.")
+    parser.add_argument("--version", action="version", version=f"elmo-tasks {package_version()}")
     add_subcommands(parser, COMMANDS, dest="command", metavar="COMMAND")
     return parser
 
@@ -53,8 +55,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        from elmo_tasks.distributed import current_rank
-
         if args.command not in SHARDED_COMMANDS and current_rank().world > 1:
             raise UserError(f"'{args.command}' does not split its work across processes, so every torchrun rank would "
                             f"repeat it: run it without torchrun (only {', '.join(sorted(SHARDED_COMMANDS))} do)")

@@ -118,12 +118,20 @@ def device_for(rank: Rank):
     return torch.device("cpu")
 
 
+def read_json_dataset(handle, name: str) -> dict:
+    """A JSON object stored as a string dataset, of shape (1,) or scalar."""
+    raw = handle[name][()]
+    if not isinstance(raw, (bytes, str)):
+        raw = raw[0]
+    return json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else str(raw))
+
+
 def merge_hdf5_shards(shards: Sequence[str | Path], output: str | Path, json_maps: Sequence[str] = ()) -> None:
     """Copy every top-level dataset and group of ``shards`` into one new HDF5 file at ``output``.
 
     A name may appear in one shard only, except the datasets named in ``json_maps``: JSON objects
-    (stored as strings) that are merged key by key, the first shard's value winning, as a single
-    process reading the shards' inputs in order would have kept the first occurrence. Top-level
+    (stored as shape-(1,) strings) that are merged key by key, the last shard's value winning, as a
+    single process reading the shards' inputs in order keeps the last occurrence. Top-level
     attributes are taken from the first shard. Written under a temporary name, then renamed.
     """
     import h5py
@@ -140,18 +148,15 @@ def merge_hdf5_shards(shards: Sequence[str | Path], output: str | Path, json_map
                     for key, value in source.attrs.items():
                         target.attrs[key] = value
                 for name in source:
-                    if name in merged_maps:
-                        raw = source[name][()]
-                        text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
-                        for key, value in json.loads(text).items():
-                            merged_maps[name].setdefault(key, value)
+                    if name in merged_maps:  # shards in line order: a later line wins, as in one process
+                        merged_maps[name].update(read_json_dataset(source, name))
                         continue
                     if name in seen:
                         raise UserError(f"'{name}' is in both {seen[name]} and {shard}: shards must not overlap")
                     seen[name] = shard
                     source.copy(source[name], target, name=name)
         for name, mapping in merged_maps.items():
-            target.create_dataset(name, data=json.dumps(mapping), dtype=h5py.string_dtype())
+            target.create_dataset(name, (1,), dtype=h5py.string_dtype())[0] = json.dumps(mapping)
 
 
 def embed_file_sharded(embedder, input_file: str | Path, output_file: str | Path, layers: str = "all",
@@ -160,6 +165,7 @@ def embed_file_sharded(embedder, input_file: str | Path, output_file: str | Path
 
     Returns the number of sentences this rank embedded.
     """
+    # the embedder (torch) is imported when a sharded run starts, not when the CLI imports this module
     from elmo_tasks.embedder import count_lines
 
     rank = rank or current_rank()

@@ -2,17 +2,19 @@
 
 Each representation has its own ScalarMix, so a task model can use ELMo at its input and at its
 output (as the paper's SQuAD/SNLI models do). Concatenate a representation to the task model's
-input vectors. ``mix`` does the same from precomputed layers (the feature cache).
+input vectors. ``mix`` does the same from precomputed layers. (Task runs read cached layers
+instead: ``elmo_tasks.features.elmo_layers``.)
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import nn
 
+from elmo_tasks.bilm.inference import InferenceEngine
 from elmo_tasks.bilm.model import BiLM
 from elmo_tasks.scalar_mix import ScalarMix
 
@@ -33,26 +35,20 @@ class Elmo(nn.Module):
         do_layer_norm, fixed, l2_coef: passed to each ScalarMix.
     """
 
-    def __init__(self, bilm: BiLM | None, num_output_representations: int = 1, dropout: float = 0.5,
+    def __init__(self, bilm: BiLM, num_output_representations: int = 1, dropout: float = 0.5,
                  do_layer_norm: bool = False, fixed: str | Sequence[float] | None = None,
-                 l2_coef: float = 0.0, num_layers: int | None = None) -> None:
+                 l2_coef: float = 0.0) -> None:
         super().__init__()
-        if bilm is None and num_layers is None:
-            raise ValueError("give a biLM, or num_layers when mixing cached layers only")
-        self.bilm = bilm
-        if bilm is not None:
-            bilm.requires_grad_(False)
-        layers = bilm.num_layers if bilm is not None else num_layers
+        self.bilm = bilm.requires_grad_(False)
+        self.engine = InferenceEngine(self.bilm)  # the frozen biLM runs through the fast inference path
         self.scalar_mixes = nn.ModuleList(
-            ScalarMix(layers, do_layer_norm=do_layer_norm, fixed=fixed, l2_coef=l2_coef)
+            ScalarMix(bilm.num_layers, do_layer_norm=do_layer_norm, fixed=fixed, l2_coef=l2_coef)
             for _ in range(num_output_representations)
         )
         self.dropout = nn.Dropout(dropout)
 
     @property
     def output_dim(self) -> int:
-        if self.bilm is None:
-            raise ValueError("output_dim is only known with a biLM")
         return self.bilm.output_dim
 
     def mix(self, layers: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
@@ -62,8 +58,12 @@ class Elmo(nn.Module):
 
     def forward(self, char_ids: torch.Tensor) -> ElmoOutput:
         with torch.no_grad():
-            out = self.bilm(char_ids)
+            out = self.engine(char_ids)
         return ElmoOutput(self.mix(out.layers, out.mask), out.mask)
+
+    def _apply(self, fn, *args, **kwargs):  # .to()/.cuda()/.half(): the engine's caches belong to the old weights
+        self.engine.clear_caches()
+        return super()._apply(fn, *args, **kwargs)
 
     def penalty(self) -> torch.Tensor:
         """The summed L2 penalty of every mix's weights (add to the loss)."""

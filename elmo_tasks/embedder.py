@@ -10,42 +10,26 @@ The command-line tools ``embed`` and ``embed-file`` use these same objects.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import h5py
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from elmo_tasks.atomic import atomic_path
 from elmo_tasks.bilm.char_ids import batch_to_ids
 from elmo_tasks.bilm.inference import InferenceEngine, InferenceSettings
 from elmo_tasks.bilm.model import BiLM, BiLMOutput
-from elmo_tasks.bilm.weights import WEIGHTS_NAME, load_bilm, load_bilm_dir
+from elmo_tasks.bilm.weights import load_bilm
+from elmo_tasks.dump import LAYER_CHOICES, DumpWriter, reduce_layers
 from elmo_tasks.errors import UserError
+from elmo_tasks.model_folder import (DEFAULT_MODEL_DIR, FIXTURE_MODEL_DIR, FIXTURE_WARNING,  # noqa: F401  (public names)
+                                     ModelFolder, default_model_dir, is_fixture_model, resolve_model)
 
-MODELS_DIR = Path(__file__).parent / "models"
-DEFAULT_MODEL_DIR = MODELS_DIR / "default"
-FIXTURE_MODEL_DIR = MODELS_DIR / "tiny_fixture"
-FIXTURE_WARNING = (
-    "note: using the tiny test model (allennlp's 32-dimension fixture): it has no linguistic value; "
-    "pass --model DIR for a real model"
-)
-LAYER_CHOICES = ("all", "top", "average")
 SORT_CHUNK_BATCHES = 16  # stateless runs sort this many batches' worth of sentences by length at a time
-
-
-def default_model_dir() -> Path:
-    """The shipped default model, or the tiny fixture model while no trained default ships."""
-    if (DEFAULT_MODEL_DIR / WEIGHTS_NAME).is_file():
-        return DEFAULT_MODEL_DIR
-    return FIXTURE_MODEL_DIR
-
-
-def is_fixture_model(directory: Path) -> bool:
-    return Path(directory).resolve() == FIXTURE_MODEL_DIR.resolve()
 
 
 class Embedder:
@@ -59,10 +43,11 @@ class Embedder:
         self.batch_size = batch_size
 
     @classmethod
-    def from_dir(cls, directory: str | Path | None = None, stateful: bool = False, batch_size: int = 64,
-                 settings: InferenceSettings | None = None) -> "Embedder":
+    def from_dir(cls, directory: str | Path | ModelFolder | None = None, stateful: bool = False,
+                 batch_size: int = 64, settings: InferenceSettings | None = None) -> "Embedder":
         """Load a model folder (``options.json`` + ``weights.hdf5``); None means the default model."""
-        return cls(load_bilm_dir(directory or default_model_dir(), stateful=stateful), batch_size, settings)
+        folder = directory if isinstance(directory, ModelFolder) else resolve_model(directory)
+        return cls(load_bilm(folder.options_file, folder.weights_file, stateful=stateful), batch_size, settings)
 
     @classmethod
     def from_files(cls, options_file: str | Path, weights_file: str | Path, stateful: bool = False,
@@ -103,6 +88,15 @@ class Embedder:
         lengths = out.mask.sum(dim=1).tolist()
         layers = out.layers.cpu().numpy()
         return [layers[i, :, :n].copy() for i, n in enumerate(lengths)]
+
+    def sentence_vectors(self, sentences: Iterable[Sequence[str]], layers: str = "all") -> np.ndarray:
+        """One vector per sentence, the mean over its tokens (TF-Hub's ``default``): (N, 3, 2P) for
+        ``all`` layers, (N, 2P) for ``top`` or ``average``; zeros for an empty sentence."""
+        vectors = [reduce_layers(array, layers, pool="mean") for array in self.embed_sentences(sentences)]
+        if not vectors:
+            shape = (0, self.num_layers, self.output_dim) if layers == "all" else (0, self.output_dim)
+            return np.zeros(shape, dtype=np.float32)
+        return np.stack(vectors)
 
     def embed_sentences(self, sentences: Iterable[Sequence[str]]) -> Iterator[np.ndarray]:
         """Stream (3, n, 2P) arrays in input order.
@@ -155,46 +149,43 @@ class Embedder:
                 yield start + row, array
 
     def embed_file(self, input_file: str | Path, output_file: str | Path, layers: str = "all",
-                   progress: bool = False, lines: range | None = None) -> int:
-        """Embed a file of whitespace-tokenised sentences (one per line) into HDF5.
+                   progress: bool = False, lines: range | None = None, pool: str = "none",
+                   use_sentence_keys: bool = False, tokenizer: Callable[[str], list[str]] | None = None) -> int:
+        """Embed a file of sentences (one per line; ``-`` is standard input) into HDF5.
 
-        One dataset per line, named by its 0-based line number: (3, n, 2P) for ``all``, (n, 2P)
-        for ``top`` and ``average``; plus ``sentence_to_index`` (a JSON string mapping each
-        sentence's text to its key). ``lines`` restricts the run to those line numbers (one shard
-        of a distributed run, see ``elmo_tasks.distributed``). Datasets are written as batches
-        finish, so memory stays flat in the file's length. The output is written under a
-        temporary name and renamed at the end, so an interrupted run leaves nothing at
-        ``output_file``. Returns the number of sentences written.
+        The layout is AllenNLP's (``elmo_tasks.dump``): one dataset per line, named by its 0-based
+        line number (or by the sentence with ``use_sentence_keys``): (3, n, 2P) for ``all``, (n, 2P)
+        for ``top`` and ``average``, without the token axis for ``pool="mean"``; plus
+        ``sentence_to_index``. Lines are split on whitespace unless a ``tokenizer`` is given.
+        ``lines`` restricts the run to those line numbers (one shard of a distributed run, see
+        ``elmo_tasks.distributed``). Datasets are written as batches finish, so memory stays flat
+        in the file's length. The output is written under a temporary name and renamed at the end,
+        so an interrupted run leaves nothing at ``output_file``. Returns the number of sentences written.
         """
         if layers not in LAYER_CHOICES:
             raise UserError(f"--layers must be one of {', '.join(LAYER_CHOICES)}, got {layers!r}")
         input_path, output_path = Path(input_file), Path(output_file)
-        if not input_path.is_file():
+        if str(input_file) != "-" and not input_path.is_file():
             raise UserError(f"input file not found: {input_path}")
         if output_path.is_dir():
             raise UserError(f"output path is a folder: {output_path}")
         if not output_path.parent.is_dir():
             raise UserError(f"output folder does not exist: {output_path.parent}")
         count = 0
-        sentence_to_index: dict[str, str] = {}
+        texts: dict[int, str] = {}
         numbered = _read_lines(input_path, lines)
         first_line = lines.start if lines is not None else 0
+        split = tokenizer or str.split
         with atomic_path(output_path) as tmp, h5py.File(tmp, "w") as handle:
-            tokens = (text.split() for text in _remember(numbered, sentence_to_index))
+            writer = DumpWriter(handle, layers, pool, use_sentence_keys)
+            tokens = (split(text) for text in _remember(numbered, texts, first_line))
             stream = self.embed_indexed(tokens)
             if progress:
-                from tqdm import tqdm
-
                 stream = tqdm(stream, unit=" sentences", desc="embed-file", file=sys.stderr,
                               total=len(lines) if lines is not None else None)
             for count, (index, array) in enumerate(stream, start=1):
-                if layers == "top":
-                    array = array[-1]
-                elif layers == "average":
-                    array = array.mean(axis=0)
-                handle.create_dataset(str(first_line + index), data=array.astype(np.float32, copy=False))
-            handle.create_dataset("sentence_to_index", data=json.dumps(sentence_to_index),
-                                  dtype=h5py.string_dtype())
+                writer.add(first_line + index, texts.pop(index), array)
+            writer.finish()
         return count
 
 
@@ -211,7 +202,7 @@ def count_lines(path: str | Path) -> int:
 def _read_lines(path: Path, lines: range | None = None) -> Iterator[tuple[int, str]]:
     """(line number, text) of a UTF-8 text file, streamed, optionally only the numbers in ``lines``;
     a decoding error names the line."""
-    with open(path, "rb") as handle:
+    with (open(sys.stdin.fileno(), "rb", closefd=False) if str(path) == "-" else open(path, "rb")) as handle:
         for index, raw in enumerate(handle):
             if lines is not None:
                 if index < lines.start:
@@ -224,7 +215,8 @@ def _read_lines(path: Path, lines: range | None = None) -> Iterator[tuple[int, s
                 raise UserError(f"{path}, line {index + 1}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
 
 
-def _remember(numbered: Iterable[tuple[int, str]], sentence_to_index: dict[str, str]) -> Iterator[str]:
+def _remember(numbered: Iterable[tuple[int, str]], texts: dict[int, str], first_line: int) -> Iterator[str]:
+    """Yield each line's text, keeping it under its position in the run until its dataset is written."""
     for index, text in numbered:
-        sentence_to_index.setdefault(text.strip(), str(index))
+        texts[index - first_line] = text
         yield text

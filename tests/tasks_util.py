@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from elmo_tasks.config import Config, load_config
+from elmo_tasks.experiment import Config, load_config
 
 TASK_FIXTURES = Path(__file__).parent / "fixtures" / "tasks"
 

@@ -68,7 +68,8 @@ def test_embed_file_reproduces_the_fixture_statefully(tmp_path, elmo_fixtures, f
             got = handle[str(index)][...]
             assert got.shape == (len(lines[index].split()), 32) and got.dtype == np.float32
             assert np.allclose(got, expected_top_layers[k][i], atol=1e-6)
-        mapping = json.loads(handle["sentence_to_index"][()])
+        assert handle["sentence_to_index"].shape == (1,)  # AllenNLP's layout
+        mapping = json.loads(handle["sentence_to_index"][0])
         assert mapping[lines[4]] == "4"
 
 

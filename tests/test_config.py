@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from elmo_tasks.cli import main
-from elmo_tasks.config import ConfigError, load_config
+from elmo_tasks.experiment import load_config
 from elmo_tasks.heads import HEADS
 from elmo_tasks.heads.tagger import TaggerOptions
+from elmo_tasks.schema import ConfigError
 from tasks_util import TASK_FIXTURES
 
 

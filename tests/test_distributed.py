@@ -24,7 +24,7 @@ def test_shards_cover_every_index_once_in_order(n, world):
         shard_indices(n, world, world)
 
 
-def test_merge_keeps_every_dataset_and_the_first_json_value(tmp_path):
+def test_merge_keeps_every_dataset_and_the_last_json_value(tmp_path):
     for rank, (names, mapping) in enumerate([(["0", "1"], {"a": "0", "b": "1"}), (["2"], {"a": "2", "c": "2"})]):
         with h5py.File(shard_path(tmp_path / "out.hdf5", rank, 2), "w") as handle:
             for name in names:
@@ -35,7 +35,8 @@ def test_merge_keeps_every_dataset_and_the_first_json_value(tmp_path):
     with h5py.File(tmp_path / "out.hdf5", "r") as handle:
         assert sorted(handle) == ["0", "1", "2", "sentence_to_index"]
         assert handle["2"][0, 0] == 2.0
-        assert json.loads(handle["sentence_to_index"][()]) == {"a": "0", "b": "1", "c": "2"}
+        assert handle["sentence_to_index"].shape == (1,)
+        assert json.loads(handle["sentence_to_index"][0]) == {"a": "2", "b": "1", "c": "2"}  # the last line wins
     with pytest.raises(UserError, match="must not overlap"):
         merge_hdf5_shards([shards[0], shards[0]], tmp_path / "again.hdf5")
     assert not (tmp_path / "again.hdf5").exists()
@@ -76,7 +77,7 @@ def test_torchrun_two_processes_equal_one(elmo_fixtures, fixture_sentences, tmp_
         assert sorted(one) == sorted(two) and len(one) == len(lines) + 1
         for name in one:
             if name == "sentence_to_index":
-                assert json.loads(two[name][()]) == json.loads(one[name][()])
+                assert json.loads(two[name][0]) == json.loads(one[name][0])
             else:
                 assert one[name].shape == two[name].shape
                 assert np.allclose(one[name][...], two[name][...], atol=1e-6), name

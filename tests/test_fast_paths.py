@@ -165,15 +165,16 @@ def test_converted_lstm_weights_follow_in_place_updates(elmo_fixtures, fixture_s
     """The inference path's packed (or low-precision) copies of the LSTM weights are remade after an
     in-place change to the weights, as an optimiser step makes between evaluations."""
     fast, plain = engine(elmo_fixtures), load(elmo_fixtures)
-    run(fast, fixture_sentences[0])
+    sentences = [s.split() for s in fixture_sentences[0]]  # token lists (a list of strings is refused)
+    run(fast, sentences)
     for model in (fast.bilm, plain):
         with torch.no_grad():
             model.backward_lstm.layers[1].state_linear.weight.mul_(1.5)
-    got, want = run(fast, fixture_sentences[0]).layers, run(plain, fixture_sentences[0]).layers
+    got, want = run(fast, sentences).layers, run(plain, sentences).layers
     assert torch.allclose(got, want, atol=ATOL)
     # the converted copies live in the engine, not the model: it still deep-copies after inference
     copied = InferenceEngine(copy.deepcopy(fast.bilm))
-    assert torch.equal(run(copied, fixture_sentences[0]).layers, run(fast, fixture_sentences[0]).layers)
+    assert torch.equal(run(copied, sentences).layers, run(fast, sentences).layers)
 
 
 def test_the_plain_model_is_differentiable(elmo_fixtures):

@@ -20,7 +20,7 @@ from pathlib import Path
 root = Path(sys.argv[1])
 from elmo_tasks.embedder import DEFAULT_MODEL_DIR, Embedder
 vectors = Embedder.from_dir(DEFAULT_MODEL_DIR).embed_batch([["a", "masked", "import", "test"]])
-from elmo_tasks.pretrain.config import config_from_dict
+from elmo_tasks.pretrain.settings import config_from_dict
 from elmo_tasks.pretrain.trainer import Trainer
 from elmo_tasks.pretrain.perplexity import text_perplexity
 data = yaml.safe_load((root / "configs" / "pretrain" / "tiny.yaml").read_text())

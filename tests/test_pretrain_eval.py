@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from elmo_tasks.errors import UserError
-from elmo_tasks.pretrain.config import config_from_dict
+from elmo_tasks.pretrain.settings import config_from_dict
 from elmo_tasks.pretrain.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from elmo_tasks.cli import main
-from elmo_tasks.config import load_config
+from elmo_tasks.experiment import load_config
 from elmo_tasks.errors import UserError
 from elmo_tasks.training import trainer
 from tasks_util import one_thread  # noqa: F401  (autouse: one torch thread)

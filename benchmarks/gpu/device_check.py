@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from elmo_tasks.atomic import write_text_atomic
-from elmo_tasks.pretrain.config import config_from_dict
+from elmo_tasks.pretrain.settings import config_from_dict
 
 SMOKE_SENTENCES = [["I", "love", "to", "watch", "TV", "."], ["I", "am", "wearing", "a", "wrist", "watch", "."],
                    ["The", "GPU", "runs", "the", "same", "maths", "."], ["Short"]]

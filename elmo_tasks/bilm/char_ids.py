@@ -14,6 +14,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from elmo_tasks.errors import UserError
+
 MAX_CHARS_PER_TOKEN = 50
 MAX_BYTES_PER_TOKEN = MAX_CHARS_PER_TOKEN - 2  # room for the begin/end-of-word marks
 
@@ -58,7 +60,14 @@ EOS_IDS = token_to_char_ids(EOS_TOKEN)
 
 
 def batch_to_ids(sentences: Sequence[Sequence[str]]) -> torch.Tensor:
-    """Character ids of a batch of tokenised sentences: int64 (B, max_len, 50), right-padded with 0."""
+    """Character ids of a batch of tokenised sentences: int64 (B, max_len, 50), right-padded with 0.
+
+    A plain string where a list of token lists belongs is a one-line error (iterating it would
+    silently embed its characters as tokens).
+    """
+    if isinstance(sentences, str) or any(isinstance(s, str) for s in sentences):
+        raise UserError("expected a list of tokenised sentences (each a list of token strings), got a string: "
+                        "tokenise it first, e.g. [text.split()]")
     lengths = torch.tensor([len(s) for s in sentences], dtype=torch.long)
     max_len = int(lengths.max()) if len(sentences) else 0
     ids = torch.zeros(len(sentences), max_len, MAX_CHARS_PER_TOKEN, dtype=torch.long)

@@ -27,6 +27,7 @@ from elmo_tasks.bilm.char_ids import BOS_IDS, EOS_IDS
 from elmo_tasks.bilm.lstm import LSTMStack, State, run_stacks
 from elmo_tasks.bilm.options import BiLMOptions
 from elmo_tasks.bilm.token_encoder import CharCNNTokenEncoder
+from elmo_tasks.modules import reverse_within_lengths
 
 
 @dataclass
@@ -48,16 +49,6 @@ def sort_by_length(lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, t
     length_list = sorted_lengths.tolist()
     batch_sizes = [sum(1 for n in length_list if n > t) for t in range(length_list[0])] if length_list else []
     return order, torch.argsort(order), sorted_lengths, batch_sizes
-
-
-def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Reverse each row's first ``lengths[b]`` positions of (B, T, D); padding stays at the end.
-
-    The permutation is its own inverse, so the same call maps outputs back.
-    """
-    positions = torch.arange(x.shape[1], device=x.device).unsqueeze(0)
-    index = torch.where(positions < lengths.unsqueeze(1), lengths.unsqueeze(1) - 1 - positions, positions)
-    return x.gather(1, index.unsqueeze(2).expand(-1, -1, x.shape[2]))
 
 
 class BiLM(nn.Module):

@@ -1,4 +1,8 @@
-"""The biLM's sizes, read from and written to the public ``options.json`` format."""
+"""The biLM's sizes, read from and written to the public ``options.json`` format.
+
+:class:`BiLMOptions` is also the ``model:`` section of a pretraining config (the same field names;
+``extra``, ``max_characters_per_token`` and ``n_characters`` are not keys there).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,49 @@ from pathlib import Path
 from typing import Any
 
 from elmo_tasks.errors import UserError
+from elmo_tasks.schema import Source, build
+
+
+def _unknown() -> Any:
+    """A field that collects the keys its section does not know (kept as ``extra``)."""
+    return field(default_factory=dict, metadata={"unknown": True})
+
+
+# the layout of options.json, as the typed loader reads it; numbers are floats here so that a file
+# writing 4096.0 loads (checked for integers in BiLMOptions.from_dict)
+@dataclass
+class _LstmSection:
+    dim: float
+    projection_dim: float
+    n_layers: float = 2
+    cell_clip: float | None = None
+    proj_clip: float | None = None
+    use_skip_connections: bool = False
+    extra: dict[str, Any] = _unknown()
+
+
+@dataclass
+class _EmbeddingSection:
+    dim: float
+    extra: dict[str, Any] = _unknown()  # dropped: the format has no other embedding settings
+
+
+@dataclass
+class _CharCnnSection:
+    embedding: _EmbeddingSection
+    filters: Any
+    n_highway: float | None = 0
+    activation: str = "relu"
+    max_characters_per_token: float = 50
+    n_characters: float = 262
+    extra: dict[str, Any] = _unknown()
+
+
+@dataclass
+class _OptionsFile:
+    lstm: _LstmSection
+    char_cnn: _CharCnnSection
+    extra: dict[str, Any] = _unknown()
 
 
 @dataclass
@@ -26,9 +73,10 @@ class BiLMOptions:
     )
     n_highway: int = 2
     activation: str = "relu"
-    max_characters_per_token: int = 50
-    n_characters: int = 262
-    extra: dict[str, Any] = field(default_factory=dict)  # training-only fields, kept on save
+    max_characters_per_token: int = field(default=50, metadata={"key": False})
+    n_characters: int = field(default=262, metadata={"key": False})
+    # training-only fields of options.json, kept on save
+    extra: dict[str, Any] = field(default_factory=dict, metadata={"key": False})
 
     @property
     def n_filters(self) -> int:
@@ -41,70 +89,53 @@ class BiLMOptions:
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "options.json") -> "BiLMOptions":
-        """Parse the public format; an error names the missing or wrong key and the file."""
+        """Parse the public format (through the typed loader); an error names the key and the file."""
+        where = Source(source, quoted=True)
+        file = build(_OptionsFile, data, where)
+        lstm, cnn = file.lstm, file.char_cnn
 
-        def get(path: str, default: Any = KeyError) -> Any:
-            node: Any = data
-            for part in path.split("."):
-                if not isinstance(node, dict) or part not in node:
-                    if default is KeyError:
-                        raise UserError(f"{source}: missing key '{path}'")
-                    return default
-                node = node[part]
-            return node
+        def integer(key: str, value: float | None) -> int | None:
+            if value is not None and int(value) != value:
+                raise where.error(key, f"must be an integer, got {value!r}")
+            return None if value is None else int(value)
 
-        def number(path: str, kind: type, default: Any = KeyError) -> Any:
-            value = get(path, default)
-            if value is None:
-                return None
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise UserError(f"{source}: key '{path}' must be a number, got {value!r}")
-            if kind is int and int(value) != value:
-                raise UserError(f"{source}: key '{path}' must be an integer, got {value!r}")
-            return kind(value)
-
-        filters = get("char_cnn.filters")
+        filters = cnn.filters
         if (
             not isinstance(filters, list)
             or not filters
             or not all(isinstance(f, list) and len(f) == 2 and all(isinstance(v, int) and v > 0 for v in f) for f in filters)
         ):
-            raise UserError(f"{source}: key 'char_cnn.filters' must be a list of [width, count] pairs of positive integers")
-        activation = get("char_cnn.activation", "relu")
-        if activation not in ("relu", "tanh"):
-            raise UserError(f"{source}: key 'char_cnn.activation' must be 'relu' or 'tanh', got {activation!r}")
-        n_characters = number("char_cnn.n_characters", int, 262)
+            raise where.error("char_cnn.filters", "must be a list of [width, count] pairs of positive integers")
+        if cnn.activation not in ("relu", "tanh"):
+            raise where.error("char_cnn.activation", f"must be 'relu' or 'tanh', got {cnn.activation!r}")
+        n_characters = integer("char_cnn.n_characters", cnn.n_characters)
         if n_characters not in (261, 262):
-            raise UserError(f"{source}: key 'char_cnn.n_characters' must be 261 (training) or 262 (inference), got {n_characters}")
-        max_chars = number("char_cnn.max_characters_per_token", int, 50)
+            raise where.error("char_cnn.n_characters", f"must be 261 (training) or 262 (inference), got {n_characters}")
+        max_chars = integer("char_cnn.max_characters_per_token", cnn.max_characters_per_token)
         if max_chars != 50:
-            raise UserError(f"{source}: key 'char_cnn.max_characters_per_token' must be 50, got {max_chars}")
-        skip = get("lstm.use_skip_connections", False)
-        if not isinstance(skip, bool):
-            raise UserError(f"{source}: key 'lstm.use_skip_connections' must be true or false")
-        known_lstm = {"dim", "projection_dim", "n_layers", "cell_clip", "proj_clip", "use_skip_connections"}
-        known_cnn = {"embedding", "filters", "n_highway", "activation", "max_characters_per_token", "n_characters"}
-        extra = {k: v for k, v in data.items() if k not in ("lstm", "char_cnn")}
-        extra.update({f"lstm.{k}": v for k, v in data.get("lstm", {}).items() if k not in known_lstm})
-        extra.update({f"char_cnn.{k}": v for k, v in data.get("char_cnn", {}).items() if k not in known_cnn})
+            raise where.error("char_cnn.max_characters_per_token", f"must be 50, got {max_chars}")
+        extra = dict(file.extra)
+        extra.update({f"lstm.{k}": v for k, v in lstm.extra.items()})
+        extra.update({f"char_cnn.{k}": v for k, v in cnn.extra.items()})
         options = cls(
-            lstm_dim=number("lstm.dim", int),
-            projection_dim=number("lstm.projection_dim", int),
-            n_layers=number("lstm.n_layers", int, 2),
-            cell_clip=number("lstm.cell_clip", float, None) or None,
-            proj_clip=number("lstm.proj_clip", float, None) or None,
-            use_skip_connections=skip,
-            char_embedding_dim=number("char_cnn.embedding.dim", int),
+            lstm_dim=integer("lstm.dim", lstm.dim),
+            projection_dim=integer("lstm.projection_dim", lstm.projection_dim),
+            n_layers=integer("lstm.n_layers", lstm.n_layers),
+            cell_clip=lstm.cell_clip or None,
+            proj_clip=lstm.proj_clip or None,
+            use_skip_connections=lstm.use_skip_connections,
+            char_embedding_dim=integer("char_cnn.embedding.dim", cnn.embedding.dim),
             filters=[list(f) for f in filters],
-            n_highway=number("char_cnn.n_highway", int, 0) or 0,
-            activation=activation,
+            n_highway=integer("char_cnn.n_highway", cnn.n_highway) or 0,
+            activation=cnn.activation,
             max_characters_per_token=max_chars,
             n_characters=n_characters,
             extra=extra,
         )
-        for name in ("lstm_dim", "projection_dim", "n_layers", "char_embedding_dim"):
+        for name, key in (("lstm_dim", "lstm.dim"), ("projection_dim", "lstm.projection_dim"),
+                          ("n_layers", "lstm.n_layers"), ("char_embedding_dim", "char_cnn.embedding.dim")):
             if getattr(options, name) <= 0:
-                raise UserError(f"{source}: {name.replace('_', '.')} must be positive, got {getattr(options, name)}")
+                raise where.error(key, f"must be positive, got {getattr(options, name)}")
         return options
 
     @classmethod

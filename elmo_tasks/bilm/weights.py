@@ -159,19 +159,19 @@ def save_bilm(model: BiLM, directory: str | Path, dtype: str = "float32") -> Pat
 
     ``dtype`` is ``float32`` or ``float16`` (half the size; loads back as float32).
     """
+    return save_arrays(weights_to_arrays(model), model.options, directory, dtype)
+
+
+def save_arrays(arrays: dict[str, np.ndarray], options: BiLMOptions, directory: str | Path,
+                dtype: str = "float32") -> Path:
+    """Write public datasets (as ``weights_to_arrays`` names them) and ``options.json`` (each atomically)."""
     if dtype not in ("float32", "float16"):
         raise UserError(f"save dtype must be float32 or float16, got {dtype!r}")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    arrays = weights_to_arrays(model)
-
-    def write_weights(tmp: Path) -> None:
-        with h5py.File(tmp, "w") as handle:
-            for name, value in arrays.items():
-                handle.create_dataset(name, data=value.astype(dtype))
-
-    with atomic_path(directory / WEIGHTS_NAME) as tmp:
-        write_weights(tmp)
+    with atomic_path(directory / WEIGHTS_NAME) as tmp, h5py.File(tmp, "w") as handle:
+        for name, value in arrays.items():
+            handle.create_dataset(name, data=np.asarray(value).astype(dtype))
     with atomic_path(directory / OPTIONS_NAME) as tmp:
-        model.options.save(tmp)
+        options.save(tmp)
     return directory

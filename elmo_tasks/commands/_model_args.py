@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from elmo_tasks.errors import UserError
+from elmo_tasks.model_folder import FIXTURE_WARNING, resolve_model
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, files: bool = True) -> None:
-    parser.add_argument("--model", metavar="DIR", help="model folder with options.json and weights.hdf5 "
-                        "(default: the toolkit's default model)")
+    parser.add_argument("--model", metavar="DIR", help="model folder with options.json and weights.hdf5, or a "
+                        "TF-Hub module (folder or .tar.gz), bilm-tf checkpoint or NLPL zip, converted once into the "
+                        "cache (default: the toolkit's default model)")
     if files:
         parser.add_argument("--options", metavar="F", help="options.json of the model (with --weights)")
         parser.add_argument("--weights", metavar="F", help="weights.hdf5 of the model (with --options)")
@@ -19,7 +20,7 @@ def add_model_arguments(parser: argparse.ArgumentParser, files: bool = True) -> 
 
 def load_embedder(args: argparse.Namespace, stateful: bool = False, batch_size: int = 64):
     """The Embedder the arguments name; says so on stderr when it is the tiny fixture model."""
-    from elmo_tasks.embedder import Embedder, default_model_dir, is_fixture_model, FIXTURE_WARNING
+    from elmo_tasks.embedder import Embedder  # torch: imported when a command runs, not at CLI start-up
 
     options, weights = getattr(args, "options", None), getattr(args, "weights", None)
     if options or weights:
@@ -28,7 +29,43 @@ def load_embedder(args: argparse.Namespace, stateful: bool = False, batch_size: 
         if not (options and weights):
             raise UserError("--options and --weights go together: give both")
         return Embedder.from_files(options, weights, stateful=stateful, batch_size=batch_size)
-    directory = Path(args.model) if args.model else default_model_dir()
-    if is_fixture_model(directory):
+    folder = resolve_model(args.model)
+    if folder.is_fixture:
         print(FIXTURE_WARNING, file=sys.stderr)
-    return Embedder.from_dir(directory, stateful=stateful, batch_size=batch_size)
+    return Embedder.from_dir(folder, stateful=stateful, batch_size=batch_size)
+
+
+def parse_device(text: str):
+    """``cpu``, ``cuda`` or ``cuda:N`` -> a torch device, checked to exist (one-line error otherwise)."""
+    import torch
+
+    if text == "cpu":
+        return torch.device("cpu")
+    if text == "cuda" or (text.startswith("cuda:") and text[5:].isdigit()):
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {text}: no CUDA device is available here (use --device cpu)")
+        index = int(text[5:]) if ":" in text else 0
+        if index >= torch.cuda.device_count():
+            raise UserError(f"--device {text}: only {torch.cuda.device_count()} CUDA device(s) here")
+        return torch.device("cuda", index)
+    raise UserError(f"--device must be cpu, cuda or cuda:N, got {text!r}")
+
+
+def tokenizer_for(name: str):
+    """``whitespace`` -> None (str.split), ``ptb`` -> the project's Penn-Treebank tokenizer."""
+    if name == "ptb":
+        from elmo_tasks.data.tokenize import tokenize
+
+        return tokenize
+    return None
+
+
+def read_sentences(texts: list[str]) -> list[str]:
+    """The command-line sentences, with ``-`` replaced by the lines of standard input (blank lines dropped)."""
+    out: list[str] = []
+    for text in texts:
+        if text == "-":
+            out.extend(line.rstrip("\r\n") for line in sys.stdin if line.strip())
+        else:
+            out.append(text)
+    return out

@@ -6,6 +6,9 @@ See elmo_tasks.comparison.suite for the suite file and elmo_tasks.comparison.ben
 from __future__ import annotations
 
 import argparse
+import sys
+
+from elmo_tasks.errors import UserError
 
 HELP = "run a benchmark suite (configs/suites/*.yaml) for N seeds and tabulate GloVe vs GloVe + ELMo"
 
@@ -20,11 +23,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-
-    from elmo_tasks.comparison.bench import command_line, run_suite
+    # imported when the command runs, not at the top: the CLI builds every command's parser at start-up,
+    # and these pull in torch, pandas or datasets
+    from elmo_tasks.comparison.bench import run_suite
+    from elmo_tasks.comparison.notes import command_line
     from elmo_tasks.comparison.suite import load_suite
-    from elmo_tasks.errors import UserError
 
     suite = load_suite(args.suite, check_configs=False)  # run_suite checks the configs
     seeds = args.seeds if args.seeds is not None else suite.seeds

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from elmo_tasks.errors import UserError
+
 HELP = "build the cached ELMo layers of a config's data set (train, dev, test) ahead of runs"
 
 
@@ -20,12 +22,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported when the command runs, not at the top: the CLI builds every command's parser at start-up,
+    # and these pull in torch, pandas or datasets
     from elmo_tasks import distributed
-    from elmo_tasks.config import SPLITS, load_config
-    from elmo_tasks.errors import UserError
-    from elmo_tasks.features.cache import LayerCache
-    from elmo_tasks.features.elmo import resolve_model_dir
-    from elmo_tasks.training.data import load_splits
+    from elmo_tasks.experiment import load_config
+    from elmo_tasks.training.splits import cache_dataset
 
     rank = distributed.current_rank()
     configs = [load_config(path) for path in args.config]  # every config is checked before any work
@@ -34,19 +35,10 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{path}: features.elmo is not set: this config uses no ELMo layers to cache")
     try:
         for config in configs:
-            elmo = config.features.elmo
-            cache = LayerCache(resolve_model_dir(elmo.model), elmo.cache_dir, elmo.cache_dtype, elmo.batch_size)
-            data = load_splits(config.dataset)
-            for split in SPLITS:
-                tokens = [list(t) for t in data[split]["tokens"]]
-                built = cache.ensure(tokens, progress=not args.quiet and rank.is_main, desc=f"{config.name} {split}")
-                if not rank.is_main:
-                    continue
-                layers = cache.peek(tokens)  # memory-mapped: the command only reports the size
-                if layers is None:
-                    raise UserError(f"the feature cache at {cache.path_for(tokens)} could not be read back")
-                print(f"{config.name} {split}: {'built' if built else 'cached'}, {len(tokens):,} sentences, "
-                      f"{layers.shape[0]:,} tokens, {layers.nbytes / 2**20:.1f} MiB -> {cache.path_for(tokens)}")
+            for done in cache_dataset(config, progress=not args.quiet and rank.is_main):
+                if rank.is_main:
+                    print(f"{config.name} {done.split}: {'built' if done.built else 'cached'}, {done.sentences:,} "
+                          f"sentences, {done.tokens:,} tokens, {done.nbytes / 2**20:.1f} MiB -> {done.path}")
     finally:
         distributed.finish()
     if rank.world > 1:

@@ -8,6 +8,7 @@ table goes to stdout, and with ``--out`` the CSVs and the layer-weight plot are 
 from __future__ import annotations
 
 import argparse
+import sys
 
 HELP = "tabulate finished runs: GloVe vs GloVe + ELMo per task (mean ± std over seeds), probes, layer weights"
 
@@ -19,9 +20,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-
-    from elmo_tasks.comparison.bench import command_line, models_note
+    # imported when the command runs, not at the top: the CLI builds every command's parser at start-up,
+    # and these pull in torch, pandas or datasets
+    from elmo_tasks.comparison.notes import command_line, models_note
     from elmo_tasks.comparison.runs import find_runs
     from elmo_tasks.comparison.table import check_records, report_markdown, write_report
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from elmo_tasks.commands import add_subcommands
+
 HELP = "build data: the pretraining corpus (data corpus) or a task set (data prepare NAME)"
 
 SUBCOMMANDS: dict[str, str] = {
@@ -16,8 +18,6 @@ SUBCOMMANDS: dict[str, str] = {
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from elmo_tasks.cli import add_subcommands
-
     add_subcommands(parser, SUBCOMMANDS, dest="data_command", metavar="SUBCOMMAND")
 
 

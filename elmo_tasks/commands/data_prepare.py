@@ -20,6 +20,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported when the command runs, not at the top: the CLI builds every command's parser at start-up,
+    # and these pull in torch, pandas or datasets
     from elmo_tasks.data import recipes
 
     if args.list:

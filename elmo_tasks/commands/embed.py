@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from elmo_tasks.commands._model_args import add_model_arguments, load_embedder
+from elmo_tasks.commands._model_args import add_model_arguments, load_embedder, read_sentences, tokenizer_for
 from elmo_tasks.errors import UserError
 
 HELP = "embed whitespace-tokenised sentences and show their ELMo layers (and one word's vectors with --word)"
@@ -13,10 +13,13 @@ SHOWN_VALUES = 4
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("sentences", nargs="+", metavar="SENTENCE", help="a sentence, tokenised on whitespace")
+    parser.add_argument("sentences", nargs="+", metavar="SENTENCE", help="a sentence, tokenised on whitespace "
+                        "('-' reads one sentence per line from standard input)")
+    parser.add_argument("--tokenize", choices=["whitespace", "ptb"], default="whitespace", help="ptb: split raw "
+                        "text into Penn-Treebank tokens (punctuation, clitics) instead of on whitespace")
     parser.add_argument("--word", metavar="W", help="print each occurrence's vector per layer and the cosine "
                         "similarity between occurrences, layer by layer")
-    add_model_arguments(parser, files=False)
+    add_model_arguments(parser)
 
 
 def _short(vector) -> str:
@@ -26,13 +29,15 @@ def _short(vector) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported when the command runs, not at the top: the CLI builds every command's parser at start-up,
+    # and these pull in torch, pandas or datasets
     import numpy as np
-
     import torch
 
     # a few sentences: one thread answers sooner (no thread pool to start, no waits on busy cores)
     torch.set_num_threads(1)
-    sentences = [s.split() for s in args.sentences]
+    split = tokenizer_for(args.tokenize) or str.split
+    sentences = [split(s) for s in read_sentences(args.sentences)]
     embedder = load_embedder(args)
     arrays = embedder.embed_batch(sentences)
     for number, (tokens, array) in enumerate(zip(sentences, arrays), start=1):

@@ -9,14 +9,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from elmo_tasks.commands._model_args import add_model_arguments, load_embedder
+from elmo_tasks.commands._model_args import add_model_arguments, load_embedder, parse_device, tokenizer_for
 from elmo_tasks.errors import UserError
 
 HELP = "embed a file of sentences (one per line, whitespace-tokenised) into an HDF5 file"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", metavar="INPUT", help="text file, one whitespace-tokenised sentence per line")
+    parser.add_argument("input", metavar="INPUT", help="text file, one whitespace-tokenised sentence per line "
+                        "('-' reads standard input)")
     parser.add_argument("output", metavar="OUTPUT", help="HDF5 file to write (datasets '0', '1', ... and sentence_to_index)")
     add_model_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=64, metavar="N", help="sentences per batch (default 64)")
@@ -27,21 +28,35 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=["float32", "bfloat16"], default="float32",
                         help="bfloat16 runs the biLM's matrix products in bfloat16: faster on CPUs with bfloat16 "
                         "units, not exact (see benchmarks/README.md for the measured error)")
+    parser.add_argument("--pool", choices=["none", "mean"], default="none", help="mean: one vector per sentence, "
+                        "the mean over its tokens (TF-Hub's 'default'): (3, 2P) with --layers all, else (2P,)")
+    parser.add_argument("--use-sentence-keys", action="store_true", help="name each dataset by its sentence instead "
+                        "of its line number, as AllenNLP's --use-sentence-keys (repeated sentences are an error)")
+    parser.add_argument("--tokenize", choices=["whitespace", "ptb"], default="whitespace", help="ptb: split raw "
+                        "text into Penn-Treebank tokens (punctuation, clitics) instead of on whitespace")
+    parser.add_argument("--device", default="cpu", metavar="D", help="cpu (default), cuda or cuda:N (one process)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    # imported when the command runs, not at the top: the CLI builds every command's parser at start-up,
+    # and these pull in torch, pandas or datasets
     from elmo_tasks import distributed
 
     rank = distributed.current_rank()
     embedder = load_embedder(args, stateful=args.stateful, batch_size=args.batch_size)
     embedder.engine.set(precision=args.precision)
     if rank.world == 1:
-        count = embedder.embed_file(args.input, args.output, layers=args.layers, progress=not args.quiet)
+        embedder.to(parse_device(args.device))
+        count = embedder.embed_file(args.input, args.output, layers=args.layers, progress=not args.quiet,
+                                    pool=args.pool, use_sentence_keys=args.use_sentence_keys,
+                                    tokenizer=tokenizer_for(args.tokenize))
         print(f"wrote {count} sentences to {args.output}", file=sys.stderr)
         return 0
+    if args.pool != "none" or args.use_sentence_keys or args.tokenize != "whitespace" or args.input == "-":
+        raise UserError("--pool, --use-sentence-keys, --tokenize and '-' are for single-process runs: run without torchrun")
     embedder.to(distributed.device_for(rank))
     try:
         count = distributed.embed_file_sharded(embedder, args.input, args.output, layers=args.layers,

@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+from elmo_tasks.errors import UserError
+
 HELP = "pretrain a biLM on plain text (forward + backward LM) and export options.json + weights.hdf5"
 
 
@@ -26,8 +28,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from elmo_tasks.errors import UserError
-    from elmo_tasks.pretrain.config import load_config
+    # imported when the command runs, not at the top: they pull in torch
+    from elmo_tasks.pretrain.settings import load_config
     from elmo_tasks.pretrain.trainer import Trainer
 
     config = load_config(args.config)

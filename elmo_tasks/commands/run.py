@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from elmo_tasks.errors import UserError
+
 HELP = "train and evaluate one experiment config (resumes an interrupted run in the same folder)"
 
 
@@ -25,10 +27,11 @@ def run_folder(config, seed: int, out: str | None) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported when the command runs, not at the top: the CLI builds every command's parser at start-up,
+    # and these pull in torch, pandas or datasets
     import torch
 
-    from elmo_tasks.config import load_config
-    from elmo_tasks.errors import UserError
+    from elmo_tasks.experiment import load_config
     from elmo_tasks.training.trainer import run as run_experiment
 
     if args.threads < 1:

@@ -17,18 +17,22 @@ so running the same command again continues where it stopped.
 from __future__ import annotations
 
 import json
-import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
+from elmo_tasks.atomic import write_text_atomic
+from elmo_tasks.comparison.notes import models_note
 from elmo_tasks.comparison.runs import GLOVE, GLOVE_ELMO, PROBE, SETTING_TITLES, RunRecord, read_run
 from elmo_tasks.comparison.suite import Suite, check_suite_configs
-from elmo_tasks.atomic import write_text_atomic
 from elmo_tasks.comparison.table import write_report
 from elmo_tasks.errors import UserError
+from elmo_tasks.experiment import Config, load_config
+from elmo_tasks.model_folder import resolve_model
+from elmo_tasks.training.splits import cache_dataset
+from elmo_tasks.training.trainer import run as run_experiment
 
 
 @dataclass
@@ -60,33 +64,18 @@ def plan_runs(suite: Suite, seeds: list[int], out: Path) -> list[PlannedRun]:
     return planned
 
 
-def build_caches(configs: list, progress: bool, log: Callable[[str], None]) -> float:
+def build_caches(configs: list[Config], progress: bool, log: Callable[[str], None]) -> float:
     """Compute the ELMo layer caches of every (model, data set) the configs read; returns seconds."""
-    from elmo_tasks.config import SPLITS
-    from elmo_tasks.features.cache import LayerCache
-    from elmo_tasks.features.elmo import resolve_model_dir
-    from elmo_tasks.training.data import load_splits
-
     started = time.perf_counter()
     done = set()
     for config in configs:
         elmo = config.features.elmo
         if elmo is None:
             continue
-        model_dir = resolve_model_dir(elmo.model)
-        key = (str(model_dir), elmo.cache_dir, elmo.cache_dtype, repr(config.dataset))
-        if key in done:
-            continue
-        done.add(key)
-        cache = LayerCache(model_dir, elmo.cache_dir, elmo.cache_dtype, elmo.batch_size)
-        data = load_splits(config.dataset)
-        for split in SPLITS:
-            tokens = [list(t) for t in data[split]["tokens"]]
-            if cache.lookup(tokens) is None:
-                tick = time.perf_counter()
-                cache.get(tokens, progress=progress, desc=f"ELMo cache {config.name} {split}")
-                log(f"built the ELMo cache of {config.name} {split} ({len(tokens):,} sentences) "
-                    f"in {time.perf_counter() - tick:.0f}s")
+        key = (str(resolve_model(elmo.model)), elmo.cache_dir, elmo.cache_dtype, repr(config.dataset))
+        if key not in done:
+            done.add(key)
+            cache_dataset(config, progress=progress, log=log)
     return time.perf_counter() - started
 
 
@@ -103,9 +92,6 @@ class BenchResult:
 def run_suite(suite: Suite, seeds: list[int], out: str | Path, command: str = "", verbose: bool = False,
               log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> BenchResult:
     """Run (or reuse) every run of ``suite`` for ``seeds`` under ``out`` and write the tables there."""
-    from elmo_tasks.config import load_config
-    from elmo_tasks.training.trainer import run as run_experiment
-
     out = Path(out)
     loaded = check_suite_configs(suite)
     cache_seconds = build_caches(list(loaded.values()), progress=verbose, log=log)
@@ -153,21 +139,3 @@ def run_suite(suite: Suite, seeds: list[int], out: str | Path, command: str = ""
     write_text_atomic(out / "bench.json", json.dumps(summary, indent=1) + "\n")
     written["bench.json"] = out / "bench.json"
     return BenchResult(records, written, cache_seconds, run_seconds, trained, reused)
-
-
-def models_note(records: list[RunRecord]) -> str:
-    """The " ELMo model: DIR." of the notes under the tables, with a warning for the tiny test fixture."""
-    from elmo_tasks.embedder import is_fixture_model
-
-    models = sorted({r.elmo_model for r in records if r.elmo_model})
-    if not models:
-        return ""
-    fixture = [m for m in models if is_fixture_model(Path(m))]
-    warning = (f" WARNING: {fixture[0]} is the tiny test fixture, not a trained model; its ELMo scores say "
-               "nothing about ELMo." if fixture else "")
-    return f" ELMo model: {', '.join(models)}.{warning}"
-
-
-def command_line(argv: list[str]) -> str:
-    """The command as a user would type it (for the table's note)."""
-    return "elmo-tasks " + " ".join(shlex.quote(a) for a in argv)

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from elmo_tasks.config import parse_yaml
 from elmo_tasks.errors import UserError
+from elmo_tasks.schema import parse_yaml
 
 GLOVE, GLOVE_ELMO, PROBE = "glove", "glove_elmo", "probe"
 SETTING_TITLES = {GLOVE: "GloVe", GLOVE_ELMO: "GloVe + ELMo", PROBE: "probe"}

@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from elmo_tasks.config import Config, ConfigError, describe_value, load_config, parse_yaml
 from elmo_tasks.errors import UserError
+from elmo_tasks.experiment import Config, load_config
+from elmo_tasks.schema import ConfigError, describe_value, parse_yaml
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # task names become folder names
 
@@ -97,7 +98,7 @@ def load_suite(path: str | Path, check_configs: bool = True) -> Suite:
     overrides = data.get("overrides") or {}
     if not isinstance(overrides, dict):
         raise error("overrides", f"must be a mapping of dotted config keys to values, got {describe_value(overrides)}")
-    for key, value in overrides.items():
+    for key in overrides:
         if not isinstance(key, str) or not re.match(r"^[a-z_]+(\.[a-z_0-9]+)+$", key):
             raise error(f"overrides.{key}", "must be a dotted config key such as trainer.epochs")
         if key == "trainer.seed":

@@ -10,8 +10,8 @@ share of the baseline's errors that adding ELMo removes (the paper's Table 1 col
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
 
@@ -221,6 +221,7 @@ def write_report(records: Sequence[RunRecord], out_dir: str | Path, order: Seque
                  note: str = "", plot: bool = True) -> dict[str, Path]:
     """Write comparison.md, comparison.csv, probes.csv, layer_weights.csv, runs.csv and
     layer_weights.png (when some run learned a mix) into ``out_dir``; returns what was written."""
+    # matplotlib (through plot) is imported only when a report is written: it is slow to load
     from elmo_tasks.comparison.plot import plot_layer_weights
 
     check_records(records)

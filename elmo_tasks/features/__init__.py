@@ -1,22 +1,29 @@
-"""Task features: GloVe vectors, ELMo mixes over cached biLM layers and a character CNN.
+"""Task features: the name a config's ``features:`` uses -> the class. One file per feature.
 
-:func:`build_features` turns the config's ``features`` into a :class:`FeatureStack` and fills each
-:class:`~elmo_tasks.training.data.Split` with what the stack reads (GloVe ids, character ids, the
-cached ELMo layers, built on first use). The task model's input is the concatenation, in the order
-glove, chars, elmo; with ``elmo.where: output|both`` a second ELMo mix is handed to the head for its
-encoder's output.
+Adding a feature: write ``elmo_tasks/features/NAME.py`` (copy ``char_cnn.py``; ``base.py`` has
+the interface) and add one line to ``FEATURES``. The task model's input is the concatenation of
+the features in the config's order; a feature whose ``places`` include ``"output"`` (ELMo with
+``where: output|both``) hands that vector to the head for its encoder's output instead.
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from elmo_tasks.config import FeaturesConfig
+from elmo_tasks.features.base import BuildContext, Feature
+from elmo_tasks.features.char_cnn import CharCNN
+from elmo_tasks.features.elmo_layers import ElmoFeature
+from elmo_tasks.features.glove import GloveEmbedding
+
+FEATURES: dict[str, type[Feature]] = {
+    "glove": GloveEmbedding,
+    "chars": CharCNN,
+    "elmo": ElmoFeature,
+}
 
 
 @dataclass
@@ -27,83 +34,50 @@ class Features:
 
 
 class FeatureStack(nn.Module):
-    def __init__(self, glove: nn.Module | None = None, chars: nn.Module | None = None, elmo: nn.Module | None = None) -> None:
+    """The configured features, by name, in order: prepares splits, collates batches, concatenates."""
+
+    def __init__(self, features: dict[str, Feature]) -> None:
         super().__init__()
-        self.glove, self.chars, self.elmo = glove, chars, elmo
-        self.input_dim = sum(m.output_dim for m in (glove, chars) if m is not None)
-        self.output_dim = 0
-        if elmo is not None:
-            self.input_dim += elmo.dim if "input" in elmo.places else 0
-            self.output_dim = elmo.dim if "output" in elmo.places else 0
+        self.features = nn.ModuleDict(features)
+        self.input_dim = sum(f.output_dim for f in features.values() for p in f.places if p == "input")
+        self.output_dim = sum(f.output_dim for f in features.values() for p in f.places if p == "output")
+
+    def prepare(self, split: str, tokens: list[list[str]]) -> dict[str, Any]:
+        """Each feature's input for one split's sentences (what ``Split.inputs`` holds)."""
+        return {name: feature.prepare(split, tokens) for name, feature in self.features.items()}
+
+    def collate(self, inputs: dict[str, Any], rows: list[int], width: int) -> dict[str, Any]:
+        return {name: feature.collate(inputs[name], rows, width) for name, feature in self.features.items()}
 
     def forward(self, batch: dict[str, Any]) -> Features:
         mask = batch["mask"]
-        parts, output = [], None
-        if self.glove is not None:
-            parts.append(self.glove(batch["glove"]))
-        if self.chars is not None:
-            parts.append(self.chars(batch["chars"]))
-        if self.elmo is not None:
-            reps = self.elmo(batch.get("elmo"), mask, batch.get("elmo_chars"))
-            if "input" in reps:
-                parts.append(reps["input"])
-            output = reps.get("output")
-        return Features(torch.cat(parts, dim=-1) * mask.unsqueeze(-1), output, mask)
+        parts: dict[str, list[torch.Tensor]] = {"input": [], "output": []}
+        for name, feature in self.features.items():
+            for place, vector in zip(feature.places, feature(batch["inputs"][name], mask)):
+                parts[place].append(vector)
+        output = torch.cat(parts["output"], dim=-1) if parts["output"] else None
+        return Features(torch.cat(parts["input"], dim=-1) * mask.unsqueeze(-1), output, mask)
 
     def penalty(self) -> torch.Tensor:
-        return self.elmo.penalty() if self.elmo is not None else torch.tensor(0.0)
+        return sum((f.penalty() for f in self.features.values()), torch.tensor(0.0))
 
     def mix_report(self) -> list[dict] | None:
-        return self.elmo.mix_report() if self.elmo is not None else None
+        """The learned layer mixes of the features that have one (ELMo), or None."""
+        mixes = [m for f in self.features.values() if (m := f.mix_report()) is not None]
+        return [entry for m in mixes for entry in m] if mixes else None
+
+    def report(self) -> dict[str, Any]:
+        """Facts worth recording (GloVe coverage, the ELMo model and its caches)."""
+        info: dict[str, Any] = {}
+        for feature in self.features.values():
+            info.update(feature.report())
+        return info
 
 
-def build_features(config: FeaturesConfig, splits: dict[str, Any], progress: bool = True,
-                   recompute_elmo: bool = False, log=lambda message: print(message, file=sys.stderr)) -> tuple[FeatureStack, dict]:
-    """The feature stack for ``splits`` (a dict of Split), filling their feature inputs.
-
-    Returns the stack and facts worth recording (GloVe coverage, the ELMo model and its caches).
-    ``recompute_elmo`` runs the biLM on every batch instead of reading the cache (for benchmarks).
-    """
-    info: dict[str, Any] = {}
-    glove = chars = elmo = None
-    if config.glove is not None:
-        from elmo_tasks.features.glove import GloveEmbedding, load_glove
-
-        words = {t for s in splits.values() for tokens in s.tokens for t in tokens}
-        vocab, table, hits = load_glove(config.glove.source, words, config.glove.lowercase)
-        glove = GloveEmbedding(vocab, table, config.glove.trainable, config.glove.lowercase)
-        for split in splits.values():
-            split.glove = [glove.ids(tokens) for tokens in split.tokens]
-        total = sum(len(t) for s in splits.values() for t in s.tokens)
-        known = sum(int((ids > 1).sum()) for s in splits.values() for ids in s.glove)
-        info["glove"] = {"source": config.glove.source, "words": len(words), "found": hits,
-                         "token_coverage": round(known / max(total, 1), 4)}
-        log(f"GloVe: {hits:,} of {len(words):,} word types found; {known / max(total, 1):.1%} of tokens covered")
-    if config.chars is not None:
-        from elmo_tasks.features.chars import CharCNN, char_ids
-
-        chars = CharCNN(config.chars)
-        for split in splits.values():
-            split.chars = [char_ids(tokens, config.chars.max_chars) for tokens in split.tokens]
-    if config.elmo is not None:
-        from elmo_tasks.features.cache import LayerCache
-        from elmo_tasks.features.elmo import ElmoFeatures, model_shape, resolve_model_dir
-
-        model_dir = resolve_model_dir(config.elmo.model)
-        num_layers, dim = model_shape(model_dir)
-        bilm = None
-        if recompute_elmo:
-            from elmo_tasks.bilm.weights import load_bilm_dir
-
-            bilm = load_bilm_dir(model_dir).eval()
-            for split in splits.values():
-                split.elmo_chars = True
-        else:
-            cache = LayerCache(model_dir, config.elmo.cache_dir, config.elmo.cache_dtype, config.elmo.batch_size)
-            info["elmo_cache"] = {}
-            for name, split in splits.items():
-                split.elmo = cache.get(split.tokens, progress=progress, desc=f"ELMo cache ({name})")
-                info["elmo_cache"][name] = str(split.elmo.path)
-        elmo = ElmoFeatures(config.elmo, num_layers, dim, bilm)
-        info["elmo_model"] = {"dir": str(model_dir), "num_layers": num_layers, "dim": dim}
-    return FeatureStack(glove, chars, elmo), info
+def build_features(options: dict[str, Any], tokens: dict[str, list[list[str]]],
+                   context: BuildContext | None = None) -> FeatureStack:
+    """The stack of the configured features (name -> options) for a task with ``tokens``, in the
+    order of ``FEATURES``."""
+    context = context or BuildContext()
+    return FeatureStack({name: cls.build(options[name], tokens, context) for name, cls in FEATURES.items()
+                         if options.get(name) is not None})

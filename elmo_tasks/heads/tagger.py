@@ -9,8 +9,9 @@ import torch
 from torch import nn
 
 from elmo_tasks.features import Features
-from elmo_tasks.heads.base import BiLSTM, Head
+from elmo_tasks.heads.base import Head
 from elmo_tasks.heads.crf import CRF, bio_transitions
+from elmo_tasks.modules import BiLSTM
 
 
 @dataclass

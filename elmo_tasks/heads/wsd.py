@@ -20,6 +20,7 @@ from torch import nn
 
 from elmo_tasks.features import Features
 from elmo_tasks.heads.base import Head
+from elmo_tasks.schema import ConfigError
 
 
 @dataclass
@@ -49,8 +50,8 @@ class Wsd(Head):
         super().check_config(config)
         elmo = config.features.elmo
         if config.head.options.method == "nearest" and elmo is not None and elmo.fixed is None:
-            raise ValueError("features.elmo.fixed: the nearest-neighbour wsd head learns no mix; "
-                             "set fixed (top, average, layer0..layer2)")
+            raise ConfigError("the nearest-neighbour wsd head learns no mix; set fixed (top, average, layer0..layer2)",
+                              key="features.elmo.fixed")
 
     def targets(self, features: Features, batch: dict[str, Any]) -> torch.Tensor:
         """(B, D): the mean of the features in [target - window, target + window] within the sentence."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -9,17 +10,14 @@ from torch import nn
 
 from elmo_tasks.bilm.model import BiLM
 from elmo_tasks.bilm.options import BiLMOptions
-from elmo_tasks.pretrain.config import PretrainConfig
+from elmo_tasks.pretrain.settings import PretrainConfig
 
 
 def bilm_options(config: PretrainConfig) -> BiLMOptions:
+    """The config's ``model`` section as the biLM reads it (a clip of 0 means no clipping)."""
     m = config.model
-    return BiLMOptions(
-        lstm_dim=m.lstm_dim, projection_dim=m.projection_dim, n_layers=m.n_layers,
-        cell_clip=m.cell_clip or None, proj_clip=m.proj_clip or None,
-        use_skip_connections=m.use_skip_connections, char_embedding_dim=m.char_embedding_dim,
-        filters=[list(f) for f in m.filters], n_highway=m.n_highway, activation=m.activation,
-    )
+    return dataclasses.replace(m, cell_clip=m.cell_clip or None, proj_clip=m.proj_clip or None,
+                               filters=[list(f) for f in m.filters], extra={})
 
 
 def init_bilm(model: BiLM) -> None:

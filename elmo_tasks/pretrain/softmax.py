@@ -18,6 +18,7 @@ from torch import nn
 
 from elmo_tasks.atomic import atomic_path
 from elmo_tasks.errors import UserError
+from elmo_tasks.model_folder import SOFTMAX_NAME  # noqa: F401  (imported from here by the trainer and tests)
 
 IGNORE = -1  # target id of positions that are not predicted (padding)
 
@@ -101,9 +102,6 @@ class Softmax(nn.Module):
         logits = torch.cat([true_logits.unsqueeze(1), sampled_logits], dim=1)
         nll = torch.logsumexp(logits, dim=1) - true_logits
         return torch.where(targets == IGNORE, torch.zeros_like(nll), nll)
-
-
-SOFTMAX_NAME = "softmax.hdf5"  # not part of the public format: W (V, P) and b (V) for vocab.txt
 
 
 def save_softmax(softmax: Softmax, path: Path, dtype: str = "float32") -> None:

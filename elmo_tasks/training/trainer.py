@@ -1,14 +1,7 @@
 """Train a head on task features with early stopping; evaluate the best checkpoint; write the run folder.
 
-A run folder (``elmo-tasks run`` writes ``OUTPUT/seedN`` unless ``--out DIR``) holds::
-
-    config.yaml           the resolved config (extends merged, defaults filled, paths absolute)
-    log.txt               one line per event, appended across resumes
-    metrics.json          written last: its presence means the run is complete (schema below)
-    mix.json              the learned ELMo mix(es): softmax weights, gamma, where each goes
-    predictions/dev.jsonl, predictions/test.jsonl   one object per sentence: tokens, gold, pred
-    checkpoints/best.pt   the weights with the best dev metric
-    checkpoints/last.pt   the state after the last finished epoch (removed when the run completes)
+A run folder (``elmo-tasks run`` writes ``OUTPUT/seedN`` unless ``--out DIR``; its files are listed
+in :mod:`elmo_tasks.training.run_folder`) ends with ``metrics.json``.
 
 Resuming: a run started again on the same folder with the same config continues after the last
 finished epoch (shuffling and dropout are seeded per epoch, so the result is the one an unbroken
@@ -28,24 +21,28 @@ run gives); a complete run is not repeated. A folder that holds another config's
 
 from __future__ import annotations
 
-import json
 import random
-import shutil
 import sys
 import time
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
-from elmo_tasks.atomic import atomic_path, write_text_atomic
-from elmo_tasks.config import SPLITS, Config, dump_yaml
 from elmo_tasks.errors import UserError
+from elmo_tasks.experiment import Config
 from elmo_tasks.features import FeatureStack, build_features
+from elmo_tasks.features.base import BuildContext
 from elmo_tasks.heads import HEADS
-from elmo_tasks.training.data import Split, Task, load_sense_frequencies, load_splits
+from elmo_tasks.task import SPLITS, Task
+from elmo_tasks.training.evaluation import evaluate, prediction_rows, to_device
+from elmo_tasks.training.run_folder import RunFolder
+from elmo_tasks.training.splits import Split, cache_dataset, load_sense_frequencies, load_splits
 
 SCHEMA = 1
 
@@ -67,67 +64,33 @@ class TaskModel(nn.Module):
         self.head.fit(self.features(batch), batch)
 
 
-class Logger:
-    def __init__(self, path: Path, echo: bool = True) -> None:
-        self.path, self.echo = path, echo
-
-    def __call__(self, message: str) -> None:
-        line = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {message}"
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
-        if self.echo:
-            print(message, file=sys.stderr)
-
-
-def _to(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-
-
-def _save(obj: Any, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
 
 
-def decode(task: Task, prediction: Any) -> Any:
-    if prediction is None:
-        return None
-    if isinstance(prediction, list):
-        return [task.labels[i] for i in prediction]
-    return task.labels[prediction]
-
-
-@torch.no_grad()
-def evaluate(model: TaskModel, split: Split, task: Task, batch_size: int, device: torch.device) -> tuple[dict[str, float], list]:
-    """Metrics and decoded predictions (in the split's order)."""
-    model.eval()
-    predictions: list[Any] = [None] * len(split)
-    for batch in split.batches(batch_size):
-        for row, pred in zip(batch["rows"], model.predict(_to(batch, device))):
-            predictions[row] = decode(task, pred)
-    gold = task.gold(split.data)
-    rows = split.data if task.kind == "wsd" else None
-    return task.metrics(gold, predictions, rows), predictions
-
-
 def prepare(config: Config, progress: bool = True, recompute_elmo: bool = False,
             log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> tuple[Task, dict[str, Split], TaskModel, dict]:
-    """Load the data, build the features (and their caches) and the model: everything but training."""
+    """Load the data, build the features (and their caches) and the model: everything but training.
+
+    ``recompute_elmo`` runs the biLM on every batch instead of reading the cache (for benchmarks).
+    Returns the task, the encoded splits, the model and facts about the features.
+    """
     raw = load_splits(config.dataset)
     task = Task.build(raw, load_sense_frequencies(config.dataset) if "sense" in raw["train"].column_names else None)
     splits = {name: Split.encode(name, raw[name], task) for name in SPLITS}
-    stack, info = build_features(config.features, splits, progress=progress, recompute_elmo=recompute_elmo, log=log)
-    head_cls = HEADS[config.head.name]
+    if config.features.elmo is not None and not recompute_elmo:
+        cache_dataset(config, progress=progress, data=raw, log=log)
+    tokens = {name: split.tokens for name, split in splits.items()}
+    stack = build_features(config.features.selected(), tokens, BuildContext(progress, recompute_elmo, log))
+    for name, split in splits.items():
+        split.inputs = stack.prepare(name, split.tokens)
     try:
-        head = head_cls(config.head.options, task, stack.input_dim, stack.output_dim)
+        head = HEADS[config.head.name](config.head.options, task, stack.input_dim, stack.output_dim)
     except ValueError as exc:
         raise UserError(f"{config.path}: head: {exc}") from None
-    return task, splits, TaskModel(stack, head), info
+    return task, splits, TaskModel(stack, head), stack.report()
 
 
 def train_epoch(model: TaskModel, split: Split, config: Config, optimizer: torch.optim.Optimizer, epoch: int,
@@ -138,16 +101,14 @@ def train_epoch(model: TaskModel, split: Split, config: Config, optimizer: torch
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     model.train()
-    batches = split.batches(t.batch_size, shuffle=True, generator=generator)
+    batches = split.batches(t.batch_size, model.features, shuffle=True, generator=generator)
     if progress:
-        from tqdm import tqdm
-
         batches = tqdm(batches, total=-(-len(split) // t.batch_size), desc=f"epoch {epoch}", unit=" batches",
                        file=sys.stderr, leave=False)
     total, count = 0.0, 0
     params = [p for p in model.parameters() if p.requires_grad]
     for batch in batches:
-        loss = model.loss(_to(batch, device))
+        loss = model.loss(to_device(batch, device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if t.grad_norm is not None:
@@ -158,57 +119,36 @@ def train_epoch(model: TaskModel, split: Split, config: Config, optimizer: torch
     return total / max(count, 1)
 
 
-def run(config: Config, run_dir: str | Path, progress: bool = True, restart: bool = False, echo: bool = True) -> dict[str, Any]:
-    """Train, select on dev, evaluate on test; write the run folder. Returns the metrics dict."""
-    run_dir = Path(run_dir)
-    fingerprint = config.fingerprint()
-    metrics_path, state_path = run_dir / "metrics.json", run_dir / "checkpoints" / "last.pt"
-    resolved = run_dir / "config.yaml"
-    if restart and run_dir.exists():
-        for name in ("metrics.json", "mix.json", "log.txt", "config.yaml"):
-            (run_dir / name).unlink(missing_ok=True)
-        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-        shutil.rmtree(run_dir / "predictions", ignore_errors=True)
-    if metrics_path.is_file():
-        done = json.loads(metrics_path.read_text())
-        if done.get("fingerprint") == fingerprint:
-            if echo:
-                print(f"{run_dir}: already complete (metrics.json); --restart runs it again", file=sys.stderr)
-            return done
-        raise UserError(f"{run_dir} holds a finished run of another config; use --out DIR or --restart")
-    state = torch.load(state_path, weights_only=False) if state_path.is_file() else None
-    if state is not None and state.get("fingerprint") != fingerprint:
-        raise UserError(f"{run_dir} holds an unfinished run of another config; use --out DIR or --restart")
-    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    (run_dir / "predictions").mkdir(exist_ok=True)
-    write_text_atomic(resolved, dump_yaml(config.to_dict()))
-    log = Logger(run_dir / "log.txt", echo)
-    started = time.perf_counter()
-    t = config.trainer
-    if t.threads:
-        torch.set_num_threads(t.threads)
-    device = torch.device(t.device)
-    seed_everything(t.seed)
-    log(f"run {config.name} (seed {t.seed}) -> {run_dir}")
+def fit_epoch(model: TaskModel, split: Split, batch_size: int, device: torch.device) -> float:
+    """One pass for a head that is not trained by gradient steps (``fit``); its loss is NaN."""
+    model.eval()
+    with torch.no_grad():
+        for batch in split.batches(batch_size, model.features):
+            model.fit(to_device(batch, device))
+    return float("nan")
 
-    task, splits, model, info = prepare(config, progress=progress, log=log)
-    model.to(device)
-    log(f"task {task.kind}: {len(task.labels)} labels; sentences train {len(splits['train'])}, "
-        f"dev {len(splits['dev'])}, test {len(splits['test'])}; main metric dev {task.main_metric}")
+
+def train(model: TaskModel, splits: dict[str, Split], task: Task, config: Config, folder: RunFolder,
+          device: torch.device, state: dict[str, Any] | None, progress: bool = True) -> dict[str, Any]:
+    """Epochs with early stopping on dev (resuming after ``state``'s epoch); keeps the best weights
+    in the folder. Returns the history and the best epoch."""
+    t = config.trainer
     params = [p for p in model.parameters() if p.requires_grad]
-    n_params = sum(p.numel() for p in params)
     optimizer = torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay) if params else None
     iterative = getattr(model.head, "iterative", True)
-
     history: list[dict[str, Any]] = []
     best_score, best_epoch, start_epoch = -1.0, 0, 1
     if state is not None:
-        model.load_state_dict(state["model"])
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError:  # saved by a version whose model had other parameter names
+            raise UserError(f"{folder.state_path}: this checkpoint does not fit the model (an older elmo-tasks "
+                            "wrote it); use --restart") from None
         if optimizer is not None and state.get("optimizer"):
             optimizer.load_state_dict(state["optimizer"])
         history, best_score, best_epoch = state["history"], state["best_score"], state["best_epoch"]
         start_epoch = state["epoch"] + 1
-        log(f"resuming after epoch {state['epoch']} (best dev {task.main_metric} {best_score:.4f} at epoch {best_epoch})")
+        folder.log(f"resuming after epoch {state['epoch']} (best dev {task.main_metric} {best_score:.4f} at epoch {best_epoch})")
 
     epochs = t.epochs if iterative else 1
     for epoch in range(start_epoch, epochs + 1):
@@ -218,11 +158,7 @@ def run(config: Config, run_dir: str | Path, progress: bool = True, restart: boo
         if iterative:
             loss = train_epoch(model, splits["train"], config, optimizer, epoch, device, progress)
         else:
-            model.eval()
-            with torch.no_grad():
-                for batch in splits["train"].batches(t.batch_size):
-                    model.fit(_to(batch, device))
-            loss = float("nan")
+            loss = fit_epoch(model, splits["train"], t.batch_size, device)
         train_seconds = time.perf_counter() - tick
         tick = time.perf_counter()
         dev, _ = evaluate(model, splits["dev"], task, t.batch_size, device)
@@ -234,58 +170,74 @@ def run(config: Config, run_dir: str | Path, progress: bool = True, restart: boo
         improved = score > best_score
         if improved:
             best_score, best_epoch = score, epoch
-            _save(model.state_dict(), run_dir / "checkpoints" / "best.pt")
-        log(f"epoch {epoch}: loss {loss:.4f}, dev {task.main_metric} {score:.4f}{' (best)' if improved else ''}, "
-            f"{train_seconds:.1f}s train + {eval_seconds:.1f}s dev")
-        _save({"fingerprint": fingerprint, "epoch": epoch, "model": model.state_dict(),
-               "optimizer": optimizer.state_dict() if optimizer is not None else None,
-               "history": history, "best_score": best_score, "best_epoch": best_epoch}, state_path)
-    stopped_early = bool(history) and history[-1]["epoch"] < epochs
+            folder.save_best(model)
+        folder.log(f"epoch {epoch}: loss {loss:.4f}, dev {task.main_metric} {score:.4f}{' (best)' if improved else ''}, "
+                   f"{train_seconds:.1f}s train + {eval_seconds:.1f}s dev")
+        folder.save_state({"epoch": epoch, "model": model.state_dict(),
+                           "optimizer": optimizer.state_dict() if optimizer is not None else None,
+                           "history": history, "best_score": best_score, "best_epoch": best_epoch})
+    return {"history": history, "best_epoch": best_epoch,
+            "stopped_early": bool(history) and history[-1]["epoch"] < epochs}
 
-    model.load_state_dict(torch.load(run_dir / "checkpoints" / "best.pt", weights_only=False))
+
+def run(config: Config, run_dir: str | Path, progress: bool = True, restart: bool = False, echo: bool = True) -> dict[str, Any]:
+    """Train, select on dev, evaluate on test; write the run folder. Returns the metrics dict."""
+    folder = RunFolder(run_dir, config.fingerprint(), echo)
+    if restart and folder.path.exists():
+        folder.clear()
+    done = folder.finished()
+    if done is not None:
+        if echo:
+            print(f"{folder.path}: already complete (metrics.json); --restart runs it again", file=sys.stderr)
+        return done
+    state = folder.resume_state()
+    folder.start(config.to_dict())
+    started = time.perf_counter()
+    t = config.trainer
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    device = torch.device(t.device)
+    seed_everything(t.seed)
+    folder.log(f"run {config.name} (seed {t.seed}) -> {folder.path}")
+
+    task, splits, model, info = prepare(config, progress=progress, log=folder.log)
+    model.to(device)
+    folder.log(f"task {task.kind}: {len(task.labels)} labels; sentences train {len(splits['train'])}, "
+               f"dev {len(splits['dev'])}, test {len(splits['test'])}; main metric dev {task.main_metric}")
+    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    trained = train(model, splits, task, config, folder, device, state, progress)
+
+    folder.load_best(model)
     results: dict[str, dict[str, float]] = {}
     for name in ("dev", "test"):
         metrics, predictions = evaluate(model, splits[name], task, t.batch_size, device)
         results[name] = {k: round(v, 6) for k, v in metrics.items()}
-        _write_predictions(run_dir / "predictions" / f"{name}.jsonl", splits[name], task, predictions)
+        folder.write_predictions(name, prediction_rows(splits[name], task, predictions))
     mix = model.features.mix_report()
-    write_text_atomic(run_dir / "mix.json", json.dumps(mix, indent=1) + "\n")
+    folder.write_json("mix.json", mix)
+    history = trained["history"]
     train_times = [h["train_seconds"] for h in history]
     out = {
-        "schema": SCHEMA, "name": config.name, "config": config.path, "fingerprint": fingerprint,
+        "schema": SCHEMA, "name": config.name, "config": config.path, "fingerprint": folder.fingerprint,
         "seed": t.seed, "task": task.kind,
         "dataset": config.dataset.name or config.dataset.files.get("train", ""),
         "head": config.head.name, "features": config.features.names(), "main_metric": task.main_metric,
         "dev": results["dev"], "test": results["test"],
-        "best_epoch": best_epoch, "epochs_run": len(history), "stopped_early": stopped_early,
+        "best_epoch": trained["best_epoch"], "epochs_run": len(history), "stopped_early": trained["stopped_early"],
         "history": history,
         "seconds_per_epoch": round(sum(train_times) / max(len(train_times), 1), 3),
         "total_seconds": round(time.perf_counter() - started, 3),
         "mix": mix, "parameters": n_params, "sizes": {name: len(s) for name, s in splits.items()},
         "feature_info": info, "versions": _versions(),
     }
-    write_text_atomic(metrics_path, json.dumps(out, indent=1) + "\n")
-    state_path.unlink(missing_ok=True)
-    log(f"done: dev {task.main_metric} {results['dev'][task.main_metric]:.4f}, "
-        f"test {task.main_metric} {results['test'][task.main_metric]:.4f} (best epoch {best_epoch}); {metrics_path}")
+    metrics_path = folder.finish(out)
+    folder.log(f"done: dev {task.main_metric} {results['dev'][task.main_metric]:.4f}, "
+               f"test {task.main_metric} {results['test'][task.main_metric]:.4f} (best epoch {trained['best_epoch']}); "
+               f"{metrics_path}")
     return out
 
 
-def _write_predictions(path: Path, split: Split, task: Task, predictions: list) -> None:
-    gold = task.gold(split.data)
-    lines = []
-    for i, (tokens, g, p) in enumerate(zip(split.tokens, gold, predictions)):
-        row: dict[str, Any] = {"tokens": tokens, "gold": g, "pred": p}
-        if split.target is not None:
-            row["target"] = int(split.target[i])
-            row["lemma_key"] = split.keys[i]
-        lines.append(json.dumps(row, ensure_ascii=False))
-    write_text_atomic(path, "\n".join(lines) + ("\n" if lines else ""))
-
-
 def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
     out = {"torch": torch.__version__}
     try:
         out["elmo_tasks"] = version("elmo-tasks")

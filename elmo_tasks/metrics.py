@@ -6,7 +6,10 @@
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
+
+import seqeval.metrics as seqeval_metrics
+import sklearn.metrics as sklearn_metrics
 
 _BIO = re.compile(r"^(O|[BIES]-.+)$")
 
@@ -23,21 +26,17 @@ def tagging_metrics(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]
     pairs = [(g, p) for gs, ps in zip(gold, pred) for g, p in zip(gs, ps)]
     out = {"accuracy": sum(g == p for g, p in pairs) / max(len(pairs), 1)}
     if spans:
-        from seqeval.metrics import f1_score, precision_score, recall_score
-
         gold_l, pred_l = [list(g) for g in gold], [list(p) for p in pred]
-        out["span_f1"] = float(f1_score(gold_l, pred_l, zero_division=0))
-        out["span_precision"] = float(precision_score(gold_l, pred_l, zero_division=0))
-        out["span_recall"] = float(recall_score(gold_l, pred_l, zero_division=0))
+        out["span_f1"] = float(seqeval_metrics.f1_score(gold_l, pred_l, zero_division=0))
+        out["span_precision"] = float(seqeval_metrics.precision_score(gold_l, pred_l, zero_division=0))
+        out["span_recall"] = float(seqeval_metrics.recall_score(gold_l, pred_l, zero_division=0))
     return out
 
 
 def classification_metrics(gold: Sequence[str], pred: Sequence[str]) -> dict[str, float]:
     """``accuracy`` and ``macro_f1`` (the unweighted mean of the per-class F1 over the gold and predicted classes)."""
-    from sklearn.metrics import accuracy_score, f1_score
-
-    return {"accuracy": float(accuracy_score(gold, pred)),
-            "macro_f1": float(f1_score(gold, pred, average="macro", zero_division=0))}
+    return {"accuracy": float(sklearn_metrics.accuracy_score(gold, pred)),
+            "macro_f1": float(sklearn_metrics.f1_score(gold, pred, average="macro", zero_division=0))}
 
 
 def wsd_metrics(gold: Sequence[str], pred: Sequence[str | None]) -> dict[str, float]:

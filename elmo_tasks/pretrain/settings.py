@@ -4,7 +4,7 @@ A config file has four sections, each optional except ``corpus``::
 
     corpus:   {train: [FILE...], heldout: [FILE...]}     # or {dataset: {...}}
     vocab:    {file: null, max_size: 30000, min_count: 1}
-    model:    {lstm_dim: 512, projection_dim: 128, ...}   # the biLM's sizes (options.json)
+    model:    {lstm_dim: 512, projection_dim: 128, ...}   # the biLM's sizes: BiLMOptions (options.json)
     training: {batch_size: 64, unroll_steps: 20, ...}
 
 Relative paths are read relative to the config file's folder; ``{cache}`` stands for the download
@@ -18,12 +18,14 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from elmo_tasks.bilm.options import BiLMOptions
+from elmo_tasks.data.sources import cache_dir
 from elmo_tasks.errors import UserError
+from elmo_tasks.schema import ConfigError, Source, build, keys_of, parse_yaml
 
 STATE_MODES = ("stateful", "per_sentence")
 SOFTMAX_KINDS = ("auto", "sampled", "full")
@@ -58,18 +60,11 @@ class VocabConfig:
     min_count: int = 1
 
 
-@dataclass
-class ModelConfig:
-    lstm_dim: int = 512
-    projection_dim: int = 128
-    n_layers: int = 2
-    cell_clip: float | None = 3.0  # None or 0: no clipping (written as 0 in options.json)
-    proj_clip: float | None = 3.0
-    use_skip_connections: bool = True
-    char_embedding_dim: int = 16
-    filters: list[list[int]] = field(default_factory=lambda: [[1, 32], [2, 32], [3, 64], [4, 128], [5, 256]])
-    n_highway: int = 1
-    activation: str = "relu"
+def _small_model() -> BiLMOptions:
+    """The ``model:`` section's defaults: the toolkit's default model, smaller than the released ones."""
+    return BiLMOptions(lstm_dim=512, projection_dim=128, n_layers=2, cell_clip=3.0, proj_clip=3.0,
+                       use_skip_connections=True, char_embedding_dim=16,
+                       filters=[[1, 32], [2, 32], [3, 64], [4, 128], [5, 256]], n_highway=1, activation="relu")
 
 
 @dataclass
@@ -104,80 +99,24 @@ class TrainingConfig:
 class PretrainConfig:
     corpus: CorpusConfig
     vocab: VocabConfig = field(default_factory=VocabConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    # the biLM's sizes, as in options.json; keys left out keep _small_model's values
+    model: BiLMOptions = field(default_factory=_small_model)
     training: TrainingConfig = field(default_factory=TrainingConfig)
-    source: str = "<dict>"  # the file it came from
+    source: str = field(default="<dict>", metadata={"key": False})  # the file it came from
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
         data.pop("source")
+        data["model"] = {key: data["model"][key] for key in keys_of(BiLMOptions)}  # the config's keys only
         return data
 
 
 # -- loading ---------------------------------------------------------------------------------------
 
 
-def _type_ok(value: Any, hint: Any) -> bool:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if hint is Any:
-        return True
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        return any(_type_ok(value, a) for a in args)
-    if hint is type(None):
-        return value is None
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is str:
-        return isinstance(value, str)
-    if origin is list:
-        return isinstance(value, list) and all(_type_ok(v, args[0]) for v in value)
-    if origin is dict:
-        return isinstance(value, dict)
-    return False
-
-
-def _type_name(hint: Any) -> str:
-    return str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
-
-
-def _build(cls: type, data: Any, prefix: str, source: str) -> Any:
-    if not isinstance(data, dict):
-        raise UserError(f"{source}: '{prefix or 'top level'}' must be a mapping of keys to values")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls) if f.name != "source"}
-    kwargs = {}
-    for key, value in data.items():
-        path = f"{prefix}.{key}" if prefix else str(key)
-        if key not in names:
-            raise UserError(f"{source}: unknown key '{path}' (known: {', '.join(sorted(names))})")
-        hint = hints[key]
-        nested = [a for a in (typing.get_args(hint) or (hint,)) if dataclasses.is_dataclass(a)]
-        if nested and value is not None:
-            kwargs[key] = _build(nested[0], value, path, source)
-            continue
-        if not _type_ok(value, hint):
-            raise UserError(f"{source}: key '{path}' must be {_type_name(hint)}, got {value!r}")
-        if hint in (float, float | None) and isinstance(value, int):
-            value = float(value)
-        kwargs[key] = value
-    missing = [f.name for f in dataclasses.fields(cls)
-               if f.name in names and f.name not in kwargs
-               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-    if missing:
-        raise UserError(f"{source}: missing key '{(prefix + '.') if prefix else ''}{missing[0]}'")
-    return cls(**kwargs)
-
-
 def resolve_path(text: str, base: Path) -> Path:
     """``{cache}``, ``~`` and ``$VARS`` expanded; relative paths taken from ``base``."""
     if "{cache}" in text:
-        from elmo_tasks.data.sources import cache_dir
-
         text = text.replace("{cache}", str(cache_dir()))
     path = Path(os.path.expanduser(os.path.expandvars(text)))
     return path if path.is_absolute() else base / path
@@ -261,15 +200,16 @@ def validate(config: PretrainConfig, base: Path) -> PretrainConfig:
 
 
 def config_from_dict(data: Any, source: str = "<dict>", base: str | Path | None = None) -> PretrainConfig:
-    config = _build(PretrainConfig, data, "", source)
+    """Build (through the typed loader, :mod:`elmo_tasks.schema`) and validate a pretraining config."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of keys to values")
+    config = build(PretrainConfig, data, Source(source, quoted=True))
     config.source = source
     return validate(config, Path(base) if base is not None else Path.cwd())
 
 
 def load_config(path: str | Path) -> PretrainConfig:
     """Read and validate a pretraining YAML file."""
-    from elmo_tasks.config import parse_yaml
-
     path = Path(path)
     if not path.is_file():
         raise UserError(f"config file not found: {path}")

@@ -1,0 +1,90 @@
+"""The HDF5 dump of embedded sentences, as AllenNLP's ``elmo`` command writes it and its readers expect.
+
+One float32 dataset per sentence, keyed by its 0-based line number (or by the sentence text with
+sentence keys): (3, n, 2P) for ``all`` layers, (n, 2P) for ``top`` or ``average``; with
+``pool="mean"`` the mean over the sentence's tokens, (3, 2P) or (2P,), i.e. a sentence vector.
+Unless sentence keys are used, ``sentence_to_index`` is a shape-(1,) variable-length string
+dataset holding a JSON map from each stripped line to its key, read as
+``json.loads(f["sentence_to_index"][0])``; a sentence that occurs twice maps to its last line, as
+AllenNLP's map does.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable
+
+import h5py
+import numpy as np
+
+from elmo_tasks.atomic import atomic_path
+from elmo_tasks.errors import UserError
+
+LAYER_CHOICES = ("all", "top", "average")
+POOL_CHOICES = ("none", "mean")
+SENTENCE_INDEX = "sentence_to_index"
+
+
+def reduce_layers(array: np.ndarray, layers: str = "all", pool: str = "none") -> np.ndarray:
+    """(L, n, 2P) -> the requested layers, then optionally the mean over tokens (zeros for no token)."""
+    if layers == "top":
+        array = array[-1]
+    elif layers == "average":
+        array = array.mean(axis=0)
+    elif layers != "all":
+        raise UserError(f"layers must be one of {', '.join(LAYER_CHOICES)}, got {layers!r}")
+    if pool == "mean":
+        tokens = array.shape[-2]
+        array = array.mean(axis=-2) if tokens else np.zeros(array.shape[:-2] + array.shape[-1:], array.dtype)
+    elif pool != "none":
+        raise UserError(f"pool must be one of {', '.join(POOL_CHOICES)}, got {pool!r}")
+    return array.astype(np.float32, copy=False)
+
+
+def write_sentence_index(handle: h5py.File, mapping: dict[str, str]) -> None:
+    dataset = handle.create_dataset(SENTENCE_INDEX, (1,), dtype=h5py.string_dtype())
+    dataset[0] = json.dumps(mapping)
+
+
+class DumpWriter:
+    """Writes sentence datasets into an open HDF5 file; ``finish()`` adds ``sentence_to_index``."""
+
+    def __init__(self, handle: h5py.File, layers: str = "all", pool: str = "none",
+                 use_sentence_keys: bool = False, sentence_index: bool = True) -> None:
+        self.handle, self.layers, self.pool = handle, layers, pool
+        self.use_sentence_keys = use_sentence_keys
+        self.sentence_index = sentence_index and not use_sentence_keys
+        self.mapping: dict[str, tuple[int, str]] = {}  # sentence -> (line, key) of its last line
+        reduce_layers(np.zeros((1, 0, 1), np.float32), layers, pool)  # validates the choices up front
+
+    def add(self, index: int, text: str, array: np.ndarray) -> None:
+        sentence = text.strip()
+        key = sentence if self.use_sentence_keys else str(index)
+        if self.use_sentence_keys:
+            if key in self.handle:
+                raise UserError(f"line {index + 1}: the sentence {sentence[:60]!r} occurs twice, and sentence keys "
+                                "must be unique: drop --use-sentence-keys to key datasets by line number")
+            if not sentence or "/" in sentence or sentence == ".":
+                raise UserError(f"line {index + 1}: {sentence[:60]!r} cannot be an HDF5 key (empty, '.' or has '/'): "
+                                "drop --use-sentence-keys to key datasets by line number")
+        self.handle.create_dataset(key, data=reduce_layers(array, self.layers, self.pool))
+        if self.sentence_index and (sentence not in self.mapping or self.mapping[sentence][0] < index):
+            self.mapping[sentence] = (index, key)
+
+    def finish(self) -> None:
+        if self.sentence_index:
+            write_sentence_index(self.handle, {s: key for s, (_, key) in self.mapping.items()})
+
+
+def write_dump(path: str | Path, items: Iterable[tuple[int, str, np.ndarray]], layers: str = "all",
+               pool: str = "none", use_sentence_keys: bool = False, sentence_index: bool = True) -> int:
+    """Write (line index, line text, (L, n, 2P) array) items to ``path`` atomically; returns the count."""
+    count = 0
+    with atomic_path(Path(path)) as tmp, h5py.File(tmp, "w") as handle:
+        writer = DumpWriter(handle, layers, pool, use_sentence_keys, sentence_index)
+        for index, text, array in items:
+            writer.add(index, text, array)
+            count += 1
+        writer.finish()
+    return count

@@ -1,0 +1,252 @@
+"""Experiment configs: one YAML file describes one run (dataset, features, head, trainer, output).
+
+    dataset:                      # where the examples come from
+      source: files               # prepared (elmo-tasks data prepare NAME) | files | hub
+      format: conll               # files only: conll | word_tag | table | jsonl
+      files: {train: train.txt, dev: dev.txt, test: test.txt}
+    features:                     # the task model's input is the concatenation of these
+      glove: {source: package, trainable: false}
+      elmo: {model: default, dropout: 0.5, l2: 0.001, where: input}
+    head: {name: tagger, hidden: 100, output: crf}
+    trainer: {epochs: 20, patience: 5, batch_size: 32, lr: 0.001}
+
+A config may start with ``extends: other.yaml``: the other file is read first and this one's keys
+are merged over it (mappings merge key by key, a ``null`` removes a key, lists replace; a changed
+``head.name`` replaces the whole ``head`` mapping). Paths inside a config (data files, a GloVe
+text file, a model folder, an extended config) are relative to that config's folder; ``output``
+is relative to the folder the command runs in.
+
+Loading validates everything at once against the dataclasses below (through the one typed loader,
+:mod:`elmo_tasks.schema`): an unknown key, a value of the wrong type or a file that does not exist
+raises a :class:`ConfigError` (a ``UserError``) naming the file and the dotted key. Each feature's
+and each head's own options are the ``Options`` dataclass in its file (``elmo_tasks/features/``,
+``elmo_tasks/heads/``), checked the same way; checks across keys and on disk are in
+:mod:`elmo_tasks.experiment_checks`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from elmo_tasks.experiment_checks import check_config
+from elmo_tasks.features import FEATURES
+from elmo_tasks.heads import head_options
+from elmo_tasks.schema import ConfigError, Source, build, parse_yaml
+
+# -- the schema ------------------------------------------------------------------------------------
+
+
+@dataclass
+class DatasetConfig:
+    source: Literal["prepared", "files", "hub"] = "prepared"
+    # prepared: a name from `elmo-tasks data prepare --list`; hub: a `datasets` hub name
+    name: str = ""
+    # files: the reader (elmo_tasks.data.readers.read_<format>) and one file per split
+    format: Literal["", "conll", "word_tag", "table", "jsonl"] = ""
+    files: dict[str, str] = field(default_factory=dict)
+    # extra keyword arguments for the reader or load_hub (text_column, label_column, delimiter, ...)
+    options: dict[str, Any] = field(default_factory=dict)
+    # keep only the first N examples of each split (quick runs and tests)
+    max_examples: int | None = None
+    # word senses: a sense_frequencies.json ("lemma%pos" -> senses with counts) for the
+    # most-frequent-sense back-off; prepared wordnet-wsd brings its own
+    sense_frequencies: str | None = None
+
+
+def _names(self: Any) -> list[str]:
+    """The features set, in the order of their concatenation."""
+    return [f.name for f in dataclasses.fields(self) if getattr(self, f.name) is not None]
+
+
+def _selected(self: Any) -> dict[str, Any]:
+    """Feature name -> its options, for the features set."""
+    return {name: getattr(self, name) for name in _names(self)}
+
+
+# one optional section per entry of elmo_tasks.features.FEATURES, typed by that feature's Options
+FeaturesConfig = dataclasses.make_dataclass(
+    "FeaturesConfig", [(name, cls.Options | None, field(default=None)) for name, cls in FEATURES.items()],
+    namespace={"names": _names, "selected": _selected, "__module__": __name__})
+
+
+@dataclass
+class HeadConfig:
+    name: str
+    options: Any  # the head's Options dataclass, filled from the other keys of `head`
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **dataclasses.asdict(self.options)}
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = 20
+    patience: int = 5  # stop after this many epochs without a better dev metric
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    grad_norm: float | None = 5.0  # clip the gradient norm (null: no clipping)
+    seed: int = 0
+    device: str = "cpu"
+    threads: int | None = None  # torch threads (null: as the caller set them; `elmo-tasks run` uses 1)
+
+
+@dataclass
+class Config:
+    dataset: DatasetConfig
+    features: FeaturesConfig  # type: ignore[valid-type]
+    head: HeadConfig
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    name: str = ""  # default: the config file's name without .yaml
+    description: str = ""
+    output: str = ""  # run folder root (default runs/NAME); a run writes OUTPUT/seedN
+    path: str = field(default="", metadata={"key": False})  # the file this was loaded from
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config as plain data (what a run writes to its config.yaml)."""
+        data = dataclasses.asdict(self)
+        data["head"] = self.head.to_dict()
+        data.pop("path")
+        return data
+
+    def fingerprint(self) -> str:
+        """A hash of everything that changes training (not the output folder): resume checks it."""
+        data = self.to_dict()
+        data.pop("output", None)
+        data.pop("description", None)
+        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# -- loading ---------------------------------------------------------------------------------------
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
+    """Read, merge (``extends``) and validate a config file; ``overrides`` are dotted keys."""
+    path = Path(path)
+    data, origins = _read_with_extends(path, [])
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(data, dotted, value)
+        origins[dotted] = "command line"
+    return _validate(data, Source(path, origins))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    data = parse_yaml(path)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config must be a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def _read_with_extends(path: Path, chain: list[Path]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The merged mapping and, for every dotted key, the file that set it."""
+    resolved = path.resolve()
+    if resolved in chain:
+        raise ConfigError(f"{path}: extends itself through {' -> '.join(str(p) for p in chain)}")
+    data = _read_yaml(path)
+    _absolutize_paths(data, path.parent)
+    parent_name = data.pop("extends", None)
+    own_origins = {key: str(path) for key in _dotted_keys(data)}
+    if parent_name is None:
+        return data, own_origins
+    if not isinstance(parent_name, str):
+        raise ConfigError(f"{path}: extends: must be a file name, got {parent_name!r}")
+    parent_path = path.parent / parent_name
+    if not parent_path.is_file():
+        raise ConfigError(f"{path}: extends: file not found: {parent_path}")
+    base, origins = _read_with_extends(parent_path, chain + [resolved])
+    _merge(base, data)
+    origins = {k: v for k, v in origins.items() if _has_dotted(base, k)}
+    origins.update(own_origins)
+    return base, origins
+
+
+# keys whose values are input paths, relative to the file that names them
+def _path_keys() -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """(dotted key, names that are not paths) of every key holding an input path: the feature
+    options' fields marked ``metadata={"path": (names...)}``, and the sense frequencies file."""
+    keys: list[tuple[tuple[str, ...], tuple[str, ...]]] = [(("dataset", "sense_frequencies"), ())]
+    for name, cls in FEATURES.items():
+        keys.extend((("features", name, f.name), tuple(f.metadata["path"]))
+                    for f in dataclasses.fields(cls.Options) if "path" in f.metadata)
+    return keys
+
+
+def _absolutize_paths(data: dict[str, Any], folder: Path) -> None:
+    for keys, names in _path_keys():
+        parent = data
+        for key in keys[:-1]:
+            parent = parent.get(key) if isinstance(parent, dict) else None
+        if isinstance(parent, dict) and isinstance(parent.get(keys[-1]), str) and parent[keys[-1]] not in names:
+            parent[keys[-1]] = str((folder / parent[keys[-1]]).resolve())
+    files = data.get("dataset", {}).get("files") if isinstance(data.get("dataset"), dict) else None
+    if isinstance(files, dict):
+        for split, value in files.items():
+            if isinstance(value, str):
+                files[split] = str((folder / value).resolve())
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> None:
+    for key, value in over.items():
+        if value is None:
+            base[key] = None
+        elif key == "head" and isinstance(value, dict) and isinstance(base.get(key), dict) \
+                and "name" in value and value["name"] != base[key].get("name"):
+            base[key] = value  # another head: the parent's head options do not apply
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def _dotted_keys(data: Any, prefix: str = "") -> list[str]:
+    if not isinstance(data, dict):
+        return []
+    keys = []
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        keys.append(dotted)
+        keys.extend(_dotted_keys(value, dotted + "."))
+    return keys
+
+
+def _has_dotted(data: dict[str, Any], dotted: str) -> bool:
+    node: Any = data
+    for key in dotted.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+    return True
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    node = data
+    keys = dotted.split(".")
+    for key in keys[:-1]:
+        if not isinstance(node.get(key), dict):
+            node[key] = {}
+        node = node[key]
+    node[keys[-1]] = value
+
+
+def _validate(data: dict[str, Any], source: Source) -> Config:
+    for required in ("dataset", "features", "head"):
+        if not isinstance(data.get(required), dict):
+            if data.get(required) is None:
+                raise source.error(required, "missing (a config needs dataset, features and head)")
+            raise source.error(required, f"must be a mapping, got {type(data[required]).__name__}")
+    name, options = head_options(data["head"], source)
+    path = Path(source.path)
+    config = build(Config, data, source, given={"head": HeadConfig(name, options), "path": str(path)})
+    config.name = config.name or path.name.removesuffix(".yaml").removesuffix(".yml")
+    config.output = config.output or str(Path("runs") / config.name)
+    check_config(config, source)
+    return config

@@ -1,0 +1,172 @@
+"""From a config's ``dataset`` to batches of tensors.
+
+:func:`load_splits` reads the train/dev/test ``datasets.Dataset`` s (a prepared set, local files or
+a hub name). :class:`Split` holds one split's tokens, label ids and, per feature name, that
+feature's prepared input (``Feature.prepare``); :meth:`Split.batches` yields dicts of padded
+tensors, each feature's part collated by the feature itself.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from elmo_tasks.data import readers, recipes
+from elmo_tasks.errors import UserError
+from elmo_tasks.experiment import Config, DatasetConfig
+from elmo_tasks.features.base import pad
+from elmo_tasks.task import SPLITS, Task, lemma_key
+
+
+class Collator(Protocol):
+    def collate(self, inputs: dict[str, Any], rows: list[int], width: int) -> dict[str, Any]: ...
+
+
+def load_splits(config: DatasetConfig) -> dict[str, Any]:
+    """``{"train": Dataset, "dev": Dataset, "test": Dataset}`` as the config describes."""
+    if config.source == "prepared":
+        loaded = recipes.load_prepared(config.name)
+    elif config.source == "hub":
+        loaded = readers.load_hub(config.name, **config.options)
+    else:
+        reader = getattr(readers, f"read_{config.format}")
+        loaded = {}
+        for split in SPLITS:
+            try:
+                loaded[split] = reader(config.files[split], **config.options)
+            except TypeError as exc:
+                raise UserError(f"dataset.options: {exc} (reader read_{config.format})") from None
+    missing = [s for s in SPLITS if s not in loaded]
+    if missing:
+        raise UserError(f"dataset {config.name or config.files}: no {', '.join(missing)} split "
+                        f"(has {', '.join(loaded)})")
+    splits = {s: loaded[s] for s in SPLITS}
+    if config.max_examples is not None:
+        splits = {s: d.select(range(min(config.max_examples, len(d)))) for s, d in splits.items()}
+    return splits
+
+
+def load_sense_frequencies(config: DatasetConfig) -> dict[str, list[dict]] | None:
+    if config.sense_frequencies:
+        return json.loads(Path(config.sense_frequencies).read_text(encoding="utf-8"))
+    if config.source == "prepared" and config.name == "wordnet-wsd":
+        return recipes.load_sense_frequencies()
+    return None
+
+
+@dataclass
+class Split:
+    """One split, encoded: tokens, label ids and the inputs of each feature."""
+
+    name: str
+    data: Any  # the datasets.Dataset
+    tokens: list[list[str]]
+    labels: list[Any]  # tagging: int64 arrays; classification / wsd: ints
+    target: np.ndarray | None = None  # wsd: the target token of each sentence
+    keys: list[str] | None = None  # wsd: lemma keys
+    inputs: dict[str, Any] = field(default_factory=dict)  # feature name -> Feature.prepare's result
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    @classmethod
+    def encode(cls, name: str, data: Any, task: Task) -> "Split":
+        tokens = [list(t) for t in data["tokens"]]
+        index = task.index
+        if task.kind == "tagging":
+            labels = [np.array([index[t] for t in tags], dtype=np.int64) for tags in data["tags"]]
+            for i, (toks, labs) in enumerate(zip(tokens, labels)):
+                if len(toks) != len(labs):
+                    raise UserError(f"{name} example {i}: {len(toks)} tokens but {len(labs)} tags")
+            return cls(name, data, tokens, labels)
+        if task.kind == "classification":
+            return cls(name, data, tokens, [index[l] for l in data["label"]])
+        target = np.array(data["target"], dtype=np.int64)
+        bad = [i for i, (t, toks) in enumerate(zip(target, tokens)) if not 0 <= t < len(toks)]
+        if bad:
+            raise UserError(f"{name} example {bad[0]}: target {target[bad[0]]} is outside its {len(tokens[bad[0]])} tokens")
+        return cls(name, data, tokens, [index[s] for s in data["sense"]], target, [lemma_key(r) for r in data])
+
+    def batches(self, batch_size: int, features: Collator, shuffle: bool = False,
+                generator: torch.Generator | None = None) -> Iterator[dict[str, Any]]:
+        """Batches of similar-length sentences; shuffled (order and bucket contents) when asked.
+
+        ``features`` (the model's ``FeatureStack``) collates each feature's inputs."""
+        n = len(self)
+        order = torch.randperm(n, generator=generator).tolist() if shuffle else list(range(n))
+        pool = batch_size * 20
+        batches = []
+        for start in range(0, n, pool):
+            chunk = sorted(order[start:start + pool], key=lambda i: len(self.tokens[i]))
+            batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+        if shuffle:
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+        for rows in batches:
+            yield self.collate(rows, features)
+
+    def collate(self, rows: list[int], features: Collator) -> dict[str, Any]:
+        lengths = [len(self.tokens[i]) for i in rows]
+        width = max(max(lengths), 1)
+        mask = torch.zeros(len(rows), width, dtype=torch.bool)
+        for b, n in enumerate(lengths):
+            mask[b, :n] = True
+        batch: dict[str, Any] = {"rows": rows, "mask": mask, "inputs": features.collate(self.inputs, rows, width)}
+        first = self.labels[rows[0]] if rows else None
+        if isinstance(first, np.ndarray):
+            batch["labels"] = pad([self.labels[i] for i in rows], width, fill=-100)
+        else:
+            batch["labels"] = torch.tensor([self.labels[i] for i in rows], dtype=torch.long)
+        if self.target is not None:
+            batch["target"] = torch.from_numpy(self.target[rows])
+            batch["keys"] = [self.keys[i] for i in rows]
+        return batch
+
+
+
+@dataclass
+class CachedSplit:
+    """What :func:`cache_dataset` did for one split."""
+
+    split: str
+    sentences: int
+    tokens: int
+    nbytes: int
+    path: Path
+    built: bool  # False: the cache was there already
+    seconds: float
+
+
+def cache_dataset(config: Config, progress: bool = True, data: dict[str, Any] | None = None,
+                  log: Callable[[str], None] | None = None) -> list[CachedSplit]:
+    """Build the ELMo layer cache of every split of the config's data set unless it exists.
+
+    The one "config -> splits -> cache" path of ``elmo-tasks run`` (before training), ``cache``
+    and ``bench``; under torchrun the ranks build together. ``data``: the splits, if loaded already.
+    Existing caches are checked memory-mapped, not read.
+    """
+    elmo = config.features.elmo
+    if elmo is None:
+        raise UserError(f"{config.path}: features.elmo is not set: this config uses no ELMo layers to cache")
+    cache = elmo.layer_cache()
+    data = data if data is not None else load_splits(config.dataset)
+    out = []
+    for split in SPLITS:
+        tokens = [list(t) for t in data[split]["tokens"]]
+        tick = time.perf_counter()
+        built = cache.ensure(tokens, progress=progress, desc=f"ELMo cache {config.name} {split}")
+        seconds = time.perf_counter() - tick
+        layers = cache.peek(tokens)
+        if layers is None:
+            raise UserError(f"the feature cache at {cache.path_for(tokens)} could not be read back")
+        if built and log is not None:
+            log(f"built the ELMo cache of {config.name} {split} ({len(tokens):,} sentences) in {seconds:.0f}s")
+        out.append(CachedSplit(split, len(tokens), int(layers.shape[0]), int(layers.nbytes), cache.path_for(tokens),
+                               built, seconds))
+    return out
