@@ -79,8 +79,8 @@ def worker(args: argparse.Namespace) -> None:
 def training_flops_per_token(config_path: str, batch_size: int, distinct_per_token: float) -> float:
     """3 x the forward products per token (forward + the two backward products)."""
     import yaml
-
     from bench_common import flops_per_token
+
     from elmo_tasks.bilm.options import BiLMOptions
 
     data = yaml.safe_load(Path(config_path).read_text())
@@ -112,8 +112,8 @@ def main() -> int:
         return 0
 
     import torch
-
     from bench_common import gemm_rates, machine_description
+
     from elmo_tasks.pretrain.device import bf16_supported
 
     scratch = Path(tempfile.mkdtemp(prefix="pretrain-speed-"))

@@ -39,8 +39,11 @@ def arrays(model_dir: Path) -> dict[str, np.ndarray]:
     out = {}
     for name in ("weights.hdf5", "softmax.hdf5"):
         with h5py.File(model_dir / name, "r") as handle:
-            handle.visititems(lambda key, item: out.__setitem__(f"{name}/{key}", item[...])
-                              if isinstance(item, h5py.Dataset) else None)
+            def keep(key, item, name=name):
+                if isinstance(item, h5py.Dataset):
+                    out[f"{name}/{key}"] = item[...]
+
+            handle.visititems(keep)
     return out
 
 

@@ -42,8 +42,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from elmo_tasks.atomic import write_text_atomic
-from elmo_tasks.pretrain.settings import config_from_dict
+from elmo_tasks.atomic import write_text_atomic  # noqa: E402  (after the sys.path line)
+from elmo_tasks.pretrain.settings import config_from_dict  # noqa: E402
 
 SMOKE_SENTENCES = [["I", "love", "to", "watch", "TV", "."], ["I", "am", "wearing", "a", "wrist", "watch", "."],
                    ["The", "GPU", "runs", "the", "same", "maths", "."], ["Short"]]
@@ -291,7 +291,8 @@ def pretrain_run(device: torch.device, base: dict, config_name: str, train: Path
               "status": "done", **{k: summary[k] for k in ("steps", "tokens_seen", "epochs", "wall_time_s", "vocab_size",
                                                           "parameters_bilm", "parameters_softmax", "batch_size",
                                                           "softmax", "final_heldout", "options")},
-              "train_tokens": data.train.n_tokens, "tokens_per_s": round(summary["tokens_seen"] / max(summary["wall_time_s"], 1e-9)),
+              "train_tokens": data.train.n_tokens,
+              "tokens_per_s": round(summary["tokens_seen"] / max(summary["wall_time_s"], 1e-9)),
               "evaluations": summary["history"]}
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
     result["loss_curve"] = [(r["step"], round(r["loss"], 3)) for r in log if "loss" in r]
