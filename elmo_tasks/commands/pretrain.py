@@ -38,18 +38,25 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--export-only exports an existing run: give --resume too")
     trainer = Trainer(config, out, device=args.device, resume=args.resume, progress=not args.quiet,
                       init_from=args.init_from)
+    main_process = trainer.parallel.is_main  # under torchrun, rank 0 reports and exports
     if args.export_only:
-        trainer.export(out / "model")
-        print(f"exported step {trainer.step} of {out} to {out / 'model'} (options.json + weights.hdf5)", file=sys.stderr)
+        if main_process:
+            trainer.export(out / "model")
+            print(f"exported step {trainer.step} of {out} to {out / 'model'} (options.json + weights.hdf5)",
+                  file=sys.stderr)
+        trainer.parallel.finish()
         return 0
-    print(f"pretrain: {trainer.data.train.n_tokens:,} training tokens, vocabulary {len(trainer.data.vocab):,}, "
-          f"{trainer.total_steps:,} steps of {config.training.batch_size} x {config.training.unroll_steps} "
-          f"({trainer.batches_per_epoch:,} per epoch), device {trainer.device}, run folder {out}"
-          + (f", resuming at step {trainer.step}" if args.resume else "")
-          + (f", starting from {args.init_from}" if args.init_from else ""), file=sys.stderr)
+    if main_process:
+        print(f"pretrain: {trainer.data.train.n_tokens:,} training tokens, vocabulary {len(trainer.data.vocab):,}, "
+              f"{trainer.total_steps:,} steps of {config.training.batch_size} x {config.training.unroll_steps} "
+              f"({trainer.batches_per_epoch:,} per epoch), device {trainer.device}, run folder {out}"
+              + (f", {trainer.parallel.world} processes" if trainer.parallel.world > 1 else "")
+              + (f", resuming at step {trainer.step}" if args.resume else "")
+              + (f", starting from {args.init_from}" if args.init_from else ""), file=sys.stderr)
     summary = trainer.train()
     final = summary["final_heldout"]
-    if final:
-        print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in final.items()}), file=sys.stderr)
-    print(f"exported the biLM to {out / 'model'} (options.json + weights.hdf5)", file=sys.stderr)
+    if main_process:
+        if final:
+            print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in final.items()}), file=sys.stderr)
+        print(f"exported the biLM to {out / 'model'} (options.json + weights.hdf5)", file=sys.stderr)
     return 0
