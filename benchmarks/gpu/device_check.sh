@@ -47,7 +47,14 @@ fi
 if [ -d "$RUN/model" ]; then
     parts=()
     for f in model log.jsonl summary.json config.json; do [ -e "$RUN/$f" ] && parts+=("$f"); done
-    tar -cf - -C "$RUN" "${parts[@]}" | split -b 16000k -a 2 - "$OUT/model.tar.part-"
+    # room for 6 pieces next to the json and the log; a model too large for that leaves its softmax out
+    size=$(du -cb "${parts[@]/#/$RUN/}" | tail -n 1 | cut -f 1)
+    excluded=()
+    if [ "$size" -gt $((6 * 16000 * 1024 - 1048576)) ]; then
+        excluded=(--exclude model/softmax.hdf5)
+        echo "[device_check.sh] $size bytes: packing without model/softmax.hdf5" | tee -a "$LOG"
+    fi
+    tar -cf - "${excluded[@]}" -C "$RUN" "${parts[@]}" | split -b 16000k -a 2 - "$OUT/model.tar.part-"
     n=$(ls "$OUT" | wc -l)
     echo "[device_check.sh] packed ${parts[*]} into $(ls "$OUT"/model.tar.part-* | wc -l) pieces; $n files in OUT" | tee -a "$LOG"
     if [ "$n" -gt 8 ]; then
