@@ -13,7 +13,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("text", nargs="+", metavar="TEXT", help="UTF-8 text file(s), one whitespace-tokenised "
                         "sentence per line")
     parser.add_argument("--model", metavar="DIR", help="model folder with options.json, weights.hdf5, "
-                        "softmax.hdf5 and vocab.txt (default: the toolkit's default model)")
+                        "softmax.hdf5 and vocab.txt, or 'default' (the default)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: the GPU when there is one")
     parser.add_argument("--rows", type=int, default=64, help="parallel streams (default 64; states carry within a row)")
     parser.add_argument("--unroll", type=int, default=20, help="window length (default 20, as in training)")
@@ -24,8 +24,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from elmo_tasks.embedder import default_model_dir
     from elmo_tasks.errors import UserError
+    from elmo_tasks.model_folder import resolve_model
     from elmo_tasks.pretrain.perplexity import text_perplexity
 
     for name in ("rows", "unroll", "max_tokens"):
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     for text in args.text:
         if Path(text).is_dir():
             raise UserError(f"{text} is a folder: give text files")
-    model = Path(args.model) if args.model else default_model_dir()
+    model = resolve_model(args.model).path
     result = text_perplexity(model, args.text, device=device, rows=args.rows, unroll=args.unroll,
                              max_tokens=args.max_tokens, progress=not args.quiet)
     print(json.dumps({"model": str(model), "text": args.text, "forward": round(result.forward, 3),

@@ -18,8 +18,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR", help="run folder for checkpoints, logs and the exported model "
                         "(default: runs/pretrain/<config name>)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    parser.add_argument("--init-from", metavar="MODEL_DIR", help="start from this exported model (options.json + "
-                        "weights.hdf5; its softmax.hdf5 and vocab.txt too when present): continued pretraining")
+    parser.add_argument("--init-from", metavar="MODEL_DIR", help="start from this model (a folder with options.json + "
+                        "weights.hdf5, and its softmax.hdf5 + vocab.txt when present; 'default' for the shipped "
+                        "model; any --model source): continued pretraining")
     parser.add_argument("--device", choices=["cpu", "cuda"], help="default: the config's training.device "
                         "(auto: the GPU when there is one)")
     parser.add_argument("--export-only", action="store_true", help="with --resume: export the last checkpoint "

@@ -1,7 +1,8 @@
 """Continued pretraining: start a run from an exported biLM (``elmo-tasks pretrain CONFIG --init-from DIR``).
 
 Any model in the public format (``options.json`` + ``weights.hdf5``: one that ``pretrain``
-exported, bilm-tf's, allennlp's) gives the biLM's weights; its ``softmax.hdf5`` and ``vocab.txt``,
+exported, bilm-tf's, allennlp's; ``default``, the shipped model; or any source ``--model`` takes)
+gives the biLM's weights; its ``softmax.hdf5`` and ``vocab.txt``,
 when both are there, give the output softmax and the vocabulary, so that training continues where
 it stopped. Without them (released ELMo models ship no softmax) the softmax starts fresh over the
 vocabulary the config builds. The config's model section must describe the same shape.
@@ -16,9 +17,9 @@ from elmo_tasks.bilm.model import BiLM
 from elmo_tasks.bilm.options import BiLMOptions
 from elmo_tasks.bilm.weights import load_bilm_dir
 from elmo_tasks.errors import UserError
+from elmo_tasks.model_folder import VOCAB_NAME, resolve_model
 from elmo_tasks.pretrain.softmax import SOFTMAX_NAME, Softmax, load_softmax
 
-VOCAB_NAME = "vocab.txt"
 SHAPE_FIELDS = ("lstm_dim", "projection_dim", "n_layers", "cell_clip", "proj_clip", "use_skip_connections",
                 "char_embedding_dim", "filters", "n_highway", "activation")
 
@@ -51,9 +52,10 @@ def same_shape(a: BiLMOptions, b: BiLMOptions) -> bool:
     return key(a) == key(b)
 
 
-def load_initial(directory: str | Path, options: BiLMOptions, config_source: str) -> Initial:
-    """The model in ``directory``, checked against the config's ``options`` (a one-line error naming both)."""
-    directory = Path(directory)
+def load_initial(source: str | Path, options: BiLMOptions, config_source: str) -> Initial:
+    """The model ``source`` names (a folder, ``default``, or any source ``resolve_model`` converts),
+    checked against the config's ``options`` (a one-line error naming both)."""
+    directory = resolve_model(source).path
     model = load_bilm_dir(directory)
     if not same_shape(model.options, options):
         raise UserError(f"--init-from {directory}: the model's shape ({describe(model.options)}) does not match "

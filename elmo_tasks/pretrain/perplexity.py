@@ -17,6 +17,7 @@ import torch
 from elmo_tasks.bilm.model import BiLM
 from elmo_tasks.bilm.weights import OPTIONS_NAME, load_bilm_dir
 from elmo_tasks.errors import UserError
+from elmo_tasks.model_folder import VOCAB_NAME, resolve_model
 from elmo_tasks.pretrain.evaluate import (
     Perplexity,
     bilm_perplexity,
@@ -28,12 +29,11 @@ from elmo_tasks.pretrain.text_source import TypeTable, encode_files
 from elmo_tasks.pretrain.vocab import Vocabulary
 from elmo_tasks.pretrain.windows import run_windows
 
-VOCAB_NAME = "vocab.txt"
 
-
-def load_language_model(directory: str | Path) -> tuple[BiLM, Softmax, Vocabulary]:
-    """The biLM of a model folder with its softmax and vocabulary; a one-line error when one is missing."""
-    directory = Path(directory)
+def load_language_model(source: str | Path | None) -> tuple[BiLM, Softmax, Vocabulary]:
+    """The biLM of a model folder (or ``default``, or any ``--model`` source) with its softmax and
+    vocabulary; a one-line error when one is missing."""
+    directory = resolve_model(source).path
     model = load_bilm_dir(directory)
     if not (directory / SOFTMAX_NAME).is_file():
         raise UserError(f"{directory} has no {SOFTMAX_NAME}: a perplexity needs the model's output softmax "
@@ -56,7 +56,7 @@ def _state_mode(directory: Path) -> str:
 
 
 @torch.no_grad()
-def text_perplexity(model_dir: str | Path, text_files: list[str], device: str | torch.device = "cpu",
+def text_perplexity(model_dir: str | Path | None, text_files: list[str], device: str | torch.device = "cpu",
                     rows: int = 64, unroll: int = 20, max_tokens: int | None = None,
                     progress: bool = False) -> Perplexity:
     """Forward, backward and average perplexity of the model in ``model_dir`` on ``text_files``."""
@@ -66,7 +66,7 @@ def text_perplexity(model_dir: str | Path, text_files: list[str], device: str | 
     softmax.to(device)
     types = TypeTable()
     text = encode_files(list(text_files), types)  # one-line errors: missing, empty, not UTF-8
-    per_sentence = _state_mode(Path(model_dir)) == "per_sentence"
+    per_sentence = _state_mode(resolve_model(model_dir).path) == "per_sentence"
     streams = heldout_streams(text, vocab.target_map(types), rows, unroll, per_sentence, max_tokens)
     char_table = types.char_table()
     n = streams.fwd_inputs.shape[0]
