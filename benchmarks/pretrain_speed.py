@@ -52,8 +52,7 @@ def worker(args: argparse.Namespace) -> None:
     data["corpus"] = {"train": [args.text]}
     data["training"].update(batch_size=args.batch_size[0], threads=args.threads, max_steps=10**6,
                             eval_every_steps=10**6, checkpoint_every_steps=10**6, checkpoint_every_minutes=10**6)
-    if "amp" in data["training"] or args.amp:
-        data["training"]["amp"] = bool(args.amp)
+    data["training"]["amp"] = bool(args.amp)  # (the earlier trainer ignores it on a CPU)
     config = config_from_dict(data, "speed", base=ROOT)
     with tempfile.TemporaryDirectory() as out:
         trainer = Trainer(config, Path(out) / "run", device="cpu", progress=False)
