@@ -182,3 +182,16 @@ def test_perplexity_command_and_its_errors(tmp_path, capsys):
         assert main(["perplexity", *arguments, "--quiet"]) == 2
         err = capsys.readouterr().err
         assert words in err and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def test_init_from_the_shipped_default_model(tmp_path):
+    from elmo_tasks.model_folder import DEFAULT_MODEL_DIR
+
+    data = yaml.safe_load((ROOT / "configs" / "pretrain" / "default.yaml").read_text())
+    data["corpus"] = {"train": [str(FIXTURE_TEXT / "train.txt")], "heldout": [str(FIXTURE_TEXT / "heldout.txt")]}
+    data["training"].update(batch_size=4, unroll_steps=10, max_steps=1, eval_every_steps=100)
+    trainer = Trainer(config_from_dict(data, "default.yaml"), tmp_path / "run", progress=False, init_from="default")
+    assert trainer.data.vocab.words == (DEFAULT_MODEL_DIR / "vocab.txt").read_text().split("\n")[:-1]
+    before = trainer.evaluate()
+    assert before["heldout_ppl"] < 0.1 * len(trainer.data.vocab)  # a trained model (a fresh one scores ~ the vocabulary)
+    assert trainer.train()["init_from"] == "default"
