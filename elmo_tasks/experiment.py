@@ -56,6 +56,10 @@ class DatasetConfig:
     # word senses: a sense_frequencies.json ("lemma%pos" -> senses with counts) for the
     # most-frequent-sense back-off; prepared wordnet-wsd brings its own
     sense_frequencies: str | None = None
+    # what the features see (labels stay on the data's tokens; elmo_tasks.data.tweets): "tweets"
+    # unescapes HTML entities and splits contractions as the pretraining text; "tweets+placeholders"
+    # also maps every @mention to @user and every URL to <url>
+    normalize: Literal["none", "tweets", "tweets+placeholders"] = "none"
 
 
 def _names(self: Any) -> list[str]:

@@ -86,15 +86,25 @@ def test_table_numbers_are_the_runs_metrics(bench):
     assert row["glove_dev_mean"] == pytest.approx(statistics.mean(m["dev"]["span_f1"] for m in metrics_of(out, "glove")), abs=1e-7)
 
     markdown = (out / "comparison.md").read_text()
-    expected = (f"| wnut16 | span_f1 | {100 * statistics.mean(glove):.2f} ± {100 * statistics.stdev(glove):.2f} | "
-                f"{100 * statistics.mean(elmo):.2f} ± {100 * statistics.stdev(elmo):.2f} | {100 * difference:+.2f} | "
-                f"{100 * (err_glove - err_elmo) / err_glove:.1f}% | 2 |")
+    cut = {s: " †" if row[f"{s}_cut_off"] else "" for s in ("glove", "glove_elmo")}
+    p = row["p_value"]
+    expected = (f"| wnut16 | span_f1 | {100 * statistics.mean(glove):.2f} ± {100 * statistics.stdev(glove):.2f}{cut['glove']} | "
+                f"{100 * statistics.mean(elmo):.2f} ± {100 * statistics.stdev(elmo):.2f}{cut['glove_elmo']} | "
+                f"{100 * difference:+.2f} | {100 * (err_glove - err_elmo) / err_glove:.1f}% | "
+                f"{'<0.001' if p < 0.001 else f'{p:.3f}'} | 2 |")
     assert expected in markdown
+    assert 0 < p <= 1 and row["ci_low"] <= difference <= row["ci_high"]
+    verdict = next(line for line in markdown.splitlines() if line.startswith("Verdict"))
+    assert ("wnut16" in verdict) == (p < 0.05)  # the verdict names only significant differences
     assert "elmo-tasks bench" in markdown and "tiny_fixture" in markdown  # the command and the biLM used
     assert "tiny_fixture is the tiny test fixture, not a trained model" in markdown
 
     runs = pd.read_csv(out / "runs.csv")
     assert len(runs) == 10 and set(runs["setting"]) == {"glove", "glove_elmo", "probe"}
+    assert runs["picked"].all() and runs["grid_point"].isna().all()  # no grid: every run is the one setting
+    assert (runs["cut_off"] == (runs["best_epoch"] > 0.8 * runs["epochs_cap"])).all()
+    assert (runs["epochs_cap"] == 2).all()
+    assert ("† Best epoch in the last fifth" in markdown) == bool(runs["cut_off"].any())
 
 
 def test_probe_rows_per_layer(bench):
@@ -255,8 +265,17 @@ def test_shipped_suites_load():
     assert [t.name for t in offline.tasks] == ["wsj-pos", "wnut16", "polarity", "uncertainty", "wordnet-wsd",
                                                  "wordnet-wsd-seen", "brown-pos"]
     assert [p.name for p in offline.probes] == ["wsj-pos", "brown-pos"]
-    assert list(offline.probes[0].layers) == [0, 1, 2] and offline.seeds == 3 and not offline.overrides
-    assert suites["quick"].tasks == offline.tasks and suites["quick"].probes == offline.probes
+    assert list(offline.probes[0].layers) == [0, 1, 2] and offline.seeds == 5 and not offline.overrides
+    quick = suites["quick"]
+    def pairs(suite):
+        return [(t.name, t.glove, t.glove_elmo) for t in suite.tasks]
+
+    assert pairs(quick) == pairs(offline)
+    assert quick.probes == offline.probes and quick.smoke and not offline.smoke
+    # grids: each arm tries as many settings
+    assert all(len(t.points("glove")) == len(t.points("glove_elmo")) for t in offline.tasks)
+    assert offline.tasks[0].points("glove_elmo") == [{"head.dropout": 0.2}, {"head.dropout": 0.5}]
+    assert offline.tasks[4].points("glove_elmo") == [{"features.elmo.fixed": "layer1"}, {"features.elmo.fixed": "layer2"}]
     assert "extra" in suites
     # paper.yaml needs the user's own PTB files: the error says which file is missing
     with pytest.raises(UserError, match=r"paper.yaml: tasks\[2\].glove: .*ptb-pos_glove.yaml: dataset.files.train: file not found"):

@@ -1,5 +1,6 @@
-"""``elmo-tasks bench SUITE.yaml [--seeds N] [--out DIR]``: run every config of a benchmark suite
-for N seeds (reusing finished runs, resuming interrupted ones) and write the comparison tables.
+"""``elmo-tasks bench SUITE.yaml [--seeds N] [--out DIR] [--prepare]``: run every config of a benchmark
+suite (every grid point of each arm) for N seeds, reusing finished runs and resuming interrupted
+ones, pick each arm's grid point on dev, and write the comparison tables with significance figures.
 See elmo_tasks.comparison.suite for the suite file and elmo_tasks.comparison.bench for the output.
 """
 
@@ -15,10 +16,12 @@ HELP = "run a benchmark suite (configs/suites/*.yaml) for N seeds and tabulate G
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("suite", metavar="SUITE", help="suite file (configs/suites/offline.yaml)")
-    parser.add_argument("--seeds", type=int, metavar="N", help="seeds 0..N-1 per config (default: the suite's seeds, 3)")
+    parser.add_argument("--seeds", type=int, metavar="N", help="seeds 0..N-1 per config (default: the suite's seeds, 5)")
     parser.add_argument("--out", metavar="DIR", help="output folder (default: the suite's output, runs/bench/NAME)")
     parser.add_argument("--threads", type=int, metavar="N", help="torch threads (default: torch's; "
                         "a config's trainer.threads wins)")
+    parser.add_argument("--prepare", action="store_true",
+                        help="build the prepared data sets the suite needs that are missing (elmo-tasks data prepare)")
     parser.add_argument("--verbose", action="store_true", help="show each run's log lines and progress bars")
 
 
@@ -41,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     argv = ["bench", args.suite, "--seeds", str(seeds)] + (["--out", args.out] if args.out else [])
     result = run_suite(suite, list(range(seeds)), args.out or suite.output, command=command_line(argv),
-                       verbose=args.verbose)
+                       verbose=args.verbose, prepare=args.prepare)
     print(result.written["comparison.md"].read_text(encoding="utf-8"), end="")
     print(f"{result.trained} runs trained in {result.run_seconds / 60:.1f} min, {result.reused} reused; "
           f"ELMo caches {result.cache_seconds:.0f}s; wrote {', '.join(str(p) for p in result.written.values())}",

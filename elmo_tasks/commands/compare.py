@@ -1,8 +1,10 @@
 """``elmo-tasks compare RUN_DIRS... [--out DIR]``: the GloVe vs GloVe + ELMo table of finished runs.
 
 Each argument is a run folder or a folder holding run folders (at any depth: a bench output, or
-``runs/``). Runs are grouped by data set and setting (see elmo_tasks.comparison.runs); the markdown
-table goes to stdout, and with ``--out`` the CSVs and the layer-weight plot are written there too.
+``runs/``). Runs are grouped by data set and setting (see elmo_tasks.comparison.runs); runs of a
+bench grid are grouped by grid point and each arm's point is picked on dev. The markdown table
+(with the paired-bootstrap p per task and a verdict naming only p < 0.05) goes to stdout, and with
+``--out`` the CSVs and the layer-weight plot are written there too.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-HELP = "tabulate finished runs: GloVe vs GloVe + ELMo per task (mean ± std over seeds), probes, layer weights"
+HELP = ("tabulate finished runs: GloVe vs GloVe + ELMo per task (mean ± std over seeds, paired-bootstrap p), "
+        "probes, layer weights")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

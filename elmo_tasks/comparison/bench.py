@@ -3,9 +3,14 @@
 Layout of the output folder::
 
     runs/TASK/glove/seedN, runs/TASK/glove_elmo/seedN, runs/TASK/probe_layerK/seedN   run folders
+    runs/TASK/glove/pK/seedN, runs/TASK/glove_elmo/pK/seedN                 grid point K (a task with a grid)
     comparison.md, comparison.csv, probes.csv, layer_weights.csv, runs.csv,
-    layer_weights.png                                                                 see comparison.table
+    grid.csv, layer_weights.png                                                       see comparison.table
     bench.json                                                                        seeds, timings, runs
+
+Before anything runs, every prepared data set the suite reads must be there: the missing ones are
+named together (``--prepare`` builds them). A grid point's run folder also holds
+``grid_point.json`` (its name and values), which the tables read to select on dev.
 
 First the ELMo layer caches of every data set are built (timed apart: they are computed once per
 model and data set). Then runs go seed by seed (all tasks for seed 0, then seed 1, ...), so a killed
@@ -20,16 +25,17 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from elmo_tasks.atomic import write_text_atomic
 from elmo_tasks.comparison.notes import models_note
-from elmo_tasks.comparison.runs import GLOVE, GLOVE_ELMO, PROBE, SETTING_TITLES, RunRecord, read_run
-from elmo_tasks.comparison.suite import Suite, check_suite_configs
+from elmo_tasks.comparison.runs import GLOVE, GLOVE_ELMO, GRID_POINT, PROBE, SETTING_TITLES, RunRecord, read_run
+from elmo_tasks.comparison.selection import describe_values
+from elmo_tasks.comparison.suite import Suite, check_suite_configs, grid_config
 from elmo_tasks.comparison.table import write_report
 from elmo_tasks.errors import UserError
-from elmo_tasks.experiment import Config, load_config
+from elmo_tasks.experiment import Config
 from elmo_tasks.model_folder import resolve_model
 from elmo_tasks.training.splits import cache_dataset
 from elmo_tasks.training.trainer import run as run_experiment
@@ -43,25 +49,56 @@ class PlannedRun:
     seed: int
     config: str  # config file
     run_dir: Path
+    point: str = ""  # grid point name ("p0", ...), "" without a grid
+    values: dict = field(default_factory=dict)  # the grid point's dotted keys -> values
 
     def title(self) -> str:
         return f"{self.task} {SETTING_TITLES[self.setting]}" + (f" layer {self.layer}" if self.layer else "") \
-            + f" seed {self.seed}"
+            + (f" {self.point} ({describe_values(self.values)})" if self.point else "") + f" seed {self.seed}"
 
 
 def plan_runs(suite: Suite, seeds: list[int], out: Path) -> list[PlannedRun]:
-    """Every run of the suite, seed by seed, with its folder under ``out/runs``."""
+    """Every run of the suite, seed by seed (each arm's grid points in order), with its folder under ``out/runs``."""
     planned = []
     for seed in seeds:
         for task in suite.tasks:
             for setting, config in ((GLOVE, task.glove), (GLOVE_ELMO, task.glove_elmo)):
-                planned.append(PlannedRun(task.name, setting, "", seed, config,
-                                          out / "runs" / task.name / setting / f"seed{seed}"))
+                points = task.points(setting)
+                for k, values in enumerate(points):
+                    point = f"p{k}" if task.grid else ""
+                    folder = out / "runs" / task.name / setting / point / f"seed{seed}"
+                    planned.append(PlannedRun(task.name, setting, "", seed, config, folder, point, values))
         for probe in suite.probes:
             for layer, config in probe.layers.items():
                 planned.append(PlannedRun(probe.name, PROBE, str(layer), seed, config,
                                           out / "runs" / probe.name / f"probe_layer{layer}" / f"seed{seed}"))
     return planned
+
+
+def missing_datasets(configs: list) -> list[str]:
+    """The prepared data sets the configs read that are not prepared yet (each once, in order)."""
+    from elmo_tasks.data.recipes import MANIFEST, prepared_dir
+
+    names = dict.fromkeys(c.dataset.name for c in configs if c.dataset.source == "prepared")
+    return [name for name in names if not (prepared_dir(name) / MANIFEST).is_file()]
+
+
+def check_datasets(suite: Suite, configs: list, prepare: bool, log: Callable[[str], None]) -> None:
+    """Name every missing prepared data set at once; with ``prepare``, build them instead."""
+    from elmo_tasks.data.recipes import default_root
+    from elmo_tasks.data.recipes import prepare as prepare_set
+
+    missing = missing_datasets(configs)
+    if not missing:
+        return
+    if not prepare:
+        raise UserError(f"{suite.path}: {len(missing)} data set(s) not prepared in {default_root()}: "
+                        f"{', '.join(missing)}; run 'elmo-tasks data prepare {' '.join(missing)}' "
+                        "or add --prepare to this bench command")
+    for name in missing:
+        tick = time.perf_counter()
+        prepare_set(name, log=log)
+        log(f"prepared {name} in {time.perf_counter() - tick:.0f}s")
 
 
 def build_caches(configs: list[Config], progress: bool, log: Callable[[str], None]) -> float:
@@ -90,17 +127,22 @@ class BenchResult:
 
 
 def run_suite(suite: Suite, seeds: list[int], out: str | Path, command: str = "", verbose: bool = False,
-              log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> BenchResult:
-    """Run (or reuse) every run of ``suite`` for ``seeds`` under ``out`` and write the tables there."""
+              log: Callable[[str], None] = lambda m: print(m, file=sys.stderr), prepare: bool = False) -> BenchResult:
+    """Run (or reuse) every run of ``suite`` for ``seeds`` under ``out`` and write the tables there.
+    ``prepare``: build the prepared data sets that are missing (else they are an error, all named)."""
     out = Path(out)
     loaded = check_suite_configs(suite)
-    cache_seconds = build_caches(list(loaded.values()), progress=verbose, log=log)
+    check_datasets(suite, list(loaded.values()), prepare, log)
     planned = plan_runs(suite, seeds, out)
+    cache_seconds = build_caches(list(loaded.values()), progress=verbose, log=log)
     records, timings = [], []
     run_seconds, trained, reused = 0.0, 0, 0
     for i, item in enumerate(planned, start=1):
         was_done = (item.run_dir / "metrics.json").is_file()
-        config = load_config(item.config, {**suite.overrides, "trainer.seed": item.seed})
+        config = grid_config(suite, item.config, {**item.values, "trainer.seed": item.seed})
+        if item.point:
+            item.run_dir.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(item.run_dir / GRID_POINT, json.dumps({"point": item.point, "values": item.values}) + "\n")
         tick = time.perf_counter()
         try:
             metrics = run_experiment(config, item.run_dir, progress=verbose, echo=verbose)
@@ -122,7 +164,8 @@ def run_suite(suite: Suite, seeds: list[int], out: str | Path, command: str = ""
         main = metrics["main_metric"]
         log(f"[{i}/{len(planned)}] {item.title()}: test {main} {metrics['test'][main]:.4f}, "
             f"{'reused' if was_done else f'{seconds:.0f}s'}")
-        timings.append({"task": item.task, "setting": item.setting, "layer": item.layer, "seed": item.seed,
+        timings.append({"task": item.task, "setting": item.setting, "layer": item.layer, "grid_point": item.point,
+                        "grid_values": item.values, "seed": item.seed,
                         "run_dir": str(item.run_dir), "reused": was_done, "seconds": round(seconds, 3),
                         "run_total_seconds": record.total_seconds})
 
@@ -131,8 +174,8 @@ def run_suite(suite: Suite, seeds: list[int], out: str | Path, command: str = ""
             f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}): suite {suite.name}, seeds "
             f"{', '.join(map(str, seeds))}, {len(records)} runs taking {sum(r.total_seconds for r in records) / 60:.1f} "
             f"min in all (sum of the runs' total_seconds; ELMo caches built beforehand).{models_note(records)}")
-    written = write_report(records, out, order=suite.task_names(), note=note)
-    summary = {"suite": suite.path, "name": suite.name, "seeds": seeds, "command": command,
+    written = write_report(records, out, order=suite.task_names(), note=note, smoke=suite.smoke)
+    summary = {"suite": suite.path, "name": suite.name, "seeds": seeds, "command": command, "smoke": suite.smoke,
                "cache_seconds": round(cache_seconds, 3), "run_seconds": round(run_seconds, 3),
                "trained": trained, "reused": reused, "elmo_models": models,
                "sum_run_total_seconds": round(sum(r.total_seconds for r in records), 3), "runs": timings}

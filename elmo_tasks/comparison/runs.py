@@ -55,6 +55,17 @@ class RunRecord:
     elmo_model: str = ""  # the biLM folder the ELMo features came from
     dataset_key: str = ""  # identity of the data set, to tell apart two data sets with one task name
     train_file: str = ""  # the data set's train file, when it is read from files
+    epochs_cap: int = 0  # trainer.epochs of the run's config
+    iterative: bool = True  # trained by gradient epochs (the nearest-sense head is fitted in one pass)
+    mfs_dev: float | None = None  # word senses: the most-frequent-sense baseline on the same items
+    mfs_test: float | None = None
+    grid_point: str = ""  # bench grids: the point's name ("p0", "p1", ...); "" without a grid
+    grid_values: dict[str, Any] = field(default_factory=dict)  # dotted config key -> value of the point
+
+    @property
+    def cut_off(self) -> bool:
+        """Whether the best epoch is in the last fifth of the epoch cap (the run may still be improving)."""
+        return self.iterative and self.epochs_cap > 0 and self.best_epoch > 0.8 * self.epochs_cap
 
 
 def read_run(run_dir: str | Path) -> RunRecord:
@@ -86,6 +97,8 @@ def read_run(run_dir: str | Path) -> RunRecord:
     features = [str(f) for f in metrics["features"]]
     setting, layer = run_setting(config, metrics["head"])
     history = metrics.get("history") or []
+    trainer = config.get("trainer") if isinstance(config.get("trainer"), dict) else {}
+    point = read_grid_point(run_dir)
     return RunRecord(
         run_dir=str(run_dir), task=task_label(config), setting=setting, seed=int(metrics["seed"]), metric=main,
         test=float(metrics["test"][main]), dev=float(metrics["dev"][main]), layer=layer,
@@ -95,7 +108,32 @@ def read_run(run_dir: str | Path) -> RunRecord:
         train_seconds=round(sum(float(h.get("train_seconds", 0)) + float(h.get("eval_seconds", 0)) for h in history), 3),
         features=features, elmo_model=str(((metrics.get("feature_info") or {}).get("elmo_model") or {}).get("dir", "")),
         dataset_key=dataset_key(config), train_file=str((config["dataset"].get("files") or {}).get("train", "")),
+        epochs_cap=int(trainer.get("epochs") or 0),
+        iterative=any(h.get("train_loss") is not None for h in history) if history else True,
+        mfs_dev=_number(metrics["dev"].get("mfs_f1")), mfs_test=_number(metrics["test"].get("mfs_f1")),
+        grid_point=str(point.get("point", "")), grid_values=dict(point.get("values") or {}),
     )
+
+
+GRID_POINT = "grid_point.json"  # written by bench into a run folder of a grid point
+
+
+def read_grid_point(run_dir: Path) -> dict[str, Any]:
+    """``{"point": "p1", "values": {dotted key: value}}`` of a bench grid run; {} for other runs."""
+    path = run_dir / GRID_POINT
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("point"), str) or not isinstance(data.get("values"), dict):
+        raise UserError(f"{path}: expected {{\"point\": NAME, \"values\": {{...}}}}")
+    return data
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def run_setting(config: dict[str, Any], head: str) -> tuple[str, str]:

@@ -3,24 +3,40 @@
     name: offline                       # default: the file's name
     description: every offline set, GloVe vs GloVe + ELMo
     output: runs/bench/offline          # where runs and tables go (relative to the working folder)
-    seeds: 3                            # default for --seeds
+    seeds: 5                            # default for --seeds (default 5)
+    smoke: false                        # true: a smoke test; bench prints no significance and no verdict
     overrides: {trainer.epochs: 3}      # optional: dotted config keys set in every config (quick runs)
     tasks:                              # one table row each: the same data with and without ELMo
       - name: wsj-pos
         glove: ../benchmarks/wsj-pos_glove.yaml
         glove_elmo: ../benchmarks/wsj-pos_glove_elmo.yaml
+        grid:                           # optional, declared up front: settings tried per arm
+          both: {trainer.lr: [0.001, 0.002]}          # for both arms
+          glove: {head.dropout: [0.25, 0.5]}          # GloVe arm only
+          glove_elmo: {features.elmo.l2: [0.0, 0.1]}  # GloVe + ELMo arm only
     probes:                             # rows of the probe table: one fixed biLM layer each
       - name: wsj-pos
         layers: {0: ../benchmarks/wsj-pos_probe_layer0.yaml, 1: ..., 2: ...}
 
 Config paths are relative to the suite file. Loading reads every config (so a typo fails before
 hours of runs) and checks that each sits in the right slot: ``glove`` without ``features.elmo``,
-``glove_elmo`` with it and on the same data set, a probe of layer K with ``features.elmo.fixed:
-layerK``. Problems raise a :class:`SuiteError` naming the file and the key (``tasks[2].glove``).
+``glove_elmo`` with it and on the same data set, both with the same ``head`` and the same
+``trainer`` budget (seed, threads and device aside), a probe of layer K with
+``features.elmo.fixed: layerK``. Problems raise a :class:`SuiteError` naming the file and the key
+(``tasks[2].glove``).
+
+A grid's points per arm are the product of ``both`` and the arm's own lists (keys in the order
+given); both arms must get as many points, so neither has the larger search. ``features.elmo.*``
+keys belong to the ``glove_elmo`` list only, ``trainer.epochs`` / ``trainer.patience`` to ``both``
+only, ``dataset.*`` and ``trainer.seed`` to none. bench
+runs every point for every seed and keeps, per arm, the point with the best mean dev score
+(:mod:`elmo_tasks.comparison.selection`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +60,12 @@ class SuiteTask:
     name: str
     glove: str  # config path (absolute once loaded)
     glove_elmo: str
+    grid: dict[str, dict[str, list[Any]]] = field(default_factory=dict)  # both/glove/glove_elmo -> key -> values
+
+    def points(self, setting: str) -> list[dict[str, Any]]:
+        """The grid points of one arm (``glove`` or ``glove_elmo``): dotted key -> value; [{}] without a grid."""
+        lists = {**self.grid.get("both", {}), **self.grid.get(setting, {})}
+        return [dict(zip(lists, values)) for values in itertools.product(*lists.values())]
 
 
 @dataclass
@@ -61,7 +83,8 @@ class Suite:
     name: str = ""
     description: str = ""
     output: str = ""  # default runs/bench/NAME
-    seeds: int = 3
+    seeds: int = 5
+    smoke: bool = False  # a smoke test: no significance figures, no verdict
     overrides: dict[str, Any] = field(default_factory=dict)  # dotted config key -> value, for every config
     path: str = ""  # the suite file (filled in, not a key)
 
@@ -71,7 +94,9 @@ class Suite:
         return names + [p.name for p in self.probes if p.name not in names]
 
 
-_TOP_KEYS = ("name", "description", "output", "seeds", "overrides", "tasks", "probes")
+_TOP_KEYS = ("name", "description", "output", "seeds", "smoke", "overrides", "tasks", "probes")
+_GRID_ARMS = ("both", "glove", "glove_elmo")
+_DOTTED = re.compile(r"^[a-z_]+(\.[a-z_0-9]+)+$")
 
 
 def load_suite(path: str | Path, check_configs: bool = True) -> Suite:
@@ -92,14 +117,16 @@ def load_suite(path: str | Path, check_configs: bool = True) -> Suite:
     for key in ("name", "description", "output"):
         if key in data and not isinstance(data[key], str):
             raise error(key, f"must be a string, got {describe_value(data[key])}")
-    seeds = data.get("seeds", 3)
+    seeds = data.get("seeds", 5)
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise error("seeds", f"must be a whole number of at least 1, got {describe_value(seeds)}")
+    if not isinstance(data.get("smoke", False), bool):
+        raise error("smoke", f"must be true or false, got {describe_value(data['smoke'])}")
     overrides = data.get("overrides") or {}
     if not isinstance(overrides, dict):
         raise error("overrides", f"must be a mapping of dotted config keys to values, got {describe_value(overrides)}")
     for key in overrides:
-        if not isinstance(key, str) or not re.match(r"^[a-z_]+(\.[a-z_0-9]+)+$", key):
+        if not isinstance(key, str) or not _DOTTED.match(key):
             raise error(f"overrides.{key}", "must be a dotted config key such as trainer.epochs")
         if key == "trainer.seed":
             raise error(f"overrides.{key}", "seeds come from --seeds (0..N-1), not from overrides")
@@ -121,12 +148,12 @@ def load_suite(path: str | Path, check_configs: bool = True) -> Suite:
             raise error(key, f"config file not found: {full}")
         return str(full)
 
-    def entry(key: str, value: Any, required: tuple[str, ...]) -> dict[str, Any]:
+    def entry(key: str, value: Any, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise error(key, f"must be a mapping with {', '.join(required)}, got {describe_value(value)}")
         for name in value:
-            if name not in required:
-                raise error(f"{key}.{name}", f"unknown key (known here: {', '.join(required)})")
+            if name not in required + optional:
+                raise error(f"{key}.{name}", f"unknown key (known here: {', '.join(required + optional)})")
         for name in required:
             if name not in value:
                 raise error(f"{key}.{name}", "missing")
@@ -137,12 +164,17 @@ def load_suite(path: str | Path, check_configs: bool = True) -> Suite:
     tasks, seen = [], set()
     for i, item in enumerate(tasks_data):
         key = f"tasks[{i}]"
-        item = entry(key, item, ("name", "glove", "glove_elmo"))
+        item = entry(key, item, ("name", "glove", "glove_elmo"), ("grid",))
         if item["name"] in seen:
             raise error(f"{key}.name", f"{item['name']!r} is used twice")
         seen.add(item["name"])
-        tasks.append(SuiteTask(item["name"], config_path(f"{key}.glove", item["glove"]),
-                               config_path(f"{key}.glove_elmo", item["glove_elmo"])))
+        task = SuiteTask(item["name"], config_path(f"{key}.glove", item["glove"]),
+                         config_path(f"{key}.glove_elmo", item["glove_elmo"]), _grid(item.get("grid"), f"{key}.grid", error))
+        glove_points, elmo_points = len(task.points("glove")), len(task.points("glove_elmo"))
+        if glove_points != elmo_points:
+            raise error(f"{key}.grid", f"{glove_points} point(s) for glove but {elmo_points} for glove_elmo; give "
+                                       "both arms as many grid points (the same selection budget)")
+        tasks.append(task)
     probes, seen = [], set()
     for i, item in enumerate(probes_data):
         key = f"probes[{i}]"
@@ -161,11 +193,42 @@ def load_suite(path: str | Path, check_configs: bool = True) -> Suite:
         probes.append(SuiteProbe(item["name"], dict(sorted(checked.items()))))
 
     suite = Suite(tasks=tasks, probes=probes, name=data.get("name") or path.name.removesuffix(".yaml").removesuffix(".yml"),
-                  description=data.get("description", ""), seeds=seeds, overrides=overrides, path=str(path))
+                  description=data.get("description", ""), seeds=seeds, smoke=bool(data.get("smoke", False)),
+                  overrides=overrides, path=str(path))
     suite.output = data.get("output") or str(Path("runs") / "bench" / suite.name)
     if check_configs:
         check_suite_configs(suite)
     return suite
+
+
+def _grid(value: Any, key: str, error: Any) -> dict[str, dict[str, list[Any]]]:
+    """A task's ``grid:`` checked: arms both/glove/glove_elmo, each dotted key -> a non-empty list."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise error(key, f"must be a mapping of {', '.join(_GRID_ARMS)} to settings, got {describe_value(value)}")
+    grid: dict[str, dict[str, list[Any]]] = {}
+    for arm, settings in value.items():
+        if arm not in _GRID_ARMS:
+            raise error(f"{key}.{arm}", f"unknown key (known here: {', '.join(_GRID_ARMS)})")
+        if not isinstance(settings, dict):
+            raise error(f"{key}.{arm}", f"must be a mapping of dotted config keys to lists, got {describe_value(settings)}")
+        for dotted, values in settings.items():
+            where = f"{key}.{arm}.{dotted}"
+            if not isinstance(dotted, str) or not _DOTTED.match(dotted):
+                raise error(where, "must be a dotted config key such as trainer.lr")
+            if dotted == "trainer.seed" or dotted.startswith("dataset."):
+                raise error(where, "seeds and data sets are not grid settings (selection must not change the data)")
+            if dotted in ("trainer.epochs", "trainer.patience") and arm != "both":
+                raise error(where, "the epoch budget is the same for both arms: put it under both")
+            if dotted.startswith("features.elmo") and arm != "glove_elmo":
+                raise error(where, "ELMo settings belong in the glove_elmo grid (the GloVe arm has no ELMo)")
+            if any(dotted in grid.get(other, {}) for other in grid):
+                raise error(where, "set twice (in both and in an arm's list)")
+            if not isinstance(values, list) or not values:
+                raise error(where, f"must be a non-empty list of values, got {describe_value(values)}")
+            grid.setdefault(arm, {})[dotted] = values
+    return grid
 
 
 def check_suite_configs(suite: Suite) -> dict[str, Config]:
@@ -196,6 +259,22 @@ def check_suite_configs(suite: Suite) -> dict[str, Config]:
         if glove.features.names() != [n for n in elmo.features.names() if n != "elmo"]:
             raise error(f"tasks[{i}]", f"{task.glove_elmo} must have the features of {task.glove} plus elmo "
                                        f"(has {', '.join(elmo.features.names())} vs {', '.join(glove.features.names())})")
+        budgets = [_budget(c) for c in (glove, elmo)]
+        if budgets[0] != budgets[1]:
+            key = next(k for k in budgets[0] if budgets[0][k] != budgets[1].get(k))
+            raise error(f"tasks[{i}]", f"trainer.{key} is {budgets[0][key]} for glove but {budgets[1][key]} for "
+                                       "glove_elmo; both arms get the same trainer budget (try settings per arm "
+                                       "through the task's grid)")
+        heads = [c.head.to_dict() for c in (glove, elmo)]
+        if heads[0] != heads[1]:
+            key = next(k for k in {**heads[0], **heads[1]} if heads[0].get(k) != heads[1].get(k))
+            raise error(f"tasks[{i}]", f"head.{key} is {heads[0].get(key)} for glove but {heads[1].get(key)} for "
+                                       "glove_elmo; both arms use the same head (ELMo is the only difference; "
+                                       "try settings per arm through the task's grid)")
+        for setting, config_file in (("glove", task.glove), ("glove_elmo", task.glove_elmo)):
+            for point in task.points(setting):
+                if point:
+                    grid_config(suite, config_file, point, f"tasks[{i}].grid.{setting}")
     for i, probe in enumerate(suite.probes):
         for layer, config_file in probe.layers.items():
             config = load(f"probes[{i}].layers.{layer}", config_file)
@@ -206,3 +285,19 @@ def check_suite_configs(suite: Suite) -> dict[str, Config]:
             if elmo.fixed != f"layer{layer}":
                 raise error(key, f"{config_file} probes features.elmo.fixed: {elmo.fixed}, not layer{layer}")
     return loaded
+
+
+def _budget(config: Config) -> dict[str, Any]:
+    """The trainer settings both arms must share (not the seed, threads or device)."""
+    trainer = dataclasses.asdict(config.trainer)
+    for key in ("seed", "threads", "device"):
+        trainer.pop(key)
+    return trainer
+
+
+def grid_config(suite: Suite, config_file: str, point: dict[str, Any], key: str = "grid") -> Config:
+    """The config of one grid point (the suite's overrides, then the point's values)."""
+    try:
+        return load_config(config_file, {**suite.overrides, **point})
+    except ConfigError as exc:  # a value the suite set reads "command line: key: ..."
+        raise SuiteError(f"{suite.path}: {key}: {str(exc).removeprefix('command line: ')}") from None

@@ -4,7 +4,11 @@ task the learned layer weights. Built with pandas from :class:`~elmo_tasks.compa
 s, written as CSV (fractions, full precision) and markdown (percentages, 2 decimals).
 
 Relative error reduction = (err_GloVe - err_ELMo) / err_GloVe with err = 1 - mean test score: the
-share of the baseline's errors that adding ELMo removes (the paper's Table 1 column).
+share of the baseline's errors that adding ELMo removes (the paper's Table 1 column). ``p`` is the
+paired bootstrap over test items and seeds of :mod:`~elmo_tasks.comparison.significance`; the
+verdict names only differences with p < 0.05. Where a suite gave grids, each arm's point is
+picked on dev first (:mod:`~elmo_tasks.comparison.selection`) and only the picked runs are
+tabulated; ``runs.csv`` keeps every run with its ``picked`` flag.
 """
 
 from __future__ import annotations
@@ -16,23 +20,49 @@ from pathlib import Path
 import pandas as pd
 
 from elmo_tasks.atomic import write_text_atomic
-from elmo_tasks.comparison.runs import GLOVE, GLOVE_ELMO, PROBE, SETTING_TITLES, RunRecord
+from elmo_tasks.comparison.runs import (
+    GLOVE,
+    GLOVE_ELMO,
+    PROBE,
+    SETTING_TITLES,
+    RunRecord,
+)
+from elmo_tasks.comparison.selection import (
+    check_equal_grids,
+    describe_values,
+    has_grid,
+    select_on_dev,
+)
+from elmo_tasks.comparison.significance import LEVEL, RESAMPLES, task_bootstrap
 from elmo_tasks.errors import UserError
 
+RUN_COLUMNS = ["task", "setting", "layer", "grid_point", "grid_values", "seed", "metric", "dev", "test", "picked",
+               "best_epoch", "epochs_run", "epochs_cap", "cut_off", "train_seconds", "total_seconds", "config_name",
+               "run_dir"]
 
-def runs_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
-    """One row per run: task, setting, layer, seed, metric, dev, test, epochs and seconds, folder."""
-    columns = ["task", "setting", "layer", "seed", "metric", "dev", "test", "best_epoch", "epochs_run",
-               "train_seconds", "total_seconds", "config_name", "run_dir"]
-    return pd.DataFrame([{c: getattr(r, c) for c in columns} for r in records], columns=columns)
+
+def runs_frame(records: Sequence[RunRecord], picked: Sequence[RunRecord] | None = None) -> pd.DataFrame:
+    """One row per run: task, setting (glove / glove_elmo / probe), probe layer, grid point and its
+    values, seed, metric, dev and test score (fractions), whether its grid point was picked on dev,
+    best epoch of its cap (``cut_off``: in the last fifth), seconds, folder."""
+    chosen = {id(r) for r in (records if picked is None else picked)}
+    rows = []
+    for r in records:
+        row = {c: getattr(r, c) for c in RUN_COLUMNS if hasattr(r, c)}
+        row.update(grid_values=describe_values(r.grid_values) if r.grid_point else "", picked=id(r) in chosen,
+                   cut_off=r.cut_off)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=RUN_COLUMNS)
 
 
 def check_records(records: Sequence[RunRecord]) -> None:
-    """One config per (task, setting, layer), each seed once: else the means would mix experiments."""
-    configs: dict[tuple[str, str, str], dict[str, str]] = {}
-    seeds: dict[tuple[str, str, str, int], str] = {}
+    """One config per (task, setting, layer, grid point), each seed once: else the means would mix
+    experiments; both arms of a task with as many grid points."""
+    configs: dict[tuple[str, str, str, str], dict[str, str]] = {}
+    seeds: dict[tuple[str, str, str, str, int], str] = {}
+    check_equal_grids(records)
     for r in records:
-        cell = (r.task, r.setting, r.layer)
+        cell = (r.task, r.setting, r.layer, r.grid_point)
         keys = configs.setdefault(cell, {})
         keys.setdefault(r.config_key, r.run_dir)
         if len(keys) > 1:
@@ -60,8 +90,11 @@ def _stats(frame: pd.DataFrame) -> tuple[float, float, int, float]:
         float(frame["dev"].astype(float).mean())
 
 
-def comparison_table(records: Sequence[RunRecord], order: Sequence[str] | None = None) -> pd.DataFrame:
-    """One row per task that has GloVe or GloVe + ELMo runs (numbers are fractions)."""
+def comparison_table(records: Sequence[RunRecord], order: Sequence[str] | None = None,
+                     resamples: int = RESAMPLES) -> pd.DataFrame:
+    """One row per task that has GloVe or GloVe + ELMo runs (numbers are fractions), from the runs
+    given (pass the picked ones: :func:`~elmo_tasks.comparison.selection.select_on_dev`).
+    ``resamples=0`` leaves out the bootstrap (p is nan)."""
     runs = runs_frame(records)
     runs = runs[runs["setting"].isin([GLOVE, GLOVE_ELMO])]
     rows = []
@@ -74,17 +107,36 @@ def comparison_table(records: Sequence[RunRecord], order: Sequence[str] | None =
         g_mean, g_std, g_n, g_dev = _stats(mine[mine["setting"] == GLOVE])
         e_mean, e_std, e_n, e_dev = _stats(mine[mine["setting"] == GLOVE_ELMO])
         err_glove, err_elmo = 1.0 - g_mean, 1.0 - e_mean
+        arms = [[r for r in records if r.task == task and r.setting == s] for s in (GLOVE, GLOVE_ELMO)]
+        boot = task_bootstrap(metrics[0], *arms, resamples=resamples) if resamples and all(arms) else "no runs"
+        mfs = [r.mfs_test for r in arms[0] + arms[1] if r.mfs_test is not None]
         rows.append({
             "task": task, "metric": metrics[0],
             "glove_mean": g_mean, "glove_std": g_std, "glove_seeds": g_n,
             "glove_elmo_mean": e_mean, "glove_elmo_std": e_std, "glove_elmo_seeds": e_n,
             "difference": e_mean - g_mean,
             "relative_error_reduction": (err_glove - err_elmo) / err_glove if err_glove > 0 else math.nan,
+            "p_value": math.nan if isinstance(boot, str) else boot.p_value,
+            "ci_low": math.nan if isinstance(boot, str) else boot.low,
+            "ci_high": math.nan if isinstance(boot, str) else boot.high,
+            "significant": False if isinstance(boot, str) else boot.significant,
+            "p_note": boot if isinstance(boot, str) else f"paired bootstrap, {boot.resamples} resamples",
+            "mfs_baseline": sum(mfs) / len(mfs) if mfs else math.nan,
+            "glove_cut_off": sum(r.cut_off for r in arms[0]), "glove_elmo_cut_off": sum(r.cut_off for r in arms[1]),
             "glove_dev_mean": g_dev, "glove_elmo_dev_mean": e_dev,
+            "glove_picked": _picked(arms[0]), "glove_elmo_picked": _picked(arms[1]),
         })
-    return pd.DataFrame(rows, columns=["task", "metric", "glove_mean", "glove_std", "glove_seeds", "glove_elmo_mean",
-                                       "glove_elmo_std", "glove_elmo_seeds", "difference", "relative_error_reduction",
-                                       "glove_dev_mean", "glove_elmo_dev_mean"])
+    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+
+
+COMPARISON_COLUMNS = ["task", "metric", "glove_mean", "glove_std", "glove_seeds", "glove_elmo_mean", "glove_elmo_std",
+                      "glove_elmo_seeds", "difference", "relative_error_reduction", "p_value", "ci_low", "ci_high",
+                      "significant", "p_note", "mfs_baseline", "glove_cut_off", "glove_elmo_cut_off",
+                      "glove_dev_mean", "glove_elmo_dev_mean", "glove_picked", "glove_elmo_picked"]
+
+
+def _picked(runs: Sequence[RunRecord]) -> str:
+    return describe_values(runs[0].grid_values) if runs and runs[0].grid_point else ""
 
 
 def _layer_order(layer: str) -> tuple[int, str]:
@@ -102,8 +154,8 @@ def probe_table(records: Sequence[RunRecord], order: Sequence[str] | None = None
             cell = mine[mine["layer"] == layer]
             mean, std, n, dev = _stats(cell)
             rows.append({"task": task, "layer": layer, "metric": cell["metric"].iloc[0], "mean": mean, "std": std,
-                         "seeds": n, "dev_mean": dev})
-    return pd.DataFrame(rows, columns=["task", "layer", "metric", "mean", "std", "seeds", "dev_mean"])
+                         "seeds": n, "dev_mean": dev, "cut_off": int(cell["cut_off"].sum())})
+    return pd.DataFrame(rows, columns=["task", "layer", "metric", "mean", "std", "seeds", "dev_mean", "cut_off"])
 
 
 def layer_weights_table(records: Sequence[RunRecord], order: Sequence[str] | None = None) -> pd.DataFrame:
@@ -163,18 +215,78 @@ def markdown_table(header: list[str], rows: list[list[str]], right: set[int] = f
     return "\n".join([line(header), "|" + "|".join(rule) + "|"] + [line(r) for r in rows])
 
 
-def comparison_markdown(table: pd.DataFrame) -> str:
-    rows = [[r.task, r.metric, _mean_std(r.glove_mean, r.glove_std), _mean_std(r.glove_elmo_mean, r.glove_elmo_std),
-             "—" if pd.isna(r.difference) else f"{100 * r.difference:+.2f}",
-             "—" if pd.isna(r.relative_error_reduction) else f"{100 * r.relative_error_reduction:.1f}%",
-             _seeds(r.glove_seeds, r.glove_elmo_seeds)]
-            for r in table.itertuples()]
-    return markdown_table(["Task", "Metric", "GloVe", "GloVe + ELMo", "Difference", "Rel. error reduction", "Seeds"],
-                          rows, right={2, 3, 4, 5, 6})
+def _p(value: float) -> str:
+    return "—" if pd.isna(value) else "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def comparison_markdown(table: pd.DataFrame, smoke: bool = False) -> str:
+    """The task table; a dagger marks an arm with a run cut off by its epoch cap."""
+    with_mfs = table["mfs_baseline"].notna().any()
+    rows = []
+    for r in table.itertuples():
+        row = [r.task, r.metric, _mean_std(r.glove_mean, r.glove_std) + (" †" if r.glove_cut_off else ""),
+               _mean_std(r.glove_elmo_mean, r.glove_elmo_std) + (" †" if r.glove_elmo_cut_off else ""),
+               "—" if pd.isna(r.difference) else f"{100 * r.difference:+.2f}",
+               "—" if pd.isna(r.relative_error_reduction) else f"{100 * r.relative_error_reduction:.1f}%"]
+        if not smoke:
+            row.append(_p(r.p_value))
+        if with_mfs:
+            row.append(_pct(r.mfs_baseline))
+        rows.append(row + [_seeds(r.glove_seeds, r.glove_elmo_seeds)])
+    header = ["Task", "Metric", "GloVe", "GloVe + ELMo", "Difference", "Rel. error reduction"] \
+        + ([] if smoke else ["p"]) + (["MFS baseline"] if with_mfs else []) + ["Seeds"]
+    return markdown_table(header, rows, right=set(range(2, len(header))))
+
+
+def verdict_lines(table: pd.DataFrame) -> list[str]:
+    """The verdict (only differences significant at LEVEL), then the tasks without a significant one."""
+    tested = table[table["p_value"].notna()]
+    significant = tested[tested["p_value"] < LEVEL]
+
+    def named(frame: pd.DataFrame) -> str:
+        return ", ".join(f"{r.task} ({100 * r.difference:+.2f}, p {_p(r.p_value)})" for r in frame.itertuples())
+
+    ahead, behind = significant[significant["difference"] > 0], significant[significant["difference"] < 0]
+    parts = []
+    if not ahead.empty:
+        parts.append(f"GloVe + ELMo is significantly ahead of GloVe on {named(ahead)}")
+    if not behind.empty:
+        parts.append(f"significantly behind on {named(behind)}")
+    lines = [f"Verdict (p < {LEVEL}, paired bootstrap over test items and seeds): " + ("; ".join(parts) + "."
+             if parts else "no difference between GloVe and GloVe + ELMo is significant.")]
+    rest = tested[~(tested["p_value"] < LEVEL)]
+    if not rest.empty:
+        lines.append("Not significant at 0.05 (no verdict): " + ", ".join(rest["task"]) + ".")
+    for r in table[table["p_value"].isna()].itertuples():
+        lines.append(f"No significance figure for {r.task}: {r.p_note}.")
+    return lines
+
+
+def cut_off_note(runs: pd.DataFrame) -> str:
+    """The warning for tabulated (picked) runs whose best epoch is in the last fifth of their cap."""
+    picked = runs[runs["picked"]]
+    parts = []
+    for (task, setting, layer), cell in picked.groupby(["task", "setting", "layer"], sort=False):
+        count = int(cell["cut_off"].sum())
+        if count:
+            caps = ", ".join(str(c) for c in sorted(set(cell["epochs_cap"])))
+            parts.append(f"{task} {SETTING_TITLES[setting]}{f' layer {layer}' if layer else ''} "
+                         f"({count} of {len(cell)} runs, cap {caps} epochs)")
+    if not parts:
+        return ""
+    return ("† Best epoch in the last fifth of the epoch cap: " + "; ".join(parts) + ". These runs may still be "
+            "improving: raise trainer.epochs and trainer.patience (for both arms of a task).")
+
+
+def grid_markdown(grid: pd.DataFrame) -> str:
+    rows = [[r.task, SETTING_TITLES[r.setting] + (f" layer {r.layer}" if r.layer else ""), r.grid_point, r.values,
+             _pct(r.dev_mean), str(r.seeds), "picked" if r.picked else ""] for r in grid.itertuples()]
+    return markdown_table(["Task", "Arm", "Point", "Settings", "Dev (mean)", "Seeds", ""], rows, right={4, 5})
 
 
 def probe_markdown(table: pd.DataFrame) -> str:
-    rows = [[r.task, r.layer, r.metric, _mean_std(r.mean, r.std), str(r.seeds)] for r in table.itertuples()]
+    rows = [[r.task, r.layer, r.metric, _mean_std(r.mean, r.std) + (" †" if r.cut_off else ""), str(r.seeds)]
+            for r in table.itertuples()]
     return markdown_table(["Task", "biLM layer", "Metric", "Linear probe", "Seeds"], rows, right={3, 4})
 
 
@@ -190,24 +302,50 @@ def weights_markdown(table: pd.DataFrame) -> str:
     return markdown_table(header, rows, right=set(range(2, len(header))))
 
 
-def report_markdown(records: Sequence[RunRecord], order: Sequence[str] | None = None, note: str = "") -> str:
-    """The whole comparison as markdown: the task table, the probe table and the layer weights."""
-    parts = []
+SMOKE_NOTE = ("SMOKE TEST: tiny data and few epochs, to check that every run works end to end. These scores "
+              "compare nothing; no significance figures and no verdict are given.")
+
+
+def report_frames(records: Sequence[RunRecord], order: Sequence[str] | None = None, smoke: bool = False,
+                  resamples: int = RESAMPLES) -> dict[str, pd.DataFrame]:
+    """Every table of the report: comparison, probes, layer_weights, runs, grid (selection on dev first)."""
+    check_records(records)
+    picked, grid = select_on_dev(records)
+    return {
+        "comparison": comparison_table(picked, order, resamples=0 if smoke else resamples),
+        "probes": probe_table(picked, order),
+        "layer_weights": layer_weights_table(picked, order),
+        "runs": runs_frame(records, picked),
+        "grid": grid,
+    }
+
+
+def report_markdown(records: Sequence[RunRecord], order: Sequence[str] | None = None, note: str = "",
+                    smoke: bool = False, frames: dict[str, pd.DataFrame] | None = None) -> str:
+    """The whole comparison as markdown: the task table and verdict, the settings picked on dev,
+    the probe table and the layer weights."""
+    frames = frames or report_frames(records, order, smoke)
+    parts = [SMOKE_NOTE] if smoke else []
     if note:
         parts.append(note)
-    table = comparison_table(records, order)
+    table = frames["comparison"]
     if not table.empty:
-        parts.append("Test scores (%; mean ± sample std over seeds, best dev epoch of each run):\n\n"
-                     + comparison_markdown(table))
-        worse = table[~(table["difference"] > 0) & table["difference"].notna()]
-        if not worse.empty:
-            parts.append("GloVe + ELMo does not beat GloVe on mean test score for: "
-                         + ", ".join(worse["task"]) + ".")
-    probes = probe_table(records, order)
+        parts.append("Test scores (%; mean ± sample std over seeds, best dev epoch of each run"
+                     + ("" if smoke else "; p: paired bootstrap over test items and seeds, two-sided") + "):\n\n"
+                     + comparison_markdown(table, smoke))
+        if not smoke:
+            parts.append("\n".join(verdict_lines(table)))
+    if has_grid(frames["grid"]):
+        parts.append("Settings picked on dev (each arm's grid point with the best mean dev score over seeds; "
+                     "test scores are not consulted):\n\n" + grid_markdown(frames["grid"]))
+    probes = frames["probes"]
     if not probes.empty:
         parts.append("Linear probes of single biLM layers (ELMo alone, fixed mix, no other feature):\n\n"
                      + probe_markdown(probes))
-    weights = layer_weights_table(records, order)
+    cut = cut_off_note(frames["runs"])
+    if cut:
+        parts.append(cut)
+    weights = frames["layer_weights"]
     if not weights.empty:
         parts.append("Layer weights of the GloVe + ELMo runs (softmax-normalised s_j and gamma, mean over seeds):\n\n"
                      + weights_markdown(weights))
@@ -218,27 +356,25 @@ def report_markdown(records: Sequence[RunRecord], order: Sequence[str] | None = 
 
 
 def write_report(records: Sequence[RunRecord], out_dir: str | Path, order: Sequence[str] | None = None,
-                 note: str = "", plot: bool = True) -> dict[str, Path]:
-    """Write comparison.md, comparison.csv, probes.csv, layer_weights.csv, runs.csv and
-    layer_weights.png (when some run learned a mix) into ``out_dir``; returns what was written."""
+                 note: str = "", plot: bool = True, smoke: bool = False) -> dict[str, Path]:
+    """Write comparison.md, comparison.csv, probes.csv, layer_weights.csv, runs.csv, grid.csv (when
+    a grid was searched) and layer_weights.png (when some run learned a mix) into ``out_dir``."""
     # matplotlib (through plot) is imported only when a report is written: it is slow to load
     from elmo_tasks.comparison.plot import plot_layer_weights
 
-    check_records(records)
+    frames = report_frames(records, order, smoke)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = {}
-    frames = {
-        "comparison.csv": comparison_table(records, order),
-        "probes.csv": probe_table(records, order),
-        "layer_weights.csv": layer_weights_table(records, order),
-        "runs.csv": runs_frame(records),
-    }
-    for name, frame in frames.items():
-        write_text_atomic(out / name, frame.to_csv(index=False, float_format="%.8g"))
+    files = {"comparison.csv": "comparison", "probes.csv": "probes", "layer_weights.csv": "layer_weights",
+             "runs.csv": "runs"}
+    if has_grid(frames["grid"]):
+        files["grid.csv"] = "grid"
+    for name, key in files.items():
+        write_text_atomic(out / name, frames[key].to_csv(index=False, float_format="%.8g"))
         written[name] = out / name
-    write_text_atomic(out / "comparison.md", report_markdown(records, order, note))
+    write_text_atomic(out / "comparison.md", report_markdown(records, order, note, smoke, frames))
     written["comparison.md"] = out / "comparison.md"
-    if plot and plot_layer_weights(frames["layer_weights.csv"], out / "layer_weights.png"):
+    if plot and plot_layer_weights(frames["layer_weights"], out / "layer_weights.png"):
         written["layer_weights.png"] = out / "layer_weights.png"
     return written

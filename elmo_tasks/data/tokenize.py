@@ -15,6 +15,7 @@ pretraining corpus is tokenised the same way for the biLM to see the same kind o
 API (pure functions, no state, no dependencies)::
 
     tokenize(text: str) -> list[str]            # one sentence (or any span) -> PTB tokens
+    split_clitic(word: str) -> list[str]        # one word -> word and clitic ("do n't")
     split_sentences(text: str) -> list[str]     # running text -> sentence strings (untokenised)
     tokenize_sentences(text: str) -> list[list[str]]   # both: running text -> tokenised sentences
 
@@ -111,6 +112,12 @@ def _peel_back(chunk: str) -> tuple[str, list[str]]:
             tokens.append(closer)
             chunk = chunk[:-len(closer)]
     return chunk, tokens[::-1]
+
+
+def split_clitic(word: str) -> list[str]:
+    """One word -> the word and its clitic as the treebank (and so the pretraining text) has them:
+    ``don't`` -> ``do n't``, ``I'm`` -> ``I 'm``, ``gonna`` -> ``gon na``; other words unchanged."""
+    return _split_word(word)
 
 
 def _split_word(word: str) -> list[str]:

@@ -8,7 +8,7 @@ the features in the config's order; a feature whose ``places`` include ``"output
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -31,6 +31,7 @@ class Features:
     inputs: torch.Tensor  # (B, T, input_dim)
     output: torch.Tensor | None  # (B, T, output_dim): ELMo for the encoder's output, if configured
     mask: torch.Tensor  # (B, T) bool
+    spans: dict[str, tuple[int, int]] = field(default_factory=dict)  # feature name -> its columns of inputs
 
 
 class FeatureStack(nn.Module):
@@ -51,12 +52,23 @@ class FeatureStack(nn.Module):
 
     def forward(self, batch: dict[str, Any]) -> Features:
         mask = batch["mask"]
+        pieces = batch.get("pieces")  # dataset.normalize: the features read pieces of tokens
         parts: dict[str, list[torch.Tensor]] = {"input": [], "output": []}
+        spans, width = {}, 0
         for name, feature in self.features.items():
-            for place, vector in zip(feature.places, feature(batch["inputs"][name], mask)):
+            for place, vector in zip(feature.places, feature(batch["inputs"][name], mask if pieces is None
+                                                             else pieces["mask"])):
                 parts[place].append(vector)
+                if place == "input":
+                    spans[name] = (width, width + vector.shape[-1])
+                    width += vector.shape[-1]
+        inputs = torch.cat(parts["input"], dim=-1)
         output = torch.cat(parts["output"], dim=-1) if parts["output"] else None
-        return Features(torch.cat(parts["input"], dim=-1) * mask.unsqueeze(-1), output, mask)
+        if pieces is not None:
+            pool = pooling(pieces["owners"], mask.shape[1]).to(inputs.dtype)
+            inputs = pool @ inputs
+            output = pool @ output if output is not None else None
+        return Features(inputs * mask.unsqueeze(-1), output, mask, spans)
 
     def penalty(self) -> torch.Tensor:
         return sum((f.penalty() for f in self.features.values()), torch.tensor(0.0))
@@ -72,6 +84,13 @@ class FeatureStack(nn.Module):
         for feature in self.features.values():
             info.update(feature.report())
         return info
+
+
+def pooling(owners: torch.Tensor, width: int) -> torch.Tensor:
+    """(B, width, P): averages the pieces of each token; ``owners`` (B, P) is each piece's token (-1: padding)."""
+    tokens = torch.arange(width, device=owners.device)
+    member = (owners.unsqueeze(1) == tokens.view(1, -1, 1)).float()
+    return member / member.sum(-1, keepdim=True).clamp_min(1)
 
 
 def build_features(options: dict[str, Any], tokens: dict[str, list[list[str]]],

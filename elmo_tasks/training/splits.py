@@ -3,7 +3,9 @@
 :func:`load_splits` reads the train/dev/test ``datasets.Dataset`` s (a prepared set, local files or
 a hub name). :class:`Split` holds one split's tokens, label ids and, per feature name, that
 feature's prepared input (``Feature.prepare``); :meth:`Split.batches` yields dicts of padded
-tensors, each feature's part collated by the feature itself.
+tensors, each feature's part collated by the feature itself. With ``dataset.normalize`` the
+features read normalised pieces (``Split.pieces``; a batch's ``pieces`` holds their mask and the
+token each belongs to) while labels, scores and predictions stay on the data's tokens.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 
 from elmo_tasks.data import readers, recipes
+from elmo_tasks.data.tweets import normalize_sentences
 from elmo_tasks.errors import UserError
 from elmo_tasks.experiment import Config, DatasetConfig
 from elmo_tasks.features.base import pad
@@ -72,12 +75,28 @@ class Split:
     target: np.ndarray | None = None  # wsd: the target token of each sentence
     keys: list[str] | None = None  # wsd: lemma keys
     inputs: dict[str, Any] = field(default_factory=dict)  # feature name -> Feature.prepare's result
+    # dataset.normalize: the pieces the features see and, per piece, the index of its token
+    pieces: list[list[str]] | None = None
+    owners: list[np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.tokens)
 
+    @property
+    def embed_tokens(self) -> list[list[str]]:
+        """What the features read: the normalised pieces, or the tokens themselves."""
+        return self.pieces if self.pieces is not None else self.tokens
+
     @classmethod
-    def encode(cls, name: str, data: Any, task: Task) -> "Split":
+    def encode(cls, name: str, data: Any, task: Task, normalize: str = "none") -> "Split":
+        split = cls._encode(name, data, task)
+        if normalize != "none":
+            pieces, owners = normalize_sentences(split.tokens, normalize)
+            split.pieces, split.owners = pieces, [np.asarray(o, dtype=np.int64) for o in owners]
+        return split
+
+    @classmethod
+    def _encode(cls, name: str, data: Any, task: Task) -> "Split":
         tokens = [list(t) for t in data["tokens"]]
         index = task.index
         if task.kind == "tagging":
@@ -112,12 +131,13 @@ class Split:
             yield self.collate(rows, features)
 
     def collate(self, rows: list[int], features: Collator) -> dict[str, Any]:
-        lengths = [len(self.tokens[i]) for i in rows]
-        width = max(max(lengths), 1)
-        mask = torch.zeros(len(rows), width, dtype=torch.bool)
-        for b, n in enumerate(lengths):
-            mask[b, :n] = True
-        batch: dict[str, Any] = {"rows": rows, "mask": mask, "inputs": features.collate(self.inputs, rows, width)}
+        width, mask = _mask([len(self.tokens[i]) for i in rows])
+        if self.owners is None:
+            batch: dict[str, Any] = {"rows": rows, "mask": mask, "inputs": features.collate(self.inputs, rows, width)}
+        else:  # the features read pieces, pooled back onto their tokens (FeatureStack.forward)
+            piece_width, piece_mask = _mask([len(self.owners[i]) for i in rows])
+            batch = {"rows": rows, "mask": mask, "inputs": features.collate(self.inputs, rows, piece_width),
+                     "pieces": {"mask": piece_mask, "owners": pad([self.owners[i] for i in rows], piece_width, fill=-1)}}
         first = self.labels[rows[0]] if rows else None
         if isinstance(first, np.ndarray):
             batch["labels"] = pad([self.labels[i] for i in rows], width, fill=-100)
@@ -128,6 +148,14 @@ class Split:
             batch["keys"] = [self.keys[i] for i in rows]
         return batch
 
+
+def _mask(lengths: list[int]) -> tuple[int, torch.Tensor]:
+    """(padded width, (B, width) bool mask) of sentences of ``lengths``."""
+    width = max(max(lengths), 1)
+    mask = torch.zeros(len(lengths), width, dtype=torch.bool)
+    for b, n in enumerate(lengths):
+        mask[b, :n] = True
+    return width, mask
 
 
 @dataclass
@@ -158,7 +186,7 @@ def cache_dataset(config: Config, progress: bool = True, data: dict[str, Any] | 
     data = data if data is not None else load_splits(config.dataset)
     out = []
     for split in SPLITS:
-        tokens = [list(t) for t in data[split]["tokens"]]
+        tokens, _ = normalize_sentences(data[split]["tokens"], config.dataset.normalize)
         tick = time.perf_counter()
         built = cache.ensure(tokens, progress=progress, desc=f"ELMo cache {config.name} {split}")
         seconds = time.perf_counter() - tick

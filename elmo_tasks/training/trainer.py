@@ -16,7 +16,8 @@ run gives); a complete run is not repeated. A folder that holds another config's
      "history": [{"epoch", "train_loss", "train_seconds", "eval_seconds", "dev": {...}}],
      "seconds_per_epoch",                # mean train_seconds (training passes only)
      "total_seconds", "mix": [...] | null, "parameters", "sizes": {split: sentences},
-     "feature_info": {...}, "versions": {...}}
+     "feature_info": {...}, "versions": {...},
+     "head_info": {...}}                 # heads with a report(): the wsd back-off threshold in use
 """
 
 from __future__ import annotations
@@ -79,13 +80,13 @@ def prepare(config: Config, progress: bool = True, recompute_elmo: bool = False,
     """
     raw = load_splits(config.dataset)
     task = Task.build(raw, load_sense_frequencies(config.dataset) if "sense" in raw["train"].column_names else None)
-    splits = {name: Split.encode(name, raw[name], task) for name in SPLITS}
+    splits = {name: Split.encode(name, raw[name], task, config.dataset.normalize) for name in SPLITS}
     if config.features.elmo is not None and not recompute_elmo:
         cache_dataset(config, progress=progress, data=raw, log=log)
-    tokens = {name: split.tokens for name, split in splits.items()}
+    tokens = {name: split.embed_tokens for name, split in splits.items()}
     stack = build_features(config.features.selected(), tokens, BuildContext(progress, recompute_elmo, log))
     for name, split in splits.items():
-        split.inputs = stack.prepare(name, split.tokens)
+        split.inputs = stack.prepare(name, split.embed_tokens)
     try:
         head = HEADS[config.head.name](config.head.options, task, stack.input_dim, stack.output_dim)
     except ValueError as exc:
@@ -128,6 +129,17 @@ def fit_epoch(model: TaskModel, split: Split, batch_size: int, device: torch.dev
     return float("nan")
 
 
+def calibrate(model: TaskModel, split: Split, batch_size: int, device: torch.device) -> None:
+    """A fitted head with a setting chosen on dev (``calibrate``: the wsd head's back-off threshold)
+    sees the dev split's features and labels once. Dev only: test never chooses anything."""
+    if not hasattr(model.head, "calibrate"):
+        return
+    model.eval()
+    with torch.no_grad():
+        batches = [to_device(b, device) for b in split.batches(batch_size, model.features)]
+        model.head.calibrate([(model.features(b), b) for b in batches])
+
+
 def train(model: TaskModel, splits: dict[str, Split], task: Task, config: Config, folder: RunFolder,
           device: torch.device, state: dict[str, Any] | None, progress: bool = True) -> dict[str, Any]:
     """Epochs with early stopping on dev (resuming after ``state``'s epoch); keeps the best weights
@@ -159,6 +171,7 @@ def train(model: TaskModel, splits: dict[str, Split], task: Task, config: Config
             loss = train_epoch(model, splits["train"], config, optimizer, epoch, device, progress)
         else:
             loss = fit_epoch(model, splits["train"], t.batch_size, device)
+            calibrate(model, splits["dev"], t.batch_size, device)
         train_seconds = time.perf_counter() - tick
         tick = time.perf_counter()
         dev, _ = evaluate(model, splits["dev"], task, t.batch_size, device)
@@ -230,6 +243,8 @@ def run(config: Config, run_dir: str | Path, progress: bool = True, restart: boo
         "mix": mix, "parameters": n_params, "sizes": {name: len(s) for name, s in splits.items()},
         "feature_info": info, "versions": _versions(),
     }
+    if hasattr(model.head, "report"):
+        out["head_info"] = model.head.report()
     metrics_path = folder.finish(out)
     folder.log(f"done: dev {task.main_metric} {results['dev'][task.main_metric]:.4f}, "
                f"test {task.main_metric} {results['test'][task.main_metric]:.4f} (best epoch {trained['best_epoch']}); "
