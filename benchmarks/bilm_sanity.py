@@ -24,7 +24,7 @@ from elmo_tasks.bilm.weights import load_bilm_dir
 from elmo_tasks.embedder import Embedder
 from elmo_tasks.model_folder import resolve_model
 from elmo_tasks.errors import UserError, run_script
-from elmo_tasks.pretrain.corpus import TypeTable, encode_files
+from elmo_tasks.pretrain.text_source import TypeTable, encode_files
 from elmo_tasks.pretrain.evaluate import bilm_perplexity, heldout_streams, unigram_perplexity, zero_states
 from elmo_tasks.pretrain.softmax import SOFTMAX_NAME, load_softmax
 from elmo_tasks.pretrain.vocab import Vocabulary

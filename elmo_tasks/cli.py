@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "run": "run",
     "cache": "cache",
     "pretrain": "pretrain",
+    "perplexity": "perplexity",
     "compare": "compare",
     "bench": "bench",
     "convert": "convert",
@@ -32,7 +33,7 @@ COMMANDS: dict[str, str] = {
 
 
 # commands that split their work across the processes of a ``torchrun`` launch
-SHARDED_COMMANDS = {"embed-file", "cache"}
+SHARDED_COMMANDS = {"embed-file", "cache", "pretrain"}
 
 
 def package_version() -> str:
@@ -79,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         if args.command not in SHARDED_COMMANDS and current_rank().world > 1:
             raise UserError(f"'{args.command}' does not split its work across processes, so every torchrun rank would "
-                            f"repeat it: run it without torchrun (only {' and '.join(sorted(SHARDED_COMMANDS))} shard)")
+                            f"repeat it: run it without torchrun (only {', '.join(sorted(SHARDED_COMMANDS))} do)")
         return int(args._run(args) or 0)
     except UserError as exc:
         print(f"elmo-tasks: error: {exc}", file=sys.stderr)

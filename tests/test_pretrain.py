@@ -18,7 +18,7 @@ from elmo_tasks.cli import main
 from elmo_tasks.errors import UserError
 from elmo_tasks.pretrain.batches import build_streams, epoch_order
 from elmo_tasks.pretrain.settings import config_from_dict, load_config
-from elmo_tasks.pretrain.corpus import BOS_TYPE, EOS_TYPE, TypeTable, encode_files, encode_lines
+from elmo_tasks.pretrain.text_source import BOS_TYPE, EOS_TYPE, TypeTable, encode_files, encode_lines
 from elmo_tasks.pretrain.softmax import IGNORE, LogUniformSampler, Softmax
 from elmo_tasks.pretrain.trainer import Trainer
 from elmo_tasks.pretrain.vocab import Vocabulary

@@ -8,14 +8,18 @@ Equations (gate order i, f, g, o; the forget-gate bias of +1 is folded into ``st
 
 ``nn.LSTM(proj_size=...)`` has no clipping, so it cannot reproduce the public models exactly.
 
-These are the plain, differentiable modules (training uses them). The inference engine runs the
-same equations faster in ``elmo_tasks.bilm.fast_lstm``.
+These are the plain, differentiable modules (training uses them): ``run_stacks`` runs both
+directions at once, each layer as one product for the input half of the gates plus the recurrence
+with a hand-written backward (``elmo_tasks.bilm.recurrence``). The inference engine runs the same
+equations faster in ``elmo_tasks.bilm.fast_lstm``.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from elmo_tasks.bilm.recurrence import run_recurrence
 
 State = tuple[torch.Tensor, torch.Tensor]  # (h: (B, P), c: (B, C))
 
@@ -38,30 +42,10 @@ class ProjectedLSTMLayer(nn.Module):
         """Run over ``inputs`` (B, T, in); ``batch_sizes[t]`` rows are still active at step t.
 
         Returns the outputs (B, T, P), zero at padding, and each row's state after its last step.
-        The input half of the gates is computed for all timesteps in one matrix product.
         """
-        h, c = state
-        input_gates = self.input_linear(inputs)
-        steps = []
-        for t, n in enumerate(batch_sizes):
-            gates = input_gates[:n, t] + self.state_linear(h[:n])
-            i, f, g, o = gates.chunk(4, dim=1)
-            c_new = torch.sigmoid(f) * c[:n] + torch.sigmoid(i) * torch.tanh(g)
-            if self.cell_clip:
-                c_new = c_new.clamp(-self.cell_clip, self.cell_clip)
-            h_new = self.projection(torch.sigmoid(o) * torch.tanh(c_new))
-            if self.proj_clip:
-                h_new = h_new.clamp(-self.proj_clip, self.proj_clip)
-            steps.append(h_new)
-            if n == h.shape[0]:
-                h, c = h_new, c_new
-            else:  # finished rows keep their final state
-                h = torch.cat([h_new, h[n:]])
-                c = torch.cat([c_new, c[n:]])
-        outputs = inputs.new_zeros(inputs.shape[0], inputs.shape[1], self.projection_dim)
-        for t, step in enumerate(steps):
-            outputs[: step.shape[0], t] = step
-        return outputs, (h, c)
+        outputs, finals = run_stacks([[self]], inputs.transpose(0, 1).unsqueeze(0), batch_sizes, [[state]],
+                                     use_skip_connections=False)
+        return outputs[0][0].transpose(0, 1), finals[0][0]
 
 
 class LSTMStack(nn.Module):
@@ -82,15 +66,50 @@ class LSTMStack(nn.Module):
         ``dropout`` (training only) is applied to each layer's input, before the residual as in the
         bilm-tf recipe, so the residual adds the dropped input.
         """
-        outputs, finals = [], []
-        x = inputs
-        for index, (layer, state) in enumerate(zip(self.layers, states)):
-            if dropout and self.training:
-                x = nn.functional.dropout(x, dropout, training=True)
-            out, final = layer(x, batch_sizes, state)
-            if index > 0 and self.use_skip_connections:
-                out = out + x
-            outputs.append(out)
-            finals.append(final)
-            x = out
-        return outputs, finals
+        outputs, finals = run_stacks([self.layers], inputs.transpose(0, 1).unsqueeze(0), batch_sizes, [states],
+                                     dropout if self.training else 0.0, self.use_skip_connections)
+        return [out[0].transpose(0, 1) for out in outputs], finals[0]
+
+
+def run_stacks(stacks: list, inputs: torch.Tensor, batch_sizes: list[int], states: list[list[State]],
+               dropout: float = 0.0, use_skip_connections: bool = True,
+               ) -> tuple[list[torch.Tensor], list[list[State]]]:
+    """Several stacks of the same shape (the two directions) at once, differentiably.
+
+    ``stacks[d]`` lists stack d's ProjectedLSTMLayers; ``inputs`` (D, T, B, P) is time-major, one
+    slice per stack (the backward stack's input already reversed); ``states[d]`` holds the initial
+    (h, c) of stack d's layers. Returns each layer's output (D, T, B, P), residual included (layers
+    >= 1) and 0 at padding, and ``finals[d][layer]``. ``dropout`` applies to each layer's input.
+
+    Per layer: one matrix product gives the input half of the gates for every step and stack, then
+    the recurrence runs on the stacked weights (``recurrence.run_recurrence``, a hand-written
+    backward). Under bfloat16 autocast the products run in bfloat16; gates, states and the
+    elementwise maths stay float32.
+    """
+    device = inputs.device.type
+    matmul_dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else torch.float32
+    d_dirs, steps, batch = inputs.shape[:3]
+    x = inputs
+    outputs, finals = [], [[] for _ in stacks]
+    for index in range(len(stacks[0])):
+        cells = [layers[index] for layers in stacks]
+        if dropout:
+            x = nn.functional.dropout(x, dropout, training=True)
+        # the input half of the gates, bias included, for every step at once: (D, T*B, 4C)
+        w_input = torch.stack([cell.input_linear.weight for cell in cells])
+        bias = torch.stack([cell.state_linear.bias for cell in cells]).unsqueeze(1)
+        gates = torch.baddbmm(bias, x.reshape(d_dirs, steps * batch, -1), w_input.transpose(1, 2))
+        h0 = torch.stack([states[d][index][0] for d in range(d_dirs)])
+        c0 = torch.stack([states[d][index][1] for d in range(d_dirs)])
+        cell = cells[0]
+        out, h, c = run_recurrence(gates.view(d_dirs, steps, batch, -1), h0, c0,
+                                   torch.stack([cell.state_linear.weight for cell in cells]),
+                                   torch.stack([cell.projection.weight for cell in cells]),
+                                   batch_sizes, cell.cell_clip, cell.proj_clip, matmul_dtype)
+        if index > 0 and use_skip_connections:
+            out = out + x
+        outputs.append(out)
+        for d in range(d_dirs):
+            finals[d].append((h[d], c[d]))
+        x = out
+    return outputs, finals

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from elmo_tasks.bilm.char_ids import BOS_IDS, EOS_IDS
-from elmo_tasks.bilm.lstm import LSTMStack, State
+from elmo_tasks.bilm.lstm import LSTMStack, State, run_stacks
 from elmo_tasks.bilm.options import BiLMOptions
 from elmo_tasks.bilm.token_encoder import CharCNNTokenEncoder
 from elmo_tasks.modules import reverse_within_lengths
@@ -150,9 +150,13 @@ class BiLM(nn.Module):
         n = self.options.n_layers
         fwd_init = [(h[order], c[order]) for h, c in initial[:n]]
         bwd_init = [(h[order], c[order]) for h, c in initial[n:]]
-        fwd_out, fwd_final = self.forward_lstm(x, batch_sizes, fwd_init)
-        bwd_out, bwd_final = self.backward_lstm(reverse_within_lengths(x, sorted_lengths), batch_sizes, bwd_init)
-        bwd_out = [reverse_within_lengths(out, sorted_lengths) for out in bwd_out]
+        # both directions at once, time-major (2, T+2, B, P); the backward input reversed within each length
+        both = torch.stack([x, reverse_within_lengths(x, sorted_lengths)]).transpose(1, 2)
+        outputs, (fwd_final, bwd_final) = run_stacks([self.forward_lstm.layers, self.backward_lstm.layers], both,
+                                                      batch_sizes, [fwd_init, bwd_init],
+                                                      use_skip_connections=self.options.use_skip_connections)
+        fwd_out = [out[0].transpose(0, 1) for out in outputs]
+        bwd_out = [reverse_within_lengths(out[1].transpose(0, 1), sorted_lengths) for out in outputs]
         if self.stateful:
             self.store_states([(h[restore], c[restore]) for h, c in fwd_final + bwd_final])
 

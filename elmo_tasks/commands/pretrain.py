@@ -1,4 +1,5 @@
-"""``elmo-tasks pretrain CONFIG.yaml [--resume] [--device cpu|cuda] [--out DIR]``: train a biLM, export it."""
+"""``elmo-tasks pretrain CONFIG.yaml [--resume | --init-from MODEL_DIR] [--device cpu|cuda] [--out DIR]``: train a
+biLM (from scratch, from a checkpoint, or from an exported model), export it."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR", help="run folder for checkpoints, logs and the exported model "
                         "(default: runs/pretrain/<config name>)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--init-from", metavar="MODEL_DIR", help="start from this model (a folder with options.json + "
+                        "weights.hdf5, and its softmax.hdf5 + vocab.txt when present; 'default' for the shipped "
+                        "model; any --model source): continued pretraining")
     parser.add_argument("--device", choices=["cpu", "cuda"], help="default: the config's training.device "
                         "(auto: the GPU when there is one)")
     parser.add_argument("--export-only", action="store_true", help="with --resume: export the last checkpoint "
@@ -25,6 +29,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from contextlib import nullcontext
+
+    from elmo_tasks.distributed import current_rank
     from elmo_tasks.lock import LOCK_NAME, hold
     from elmo_tasks.paths import check_output_dir
     from elmo_tasks.pretrain.settings import load_config
@@ -40,7 +47,9 @@ def run(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create the run folder {out}: {exc.strerror or exc}") from None
-    with hold(out / LOCK_NAME, f"pretraining folder {out}"):  # one process per run folder
+    # one process per run folder; under torchrun rank 0 holds the lock for all ranks
+    lock = hold(out / LOCK_NAME, f"pretraining folder {out}") if current_rank().is_main else nullcontext()
+    with lock:
         return _pretrain(args, config, out)
 
 
@@ -48,18 +57,27 @@ def _pretrain(args: argparse.Namespace, config, out: Path) -> int:
     # imported when the command runs, not at the top: it pulls in torch
     from elmo_tasks.pretrain.trainer import Trainer
 
-    trainer = Trainer(config, out, device=args.device, resume=args.resume, progress=not args.quiet)
+    trainer = Trainer(config, out, device=args.device, resume=args.resume, progress=not args.quiet,
+                      init_from=args.init_from)
+    main_process = trainer.parallel.is_main  # under torchrun, rank 0 reports and exports
     if args.export_only:
-        trainer.export(out / "model")
-        print(f"exported step {trainer.step} of {out} to {out / 'model'} (options.json + weights.hdf5)", file=sys.stderr)
+        if main_process:
+            trainer.export(out / "model")
+            print(f"exported step {trainer.step} of {out} to {out / 'model'} (options.json + weights.hdf5)",
+                  file=sys.stderr)
+        trainer.parallel.finish()
         return 0
-    print(f"pretrain: {trainer.data.train.n_tokens:,} training tokens, vocabulary {len(trainer.data.vocab):,}, "
-          f"{trainer.total_steps:,} steps of {config.training.batch_size} x {config.training.unroll_steps} "
-          f"({trainer.batches_per_epoch:,} per epoch), device {trainer.device}, run folder {out}"
-          + (f", resuming at step {trainer.step}" if args.resume else ""), file=sys.stderr)
+    if main_process:
+        print(f"pretrain: {trainer.data.train.n_tokens:,} training tokens, vocabulary {len(trainer.data.vocab):,}, "
+              f"{trainer.total_steps:,} steps of {config.training.batch_size} x {config.training.unroll_steps} "
+              f"({trainer.batches_per_epoch:,} per epoch), device {trainer.device}, run folder {out}"
+              + (f", {trainer.parallel.world} processes" if trainer.parallel.world > 1 else "")
+              + (f", resuming at step {trainer.step}" if args.resume else "")
+              + (f", starting from {args.init_from}" if args.init_from else ""), file=sys.stderr)
     summary = trainer.train()
     final = summary["final_heldout"]
-    if final:
-        print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in final.items()}), file=sys.stderr)
-    print(f"exported the biLM to {out / 'model'} (options.json + weights.hdf5)", file=sys.stderr)
+    if main_process:
+        if final:
+            print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in final.items()}), file=sys.stderr)
+        print(f"exported the biLM to {out / 'model'} (options.json + weights.hdf5)", file=sys.stderr)
     return 0

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from elmo_tasks.errors import UserError
-from elmo_tasks.pretrain.corpus import BOS_TYPE, EOS_TYPE, PAD_TYPE, EncodedText
+from elmo_tasks.pretrain.text_source import BOS_TYPE, EOS_TYPE, PAD_TYPE, EncodedText
 
 
 @dataclass
@@ -37,6 +37,13 @@ class Batch:
     bwd_inputs: np.ndarray
     bwd_targets: np.ndarray
     reset: np.ndarray | None  # (B,) bool: start this row from a zero state (per_sentence mode)
+
+    def take_rows(self, rows: slice) -> "Batch":
+        """The rows one data-parallel process trains on."""
+        if rows == slice(0, self.fwd_inputs.shape[0]):
+            return self
+        return Batch(self.fwd_inputs[rows], self.fwd_targets[rows], self.bwd_inputs[rows], self.bwd_targets[rows],
+                     None if self.reset is None else self.reset[rows])
 
 
 @dataclass

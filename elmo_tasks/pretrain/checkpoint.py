@@ -2,7 +2,8 @@
 
 A checkpoint holds everything a resumed run needs to continue exactly where the saved run was:
 model, softmax and optimizer state, the carried LSTM states, every random generator's state, the
-data position (global step), the counters and the evaluation history.
+data position (global step), the counters and the evaluation history. It holds tensors and plain
+data only and is read with ``torch.load(weights_only=True)``, so a crafted file cannot run code.
 """
 
 from __future__ import annotations
@@ -34,6 +35,6 @@ def load_checkpoint(directory: Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"--resume: no checkpoint in {directory} (expected {path})")
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated or foreign file
         raise UserError(f"{path}: cannot read the checkpoint ({type(exc).__name__}: {exc})") from None

@@ -11,6 +11,7 @@ the vocabulary, like every word-level perplexity.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
@@ -19,8 +20,8 @@ import torch
 
 from elmo_tasks.bilm.model import BiLM
 from elmo_tasks.pretrain.batches import Batch, Streams, build_streams, stream_length
-from elmo_tasks.pretrain.corpus import EncodedText
 from elmo_tasks.pretrain.softmax import IGNORE, Softmax
+from elmo_tasks.pretrain.text_source import EncodedText
 
 State = tuple[torch.Tensor, torch.Tensor]
 
@@ -60,11 +61,18 @@ def _from_nll(sums: list[float], counts: list[int]) -> Perplexity:
 
 @torch.no_grad()
 def bilm_perplexity(run_windows: Callable[[Batch, tuple], tuple], softmax: Softmax, streams: Streams,
-                    initial_states: tuple, per_sentence: bool, device: torch.device) -> Perplexity:
-    """``run_windows(batch, states) -> (top_fwd (B,T,P), top_bwd (B,T,P), final states)`` over every batch."""
+                    initial_states: tuple, per_sentence: bool, device: torch.device,
+                    progress: bool = False) -> Perplexity:
+    """``run_windows(batch, states) -> (top_fwd (B,T,P), top_bwd (B,T,P), final states)`` over every batch;
+    ``progress`` shows a tqdm bar (on stderr)."""
     states = initial_states
     sums, counts = [0.0, 0.0], [0, 0]
-    for k in range(streams.n_batches):
+    batches = range(streams.n_batches)
+    if progress:
+        from tqdm import tqdm
+
+        batches = tqdm(batches, unit="batch", desc="perplexity", file=sys.stderr, dynamic_ncols=True)
+    for k in batches:
         batch = streams.batch(k, per_sentence)
         top_f, top_b, states = run_windows(batch, states)
         for i, (top, targets) in enumerate(((top_f, batch.fwd_targets), (top_b, batch.bwd_targets))):

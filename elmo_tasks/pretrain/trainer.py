@@ -1,22 +1,23 @@
 """Pretrain a biLM (the bilm-tf recipe, §10 of the reference note) and export it in the public format.
 
 The model is ``elmo_tasks.bilm.model.BiLM`` itself; training calls its parts directly: the token
-encoder on the distinct tokens of a batch, then each direction's LSTM stack over (B, T, P) windows
+encoder on the distinct tokens of a batch, then both directions' LSTM stacks over (B, T, P) windows
 with the states carried in (stateful) or reset where a sentence starts (per_sentence). The two
 directions share the token encoder and the softmax; the loss is the mean of their mean negative
 log-likelihoods, and the gradients are those of (loss x unroll_steps), as the recipe takes them.
+``training.amp`` runs the products in bfloat16 where the device has bfloat16 units (float32 weights,
+states and softmax). Under ``torchrun`` each process trains on its rows of every batch
+(``data_parallel``). Evaluation keeps every random stream aside, so it never changes training.
 
 A run folder holds ``checkpoint.pt`` (resume from it with ``resume=True``), ``log.jsonl`` (one
 JSON record per log line and evaluation), ``vocab.txt``, ``config.json``, ``summary.json`` and, at
-the end, ``model/`` with ``options.json`` + ``weights.hdf5`` (+ ``vocab.txt``).
+the end, ``model/`` with ``options.json`` + ``weights.hdf5`` (+ ``vocab.txt``, ``softmax.hdf5``).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import platform
 import sys
 import time
 from contextlib import nullcontext
@@ -33,11 +34,15 @@ from elmo_tasks.bilm.weights import save_bilm
 from elmo_tasks.errors import UserError
 from elmo_tasks.pretrain.batches import Batch, Streams, build_streams, epoch_order, stream_length
 from elmo_tasks.pretrain.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
-from elmo_tasks.pretrain.settings import PretrainConfig
-from elmo_tasks.pretrain.corpus import EncodedText, TypeTable, encode_dataset, encode_files
+from elmo_tasks.pretrain.data_parallel import DataParallel, device_for_rank
+from elmo_tasks.pretrain.device import bf16_supported, preserved_rng, resolve_device
 from elmo_tasks.pretrain.evaluate import bilm_perplexity, heldout_streams
-from elmo_tasks.pretrain.initialise import bilm_options, count_parameters, exported_parameters, init_bilm
+from elmo_tasks.pretrain.init_from import load_initial
+from elmo_tasks.pretrain.initialise import bilm_options, init_bilm
+from elmo_tasks.pretrain.settings import PretrainConfig
 from elmo_tasks.pretrain.softmax import IGNORE, SOFTMAX_NAME, LogUniformSampler, Softmax, save_softmax
+from elmo_tasks.pretrain.summary import run_summary
+from elmo_tasks.pretrain.text_source import EncodedText, TypeTable, encode_dataset, encode_files
 from elmo_tasks.pretrain.vocab import Vocabulary
 from elmo_tasks.pretrain.windows import run_windows
 
@@ -79,35 +84,48 @@ def load_data(config: PretrainConfig) -> Data:
 # -- the trainer -----------------------------------------------------------------------------------
 
 
-def _resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available here (use --device cpu)")
-    return torch.device(name)
-
-
 class Trainer:
     def __init__(self, config: PretrainConfig, out_dir: str | Path, device: str | None = None,
-                 resume: bool = False, progress: bool = True, data: Data | None = None) -> None:
+                 resume: bool = False, progress: bool = True, data: Data | None = None,
+                 init_from: str | Path | None = None) -> None:
         self.config = config
         self.out = Path(out_dir)
         t = config.training
-        self.device = _resolve_device(device or t.device)
-        self.progress = progress
+        self.device = device_for_rank(resolve_device(device or t.device))
+        self.parallel = DataParallel(self.device)
+        self.progress = progress and self.parallel.is_main
         if t.threads:
             torch.set_num_threads(t.threads)
         if not resume and (self.out / CHECKPOINT_NAME).exists():
             raise UserError(f"{self.out} already holds a run ({CHECKPOINT_NAME}); pass --resume to continue it "
                             "or --out to start a new one elsewhere")
+        if resume and init_from is not None:
+            raise UserError("--init-from starts a new run from a model; --resume continues a run: give one of them")
+        self.rows = self.parallel.rows(t.batch_size, config.source)  # this process's rows of every batch
+        initial = load_initial(init_from, bilm_options(config), config.source) if init_from is not None else None
+        self.init_from = str(init_from) if init_from is not None else None
+        if initial is not None and initial.vocab_file is not None:
+            config.vocab.file = str(initial.vocab_file)  # the softmax's rows are this vocabulary's words
+        if resume and data is None and (self.out / "vocab.txt").is_file():
+            config.vocab.file = str(self.out / "vocab.txt")  # the run's own vocabulary (it may come from --init-from)
         self.data = data or load_data(config)
         d = self.data
         self.per_sentence = t.state_mode == "per_sentence"
+        self.amp = t.amp and bf16_supported(self.device)
 
         torch.manual_seed(t.seed)
         self.model = BiLM(bilm_options(config))
         init_bilm(self.model)
         self.softmax = Softmax(len(d.vocab), config.model.projection_dim)
+        if initial is not None:
+            self.model.load_state_dict(initial.model.state_dict())
+            if initial.softmax is not None:
+                if initial.softmax.vocab_size != len(d.vocab):
+                    raise UserError(f"--init-from {initial.source}: softmax.hdf5 has {initial.softmax.vocab_size} rows "
+                                    f"but vocab.txt {len(d.vocab)} words")
+                self.softmax.load_state_dict(initial.softmax.state_dict())
+        if self.parallel.rank > 0:
+            torch.manual_seed(t.seed + 7919 * self.parallel.rank)  # its own dropout masks
         self.model.to(self.device)
         self.softmax.to(self.device)
         self.sampled = t.softmax == "sampled" or (t.softmax == "auto" and len(d.vocab) > t.n_negative_samples)
@@ -115,7 +133,7 @@ class Trainer:
             raise UserError(f"{config.source}: training.n_negative_samples ({t.n_negative_samples}) must be smaller "
                             f"than the vocabulary ({len(d.vocab)}) for a sampled softmax; use softmax: full")
         self.sampler = LogUniformSampler(len(d.vocab), t.n_negative_samples) if self.sampled else None
-        self.sample_generator = torch.Generator().manual_seed(t.seed + 1)
+        self.sample_generator = torch.Generator().manual_seed(t.seed + 1)  # the same on every process
         params = list(self.model.parameters()) + list(self.softmax.parameters())
         if t.optimizer == "adagrad":
             self.optimizer = torch.optim.Adagrad(params, lr=t.learning_rate, initial_accumulator_value=t.initial_accumulator)
@@ -132,16 +150,18 @@ class Trainer:
         self.elapsed = 0.0  # training wall time, summed over resumed runs
         self.history: list[dict[str, Any]] = []
         self.skipped_steps = self.skipped_in_a_row = 0  # updates skipped for a non-finite loss
-        self.states: tuple[list[State], list[State]] = (self._zero_states(t.batch_size), self._zero_states(t.batch_size))
+        local_rows = self.rows.stop - self.rows.start
+        self.states: tuple[list[State], list[State]] = (self._zero_states(local_rows), self._zero_states(local_rows))
         self._streams: tuple[int, Streams] | None = None
         self.command = " ".join(["elmo-tasks", "pretrain", *sys.argv[2:]]) if sys.argv[1:2] == ["pretrain"] else None
         if resume:
             self._restore(load_checkpoint(self.out))
-        else:
+        elif self.parallel.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "log.jsonl").write_text("")
-        d.vocab.save(self.out / "vocab.txt")
-        (self.out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+        if self.parallel.is_main:
+            d.vocab.save(self.out / "vocab.txt")
+            (self.out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
 
     # -- pieces -------------------------------------------------------------------------------------
 
@@ -151,9 +171,9 @@ class Trainer:
                 for _ in range(o.n_layers)]
 
     def _autocast(self):
-        if self.device.type == "cuda" and self.config.training.amp:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return nullcontext()
+        """bfloat16 autocast for the matrix products (``training.amp``) where the device has bfloat16
+        units; parameters (the optimiser's master weights) and the softmax stay float32."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.amp else nullcontext()
 
     def _train_streams(self, epoch: int) -> Streams:
         if self._streams is None or self._streams[0] != epoch:
@@ -163,15 +183,26 @@ class Trainer:
                                                   t.unroll_steps, self.per_sentence))
         return self._streams[1]
 
+    def batch_at(self, step: int) -> Batch:
+        """This process's rows of the training batch of global step ``step`` (0-based): a fixed function
+        of the seed and the step."""
+        epoch, k = divmod(step, self.batches_per_epoch)
+        return self._train_streams(epoch).batch(k, self.per_sentence).take_rows(self.rows)
+
     def _run_lstms(self, batch: Batch, states: tuple[list[State], list[State]], dropout: float):
         return run_windows(self.model, self.data.char_table, batch, states, dropout, self.device)
 
     def _targets(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(array.reshape(-1).astype(np.int64)).to(self.device)
 
+    def _say(self, message: str, bar=None) -> None:
+        if self.parallel.is_main:
+            (bar.write if bar is not None else (lambda m: print(m, file=sys.stderr)))(message)
+
     # -- training -----------------------------------------------------------------------------------
 
     def train_step(self, batch: Batch) -> tuple[float, float]:
+        """One update on ``batch`` (this process's rows); returns the batch's forward and backward loss."""
         t = self.config.training
         self.model.train()
         with self._autocast():
@@ -180,7 +211,7 @@ class Trainer:
                 top_f = nn.functional.dropout(top_f, t.dropout, training=True)
                 top_b = nn.functional.dropout(top_b, t.dropout, training=True)
         p = top_f.shape[-1]
-        losses = []
+        sums, counts = [], []
         for top, targets in ((top_f, batch.fwd_targets), (top_b, batch.bwd_targets)):
             target = self._targets(targets)
             hidden = top.reshape(-1, p)
@@ -188,11 +219,16 @@ class Trainer:
                 nll = self.softmax.sampled_nll(hidden, target, self.sampler, self.sample_generator)
             else:
                 nll = self.softmax.full_nll(hidden, target, chunk=hidden.shape[0])
-            losses.append(nll.sum() / (target != IGNORE).sum().clamp(min=1))
+            sums.append(nll.sum())
+            counts.append((target != IGNORE).sum())
+        counts_all = self.parallel.sum_(torch.stack(counts).float()).clamp(min=1)  # the whole batch's targets
+        losses = [sums[0] / counts_all[0], sums[1] / counts_all[1]]
         loss = 0.5 * (losses[0] + losses[1])
+        totals = self.parallel.sum_(torch.stack([losses[0].detach(), losses[1].detach()]))
         self.optimizer.zero_grad(set_to_none=True)
-        if torch.isfinite(loss):
+        if torch.isfinite(totals).all():
             (loss * t.unroll_steps).backward()
+            self.parallel.sum_gradients(self.params)
             if t.clip_norm:
                 nn.utils.clip_grad_norm_(self.params, t.clip_norm)
             self.optimizer.step()
@@ -206,33 +242,40 @@ class Trainer:
                                 "in a row; lower training.learning_rate or set training.clip_norm")
         self.states = finals
         self.step += 1
-        self.tokens_seen += int((batch.fwd_targets != IGNORE).sum())
-        return float(losses[0].detach()), float(losses[1].detach())
+        self.tokens_seen += int(counts_all[0])
+        return float(totals[0]), float(totals[1])
 
     @torch.no_grad()
     def evaluate(self, max_tokens: int | None = None) -> dict[str, float] | None:
-        """Held-out perplexity (full softmax): forward, backward and exp of their mean loss."""
+        """Held-out perplexity (full softmax, float32): forward, backward and exp of their mean loss."""
         if self.data.heldout is None:
             return None
+        with preserved_rng(self.device, self.sample_generator):
+            return self._evaluate(max_tokens)
+
+    def _evaluate(self, max_tokens: int | None) -> dict[str, float]:
         t = self.config.training
+        was_training = self.model.training
         self.model.eval()
         streams = heldout_streams(self.data.heldout, self.data.target_map, t.eval_batch_size, t.unroll_steps,
                                   self.per_sentence, max_tokens)
         rows = streams.fwd_inputs.shape[0]
         initial = (self._zero_states(rows), self._zero_states(rows))
 
-        def run(batch: Batch, states: tuple) -> tuple:
-            with self._autocast():
-                return self._run_lstms(batch, states, 0.0)
+        def run(batch: Batch, states: tuple) -> tuple:  # float32, as ``elmo-tasks perplexity`` scores
+            return self._run_lstms(batch, states, 0.0)
 
-        return bilm_perplexity(run, self.softmax, streams, initial, self.per_sentence, self.device).as_dict()
+        result = bilm_perplexity(run, self.softmax, streams, initial, self.per_sentence, self.device).as_dict()
+        self.model.train(was_training)
+        return result
 
     def _log(self, record: dict[str, Any]) -> None:
-        with open(self.out / "log.jsonl", "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
+        if self.parallel.is_main:
+            with open(self.out / "log.jsonl", "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
 
     def train(self) -> dict[str, Any]:
-        """Run (or continue) training to ``total_steps``, then export; returns the summary."""
+        """Run (or continue) training to ``total_steps`` or ``max_minutes``, then export; returns the summary."""
         t = self.config.training
         bar = None
         if self.progress:
@@ -248,18 +291,16 @@ class Trainer:
         elapsed_at_start = self.elapsed
         deadline = None if t.max_minutes is None else 60.0 * t.max_minutes
         while self.step < self.total_steps:
-            if deadline is not None and self.elapsed >= deadline:
-                message = f"stopping at step {self.step}: training.max_minutes = {t.max_minutes} reached"
-                (bar.write if bar is not None else (lambda m: print(m, file=sys.stderr)))(message)
+            if deadline is not None and self.parallel.any(self.elapsed >= deadline)[0]:
+                self._say(f"stopping at step {self.step}: training.max_minutes = {t.max_minutes} reached", bar)
                 self._log({"step": self.step, "stopped": "max_minutes", "elapsed_s": round(self.elapsed, 1)})
                 self.save()
                 break
-            epoch, k = divmod(self.step, self.batches_per_epoch)
-            batch = self._train_streams(epoch).batch(k, self.per_sentence)
+            batch = self.batch_at(self.step)
             loss_f, loss_b = self.train_step(batch)
             if math.isfinite(loss_f) and math.isfinite(loss_b):
                 window.append(0.5 * (loss_f + loss_b))
-            window_tokens += batch.fwd_targets.size
+            window_tokens += batch.fwd_targets.size * self.parallel.world
             self.elapsed = elapsed_at_start + (time.monotonic() - run_start)
             if bar is not None:
                 bar.update(1)
@@ -277,7 +318,7 @@ class Trainer:
             if self.step % t.eval_every_steps == 0 and self.step < self.total_steps:
                 self._evaluate_and_log(t.eval_max_tokens, bar)
             due = (self.step - last_checkpoint_step >= t.checkpoint_every_steps
-                   or time.monotonic() - last_checkpoint_time >= 60 * t.checkpoint_every_minutes)
+                   or self.parallel.any(time.monotonic() - last_checkpoint_time >= 60 * t.checkpoint_every_minutes)[0])
             if due or self.step == self.total_steps:
                 self.save()
                 last_checkpoint_time, last_checkpoint_step = time.monotonic(), self.step
@@ -285,12 +326,17 @@ class Trainer:
             bar.close()
         final = self._evaluate_and_log(None, None, final=True)
         self.save()
-        self.export(self.out / "model")
-        summary = self.summary(final)
-        (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        summary = run_summary(self, final)
+        if self.parallel.is_main:
+            self.export(self.out / "model")
+            (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        self.parallel.finish()
         return summary
 
     def _evaluate_and_log(self, max_tokens: int | None, bar, final: bool = False) -> dict[str, float] | None:
+        """Rank 0 evaluates (the model is the same everywhere); the others go on to the next step."""
+        if not self.parallel.is_main:
+            return None
         start = time.monotonic()
         result = self.evaluate(max_tokens)
         if result is None:
@@ -299,10 +345,9 @@ class Trainer:
                   "eval_s": round(time.monotonic() - start, 1), "elapsed_s": round(self.elapsed, 1)}
         self.history.append(record)
         self._log(record)
-        message = (f"step {self.step}: held-out perplexity forward {result['heldout_ppl_forward']:.1f}, backward "
-                   f"{result['heldout_ppl_backward']:.1f}, average {result['heldout_ppl']:.1f} "
-                   f"({result['heldout_tokens']} tokens)")
-        (bar.write if bar is not None else (lambda m: print(m, file=sys.stderr)))(message)
+        self._say(f"step {self.step}: held-out perplexity forward {result['heldout_ppl_forward']:.1f}, backward "
+                  f"{result['heldout_ppl_backward']:.1f}, average {result['heldout_ppl']:.1f} "
+                  f"({result['heldout_tokens']} tokens)", bar)
         return result
 
     # -- checkpoints --------------------------------------------------------------------------------
@@ -318,15 +363,20 @@ class Trainer:
                 "train_tokens": self.data.train.n_tokens}
 
     def save(self) -> None:
+        """Write the checkpoint (rank 0), with every process's rows of the LSTM states and random streams."""
+        states = [[(self.parallel.gather_rows(h).cpu(), self.parallel.gather_rows(c).cpu()) for h, c in direction]
+                  for direction in self.states]
+        cuda_rng = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        rngs = self.parallel.gather_objects((torch.get_rng_state(), cuda_rng))
+        if not self.parallel.is_main:
+            return
         state = {
             "step": self.step, "tokens_seen": self.tokens_seen, "elapsed": self.elapsed, "history": self.history,
             "skipped_steps": self.skipped_steps,
             "model": self.model.state_dict(), "softmax": self.softmax.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "states": [[(h.cpu(), c.cpu()) for h, c in direction] for direction in self.states],
-            "torch_rng": torch.get_rng_state(), "sample_rng": self.sample_generator.get_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
-            "fingerprint": self._fingerprint(),
+            "optimizer": self.optimizer.state_dict(), "states": states,
+            "torch_rng": [cpu for cpu, _ in rngs], "cuda_rng": [cuda for _, cuda in rngs],
+            "sample_rng": self.sample_generator.get_state(), "fingerprint": self._fingerprint(),
         }
         save_checkpoint(state, self.out)
 
@@ -338,11 +388,20 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.softmax.load_state_dict(state["softmax"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.states = tuple([(h.to(self.device), c.to(self.device)) for h, c in direction] for direction in state["states"])
-        torch.set_rng_state(state["torch_rng"])
+        self.states = tuple([(h[self.rows].to(self.device), c[self.rows].to(self.device)) for h, c in direction]
+                            for direction in state["states"])
+        # each process's own random streams when the process count is the same; else rank 0's, offset
+        cpu_states, cuda_states = state["torch_rng"], state.get("cuda_rng")
+        if isinstance(cpu_states, torch.Tensor):  # a checkpoint from before data-parallel training
+            cpu_states, cuda_states = [cpu_states], [cuda_states[0] if cuda_states else None]
+        same_world = len(cpu_states) == self.parallel.world
+        torch.set_rng_state(cpu_states[self.parallel.rank if same_world else 0])
+        cuda = cuda_states[self.parallel.rank if same_world else 0]
+        if cuda is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(cuda, self.device)
+        if not same_world and self.parallel.rank > 0:
+            torch.manual_seed(int(torch.randint(2**62, (1,))) + self.parallel.rank)
         self.sample_generator.set_state(state["sample_rng"])
-        if state.get("cuda_rng") is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.step, self.tokens_seen = state["step"], state["tokens_seen"]
         self.elapsed, self.history = state["elapsed"], state["history"]
         self.skipped_steps = state.get("skipped_steps", 0)
@@ -350,7 +409,7 @@ class Trainer:
     # -- export -------------------------------------------------------------------------------------
 
     def export(self, directory: Path) -> Path:
-        """``options.json`` + ``weights.hdf5`` (the public format; the softmax is not part of it) + vocab."""
+        """``options.json`` + ``weights.hdf5`` (the public format) + ``vocab.txt`` + ``softmax.hdf5``."""
         t = self.config.training
         model = self.model
         model.options.extra = {
@@ -364,39 +423,3 @@ class Trainer:
         self.data.vocab.save(directory / "vocab.txt")
         save_softmax(self.softmax, directory / SOFTMAX_NAME, dtype=t.export_dtype)
         return directory
-
-    def summary(self, final: dict[str, float] | None) -> dict[str, Any]:
-        d, t = self.data, self.config.training
-        oov = float(np.mean(d.target_map[d.train.tokens] == d.vocab.unk)) if d.train.n_tokens else 0.0
-        manifest = None
-        manifest_path = self.config.corpus.manifest
-        if manifest_path is None and self.config.corpus.train:
-            candidate = Path(self.config.corpus.train[0]).parent / "manifest.json"
-            manifest_path = str(candidate) if candidate.is_file() else None
-        if manifest_path:
-            try:
-                manifest = json.loads(Path(manifest_path).read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError):
-                manifest = None
-        return {
-            "config": self.config.source, "command": self.command, "state_mode": t.state_mode,
-            "corpus": {"train_files": d.train.sources, "train_sentences": d.train.n_sentences,
-                       "train_tokens": d.train.n_tokens, "heldout_files": d.heldout.sources if d.heldout else [],
-                       "heldout_sentences": d.heldout.n_sentences if d.heldout else 0,
-                       "heldout_tokens": d.heldout.n_tokens if d.heldout else 0,
-                       "types": len(d.types) - 3, "train_lines_over_1000_tokens": d.train.long_lines,
-                       "manifest": manifest},
-            "vocab_size": len(d.vocab), "train_oov_rate": oov,
-            "options": self.model.options.to_dict(),
-            "parameters_bilm": exported_parameters(self.model), "parameters_softmax": count_parameters(self.softmax),
-            "softmax": f"sampled ({t.n_negative_samples} negatives)" if self.sampled else "full",
-            "steps": self.step, "skipped_steps": self.skipped_steps, "batches_per_epoch": self.batches_per_epoch,
-            "epochs": self.step / self.batches_per_epoch, "tokens_seen": self.tokens_seen,
-            "batch_size": t.batch_size, "unroll_steps": t.unroll_steps,
-            "wall_time_s": round(self.elapsed, 1),
-            "hardware": {"device": str(self.device), "cpu": platform.processor() or platform.machine(),
-                         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                         "gpu": torch.cuda.get_device_name(0) if self.device.type == "cuda" else None,
-                         "torch": torch.__version__},
-            "final_heldout": final, "history": self.history,
-        }

@@ -13,7 +13,7 @@ import numpy as np
 
 from elmo_tasks.bilm.char_ids import BOS_TOKEN, EOS_TOKEN
 from elmo_tasks.errors import UserError
-from elmo_tasks.pretrain.corpus import BOS_TYPE, EOS_TYPE, PAD_TYPE, EncodedText, TypeTable, read_lines
+from elmo_tasks.pretrain.text_source import BOS_TYPE, EOS_TYPE, PAD_TYPE, EncodedText, TypeTable, read_lines
 
 UNK_TOKEN = "<UNK>"
 SPECIALS = (BOS_TOKEN, EOS_TOKEN, UNK_TOKEN)

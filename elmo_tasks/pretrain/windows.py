@@ -1,9 +1,10 @@
 """The biLM as a language model over unrolled windows: its parts called directly, for training and scoring.
 
 The token encoder runs once per distinct token of a batch, with the convolutions cut to the
-characters the tokens have (``elmo_tasks.bilm.distinct_tokens``, four groups by length), then each
-direction's LSTM stack runs over its (B, T, P) window from the given states. Both directions' windows come from ``batches.Batch``; the backward window is
-already reversed, so both stacks read left to right.
+characters the tokens have (``elmo_tasks.bilm.distinct_tokens``, four groups by length), then both
+directions' LSTM stacks run at once (``lstm.run_stacks``) over their (B, T, P) windows from the given
+states. Both directions' windows come from ``batches.Batch``; the backward window is already
+reversed, so both stacks read left to right.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import numpy as np
 import torch
 
 from elmo_tasks.bilm.distinct_tokens import encode_by_length
+from elmo_tasks.bilm.lstm import run_stacks
 from elmo_tasks.bilm.model import BiLM
 from elmo_tasks.pretrain.batches import Batch
 
@@ -39,8 +41,11 @@ def run_windows(model: BiLM, char_table: np.ndarray, batch: Batch, states: tuple
     if batch.reset is not None and batch.reset.any():
         keep = torch.from_numpy(~batch.reset).to(device).unsqueeze(1).float()
         states = tuple([(h * keep, c * keep) for h, c in direction] for direction in states)
-    sizes = [b] * steps
-    fwd, fwd_final = model.forward_lstm(x[:b], sizes, states[0], dropout=dropout)
-    bwd, bwd_final = model.backward_lstm(x[b:], sizes, states[1], dropout=dropout)
-    finals = ([(h.detach(), c.detach()) for h, c in fwd_final], [(h.detach(), c.detach()) for h, c in bwd_final])
-    return fwd[-1], bwd[-1], finals
+    # both directions at once: (2, T, B, P), time-major
+    x = x.view(2, b, steps, -1).transpose(1, 2)
+    stacks = (model.forward_lstm, model.backward_lstm)
+    outputs, finals = run_stacks([stack.layers for stack in stacks], x, [b] * steps, list(states),
+                                 dropout if model.training else 0.0, model.forward_lstm.use_skip_connections)
+    top = outputs[-1]
+    detached = tuple([(h.detach(), c.detach()) for h, c in direction] for direction in finals)
+    return top[0].transpose(0, 1), top[1].transpose(0, 1), detached
