@@ -22,11 +22,11 @@ import torch
 from elmo_tasks.bilm.char_ids import batch_to_ids
 from elmo_tasks.bilm.weights import load_bilm_dir
 from elmo_tasks.embedder import Embedder
-from elmo_tasks.model_folder import resolve_model
 from elmo_tasks.errors import UserError, run_script
-from elmo_tasks.pretrain.text_source import TypeTable, encode_files
+from elmo_tasks.model_folder import resolve_model
 from elmo_tasks.pretrain.evaluate import bilm_perplexity, heldout_streams, unigram_perplexity, zero_states
 from elmo_tasks.pretrain.softmax import SOFTMAX_NAME, load_softmax
+from elmo_tasks.pretrain.text_source import TypeTable, encode_files
 from elmo_tasks.pretrain.vocab import Vocabulary
 from elmo_tasks.pretrain.windows import run_windows
 
@@ -159,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
           f"(vocabulary {ppl['vocab_size']:,}, held-out OOV rate {ppl['heldout_oov_rate']:.2%}, {ppl['state_mode']}):")
     print("| model | forward | backward | average |\n| --- | ---: | ---: | ---: |")
     print(f"| biLM (full softmax) | {b['heldout_ppl_forward']:.1f} | {b['heldout_ppl_backward']:.1f} | {b['heldout_ppl']:.1f} |")
-    print(f"| unigram (train counts, add-one) | {u['heldout_ppl_forward']:.1f} | {u['heldout_ppl_backward']:.1f} | {u['heldout_ppl']:.1f} |\n", flush=True)
+    print(f"| unigram (train counts, add-one) | {u['heldout_ppl_forward']:.1f} | {u['heldout_ppl_backward']:.1f} "
+          f"| {u['heldout_ppl']:.1f} |\n", flush=True)
 
     embedder = Embedder.from_dir(model_dir)
     vocab_words = Vocabulary.load(model_dir / "vocab.txt").words

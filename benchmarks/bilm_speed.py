@@ -35,8 +35,15 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import (flops_per_token, gemm_rates, load_sentences, machine_description,  # noqa: E402
-                          reset_peak_rss, rss_mib, write_random_model)
+from bench_common import (  # noqa: E402
+    flops_per_token,
+    gemm_rates,
+    load_sentences,
+    machine_description,
+    reset_peak_rss,
+    rss_mib,
+    write_random_model,
+)
 
 from elmo_tasks.bilm.weights import OPTIONS_NAME, WEIGHTS_NAME  # noqa: E402
 from elmo_tasks.embedder import DEFAULT_MODEL_DIR, Embedder  # noqa: E402
@@ -112,7 +119,7 @@ def bench_model(name: str, directory: Path, sentences: list[list[str]], warmup: 
         ours.engine.set(precision="float32")
     if ablation:
         row["ablation"] = run_ablation(ours, sentences, batch_size, tokens)
-    del ours, reference
+    ours = reference = None  # free both models before the next shape loads
     return row
 
 

@@ -24,13 +24,13 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from elmo_tasks.errors import run_script  # noqa: E402
 from elmo_tasks.experiment import load_config  # noqa: E402
-from elmo_tasks.task import SPLITS  # noqa: E402
 from elmo_tasks.features.cache import LayerCache  # noqa: E402
 from elmo_tasks.model_folder import resolve_model  # noqa: E402
+from elmo_tasks.task import SPLITS  # noqa: E402
 from elmo_tasks.training import trainer  # noqa: E402
 from elmo_tasks.training.splits import load_splits  # noqa: E402
-from elmo_tasks.errors import run_script  # noqa: E402
 
 
 def main() -> int:

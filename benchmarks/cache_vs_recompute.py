@@ -33,9 +33,9 @@ sys.path.insert(0, str(ROOT))
 from elmo_tasks.bilm.model import BiLM  # noqa: E402
 from elmo_tasks.bilm.options import BiLMOptions  # noqa: E402
 from elmo_tasks.bilm.weights import save_bilm  # noqa: E402
+from elmo_tasks.errors import run_script  # noqa: E402
 from elmo_tasks.experiment import load_config  # noqa: E402
 from elmo_tasks.training import trainer  # noqa: E402
-from elmo_tasks.errors import run_script  # noqa: E402
 
 SHAPES = {
     # configs/pretrain/default.yaml: LSTM 512 / projection 128, 512-filter char CNN, 1 highway
@@ -95,7 +95,8 @@ class Mode:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default=str(ROOT / "tests/fixtures/tasks/wnut16_elmo.yaml"))
-    parser.add_argument("--model", default="default", help="default | fixture | DIR | shape:default | shape:small | shape:original")
+    parser.add_argument("--model", default="default",
+                        help="default | fixture | DIR | shape:default | shape:small | shape:original")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per mode (the median is reported)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: steadiest on a shared machine)")
     parser.add_argument("--max-examples", type=int, help="cap each split (dataset.max_examples)")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import machine_description  # noqa: E402
+
 from elmo_tasks.errors import run_script  # noqa: E402
 
 DEMO = ["embed", "I love to watch TV", "I am wearing a wrist watch", "--word", "watch"]

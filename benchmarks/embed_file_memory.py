@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         command = [sys.executable, "-m", "elmo_tasks.cli", "embed-file", str(source_file), str(output),
                    "--layers", args.layers] + (["--model", args.model] if args.model else [])
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-        print("command: OMP_NUM_THREADS=%d %s" % (args.threads, " ".join(["elmo-tasks"] + command[3:])))
+        print(f"command: OMP_NUM_THREADS={args.threads} {' '.join(['elmo-tasks'] + command[3:])}")
         start = time.perf_counter()
         process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
         progress = {"done": 0}

@@ -58,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
             x, weight = torch.randn(rows, fan_in), torch.randn(fan_out, fan_in)
             packed_weight, transposed = packed.pack(weight), weight.t()
             flops = 2 * rows * fan_in * fan_out
-            plain = rate(lambda: torch.mm(x, transposed), flops, args.seconds)
-            fast = rate(lambda: packed.linear(x, packed_weight), flops, args.seconds)
+            plain = rate(lambda x=x, transposed=transposed: torch.mm(x, transposed), flops, args.seconds)
+            fast = rate(lambda x=x, packed_weight=packed_weight: packed.linear(x, packed_weight), flops, args.seconds)
             print(f"| {name} | {label} | {rows} x {fan_in} -> {fan_out} | {plain:.1f} | {fast:.1f} | {fast / plain:.2f}x |",
                   flush=True)
     return 0

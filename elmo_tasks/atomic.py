@@ -14,9 +14,9 @@ import os
 import re
 import socket
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from elmo_tasks.errors import UserError
 

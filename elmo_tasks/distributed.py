@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Sequence
 
 from elmo_tasks.atomic import atomic_path
 from elmo_tasks.errors import UserError

@@ -11,8 +11,8 @@ The command-line tools ``embed`` and ``embed-file`` use these same objects.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
 
 import h5py
 import numpy as np
@@ -26,8 +26,15 @@ from elmo_tasks.bilm.model import BiLM, BiLMOutput
 from elmo_tasks.bilm.weights import load_bilm
 from elmo_tasks.dump import LAYER_CHOICES, DumpWriter, reduce_layers
 from elmo_tasks.errors import UserError
-from elmo_tasks.model_folder import (DEFAULT_MODEL_DIR, FIXTURE_MODEL_DIR, FIXTURE_WARNING,  # noqa: F401  (public names)
-                                     ModelFolder, default_model_dir, is_fixture_model, resolve_model)
+from elmo_tasks.model_folder import (  # noqa: F401  (public names)
+    DEFAULT_MODEL_DIR,
+    FIXTURE_MODEL_DIR,
+    FIXTURE_WARNING,
+    ModelFolder,
+    default_model_dir,
+    is_fixture_model,
+    resolve_model,
+)
 from elmo_tasks.paths import check_input_file, check_output_file
 
 SORT_CHUNK_BATCHES = 16  # stateless runs sort this many batches' worth of sentences by length at a time
@@ -180,7 +187,7 @@ class Embedder:
             if progress:
                 stream = tqdm(stream, unit=" sentences", desc="embed-file", file=sys.stderr,
                               total=len(lines) if lines is not None else None)
-            for count, (index, array) in enumerate(stream, start=1):
+            for count, (index, array) in enumerate(stream, start=1):  # noqa: B007 (count is returned)
                 writer.add(first_line + index, texts.pop(index), array)
             writer.finish()
         return count

@@ -7,16 +7,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import torch
 import yaml
+from tasks_util import TASK_FIXTURES
 
 from elmo_tasks.cli import main
 from elmo_tasks.embedder import FIXTURE_MODEL_DIR
-from tasks_util import TASK_FIXTURES
 
 
 class Workspace:

@@ -9,12 +9,14 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from tasks_util import (
+    TASK_FIXTURES,
+    one_thread,  # noqa: F401  (autouse: one torch thread)
+)
 
 from elmo_tasks.cli import main
 from elmo_tasks.embedder import FIXTURE_MODEL_DIR, Embedder
 from elmo_tasks.features.cache import LayerCache
-from tasks_util import one_thread  # noqa: F401  (autouse: one torch thread)
-from tasks_util import TASK_FIXTURES
 
 SENTENCES = [["The", "cat", "sat", "."], ["Hello"], [], ["A", "much", "longer", "sentence", "than", "the", "others", "here"]]
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tasks_util import TASK_FIXTURES
 
 from elmo_tasks.cli import main
 from elmo_tasks.experiment import load_config
 from elmo_tasks.heads import HEADS
 from elmo_tasks.heads.tagger import TaggerOptions
 from elmo_tasks.schema import ConfigError
-from tasks_util import TASK_FIXTURES
 
 
 def write(folder: Path, name: str, text: str) -> Path:

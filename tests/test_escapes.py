@@ -11,10 +11,10 @@ import h5py
 import numpy as np
 import pytest
 import yaml
+from tasks_util import TASK_FIXTURES
 
 from elmo_tasks.cli import main
-from elmo_tasks.embedder import Embedder, FIXTURE_MODEL_DIR
-from tasks_util import TASK_FIXTURES
+from elmo_tasks.embedder import FIXTURE_MODEL_DIR, Embedder
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,18 @@ import itertools
 
 import pytest
 import torch
+from tasks_util import (
+    TASK_FIXTURES,
+    fixture_config,
+    one_thread,  # noqa: F401  (autouse: one torch thread)
+    prior_agreement,
+    read_conll,
+    read_jsonl,
+    wsd_chance,
+)
 
 from elmo_tasks.heads.crf import CRF, bio_transitions
 from elmo_tasks.training.trainer import run
-from tasks_util import one_thread  # noqa: F401  (autouse: one torch thread)
-from tasks_util import TASK_FIXTURES, fixture_config, prior_agreement, read_conll, read_jsonl, wsd_chance
 
 
 @pytest.fixture(scope="module")

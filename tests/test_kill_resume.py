@@ -13,7 +13,6 @@ import h5py
 import numpy as np
 import pytest
 import yaml
-
 from cli_util import run_cli, start_cli
 from tasks_util import TASK_FIXTURES
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import h5py
 import pytest
-
 from cli_util import assert_user_error, run_cli
+
 from elmo_tasks.bilm.options import BiLMOptions
 from elmo_tasks.bilm.weights import check_model_files, expected_shapes
 from elmo_tasks.embedder import FIXTURE_MODEL_DIR

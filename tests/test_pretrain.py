@@ -18,8 +18,8 @@ from elmo_tasks.cli import main
 from elmo_tasks.errors import UserError
 from elmo_tasks.pretrain.batches import build_streams, epoch_order
 from elmo_tasks.pretrain.settings import config_from_dict, load_config
-from elmo_tasks.pretrain.text_source import BOS_TYPE, EOS_TYPE, TypeTable, encode_files, encode_lines
 from elmo_tasks.pretrain.softmax import IGNORE, LogUniformSampler, Softmax
+from elmo_tasks.pretrain.text_source import BOS_TYPE, EOS_TYPE, TypeTable, encode_files, encode_lines
 from elmo_tasks.pretrain.trainer import Trainer
 from elmo_tasks.pretrain.vocab import Vocabulary
 
@@ -225,7 +225,7 @@ def test_sampled_softmax_approaches_full_softmax():
             if row == 3:
                 continue
             t = int(targets[row])
-            logit = lambda k: float(hidden[row] @ softmax.weight[k] + softmax.bias[k]  # noqa: E731
+            logit = lambda k, row=row: float(hidden[row] @ softmax.weight[k] + softmax.bias[k]  # noqa: E731
                                     - torch.log(sampler.expected_count(torch.tensor([k]), tries)))
             others = [logit(int(k)) for k in ids if int(k) != t]
             expected = math.log(sum(math.exp(v) for v in [logit(t), *others])) - logit(t)
@@ -233,9 +233,9 @@ def test_sampled_softmax_approaches_full_softmax():
 
 
 def test_length_cut_encoding_equals_full_encoding():
+    from elmo_tasks.bilm.distinct_tokens import encode_by_length
     from elmo_tasks.bilm.model import BiLM
     from elmo_tasks.pretrain.initialise import bilm_options, init_bilm
-    from elmo_tasks.bilm.distinct_tokens import encode_by_length
 
     config = config_from_dict(tiny_config(None), "c.yaml")
     torch.manual_seed(0)

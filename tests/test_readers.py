@@ -14,8 +14,16 @@ from pathlib import Path
 import pytest
 
 from elmo_tasks.data import readers
-from elmo_tasks.data.readers import (fallback_tokenize, get_tokenizer, load_hub, normalize_splits, read_conll,
-                                     read_jsonl, read_table, read_word_tag)
+from elmo_tasks.data.readers import (
+    fallback_tokenize,
+    get_tokenizer,
+    load_hub,
+    normalize_splits,
+    read_conll,
+    read_jsonl,
+    read_table,
+    read_word_tag,
+)
 from elmo_tasks.errors import UserError
 
 DATA = Path(__file__).parent / "fixtures" / "data"

@@ -18,9 +18,19 @@ import pytest
 
 from elmo_tasks.cli import main
 from elmo_tasks.data import recipes
-from elmo_tasks.data.recipes import (RECIPES, base_forms, contiguous_split, hash_split, load_prepared,
-                                     load_sense_frequencies, most_frequent_sense, prepare, prepared_dir,
-                                     read_exceptions, retokenize_pretokenized)
+from elmo_tasks.data.recipes import (
+    RECIPES,
+    base_forms,
+    contiguous_split,
+    hash_split,
+    load_prepared,
+    load_sense_frequencies,
+    most_frequent_sense,
+    prepare,
+    prepared_dir,
+    read_exceptions,
+    retokenize_pretokenized,
+)
 from elmo_tasks.errors import UserError
 
 DATA = Path(__file__).parent / "fixtures" / "data"

@@ -6,13 +6,17 @@ import json
 
 import pytest
 import yaml
+from tasks_util import (
+    TASK_FIXTURES,
+    fixture_config,
+    one_thread,  # noqa: F401  (autouse: one torch thread)
+    read_jsonl,
+)
 
 from elmo_tasks.cli import main
-from elmo_tasks.experiment import load_config
 from elmo_tasks.errors import UserError
+from elmo_tasks.experiment import load_config
 from elmo_tasks.training import trainer
-from tasks_util import one_thread  # noqa: F401  (autouse: one torch thread)
-from tasks_util import TASK_FIXTURES, fixture_config, read_jsonl
 
 SMALL = {"dataset.max_examples": 60, "trainer.epochs": 3, "trainer.patience": 5}
 

@@ -4,10 +4,10 @@ aliases and absurd nesting, naming the file and line; run under a 2 GB address-s
 from __future__ import annotations
 
 import pytest
-
 from cli_util import assert_user_error, run_cli
-from elmo_tasks.schema import MAX_YAML_VALUES, ConfigError, parse_yaml
 from tasks_util import TASK_FIXTURES
+
+from elmo_tasks.schema import MAX_YAML_VALUES, ConfigError, parse_yaml
 
 LETTERS = "abcdefghij"
 

@@ -8,8 +8,8 @@ arrays. Sentence boundaries are *not* added here: the biLM adds them once, itsel
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 import numpy as np
 import torch

@@ -11,7 +11,7 @@ are short), gradients included.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

@@ -19,7 +19,7 @@ low-precision weight copies there); the map forgets a module when the module is 
 from __future__ import annotations
 
 import weakref
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 

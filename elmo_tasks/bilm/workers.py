@@ -17,9 +17,9 @@ cache is not thread-safe either): use one engine per process, as ``embed-file`` 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 import torch
 

@@ -31,7 +31,6 @@ def run(args: argparse.Namespace) -> int:
     from elmo_tasks.comparison.bench import run_suite
     from elmo_tasks.comparison.notes import command_line
     from elmo_tasks.comparison.suite import load_suite
-
     from elmo_tasks.paths import check_output_dir
 
     suite = load_suite(args.suite, check_configs=False)  # run_suite checks the configs

@@ -28,7 +28,6 @@ def run(args: argparse.Namespace) -> int:
     from elmo_tasks.comparison.notes import command_line, models_note
     from elmo_tasks.comparison.runs import find_runs
     from elmo_tasks.comparison.table import check_records, report_markdown, write_report
-
     from elmo_tasks.paths import check_output_dir
 
     if args.out:

@@ -88,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from elmo_tasks.data.packages import package
-    from elmo_tasks.data.pretraining_corpus import catalog, exclusions as exclusion_sets, pipeline
+    from elmo_tasks.data.pretraining_corpus import catalog, pipeline
+    from elmo_tasks.data.pretraining_corpus import exclusions as exclusion_sets
     from elmo_tasks.data.sources import cache_dir, fetch
     from elmo_tasks.paths import check_output_dir
 

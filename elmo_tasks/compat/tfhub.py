@@ -25,8 +25,9 @@ ignored: these are numpy arrays (fine-tune the mix with ``elmo_tasks.elmo.Elmo``
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -11,7 +11,7 @@ out of the pretraining corpus, by :mod:`elmo_tasks.data.pretraining_corpus.exclu
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 FILE_NAME = re.compile(r"^c[a-r]\d\d$")
 

@@ -22,9 +22,9 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -70,7 +70,8 @@ class CachedLayers:
         starts = self.offsets[list(rows)]
         lengths = self.offsets[np.asarray(rows) + 1] - starts
         width = int(lengths.max(initial=0)) if width is None else width
-        index = np.concatenate([np.arange(s, s + n) for s, n in zip(starts, lengths)]) if len(rows) else np.zeros(0, dtype=np.int64)
+        index = (np.concatenate([np.arange(s, s + n) for s, n in zip(starts, lengths)]) if len(rows)
+                 else np.zeros(0, dtype=np.int64))
         mask = torch.from_numpy(np.arange(width)[None, :] < lengths[:, None])
         out = self.layers.new_zeros(len(rows), width, *self.layers.shape[1:])
         out[mask] = self.layers[torch.from_numpy(index)]

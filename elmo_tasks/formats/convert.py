@@ -18,8 +18,8 @@ from elmo_tasks.atomic import make_temp_dir
 from elmo_tasks.bilm.weights import OPTIONS_NAME, WEIGHTS_NAME, load_bilm_dir
 from elmo_tasks.data.sources import cache_dir
 from elmo_tasks.errors import UserError
-from elmo_tasks.paths import check_output_dir
 from elmo_tasks.formats import bilm_tf, nlpl, tfhub
+from elmo_tasks.paths import check_output_dir
 
 FORMATS = ("hdf5", "tfhub", "bilm-tf", "nlpl")
 CONVERTED_DIR = "converted"

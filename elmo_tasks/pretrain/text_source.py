@@ -12,9 +12,9 @@ very long line is simply a long sentence (the token stream is cut into windows a
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 

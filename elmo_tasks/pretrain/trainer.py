@@ -356,7 +356,8 @@ class Trainer:
         """What a resumed run must share with the saved one."""
         cfg = self.config.to_dict()
         training = {k: v for k, v in cfg["training"].items()
-                    if k not in ("max_steps", "epochs", "max_minutes", "device", "threads", "amp", "eval_every_steps", "eval_max_tokens",
+                    if k not in ("max_steps", "epochs", "max_minutes", "device", "threads", "amp", "eval_every_steps",
+                                 "eval_max_tokens",
                                  "eval_batch_size", "checkpoint_every_steps", "checkpoint_every_minutes",
                                  "log_every_steps", "export_dtype")}
         return {"model": cfg["model"], "training": training, "vocab": self.data.vocab.words,

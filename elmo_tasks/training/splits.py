@@ -22,9 +22,9 @@ import torch
 from elmo_tasks.data import readers, recipes
 from elmo_tasks.data.tweets import normalize_sentences
 from elmo_tasks.errors import UserError
-from elmo_tasks.paths import read_json_file
 from elmo_tasks.experiment import Config, DatasetConfig
 from elmo_tasks.features.base import pad
+from elmo_tasks.paths import read_json_file
 from elmo_tasks.task import SPLITS, Task, lemma_key
 
 

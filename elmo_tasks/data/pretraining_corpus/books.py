@@ -6,12 +6,11 @@ import io
 import re
 import subprocess
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from elmo_tasks.data.rdata import lazyload_objects
 from elmo_tasks.data.sources import archive_member
-
 
 AUSTEN_NOVELS = ("sensesensibility", "prideprejudice", "mansfieldpark", "emma", "northangerabbey",
                  "persuasion")

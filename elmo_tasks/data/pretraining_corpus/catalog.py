@@ -12,9 +12,9 @@ the Brown corpus (an evaluation set, ``brown-pos``: its text is kept out, see ``
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 from elmo_tasks.data.pretraining_corpus import books, docs, gcide, sword, wikitext, wordnet_glosses
 from elmo_tasks.data.sources import archive_member

@@ -18,8 +18,8 @@ Pages are read in sorted path order, so the corpus does not depend on the file s
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from elmo_tasks.data.pretraining_corpus.html_text import html_paragraphs
 from elmo_tasks.data.pretraining_corpus.pod_text import pod_paragraphs

@@ -11,8 +11,8 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from elmo_tasks.data.brown import FILE_NAME, brown_sentences
 from elmo_tasks.data.pretraining_corpus.wordnet_glosses import WORDNET_DATA_FILES, wordnet_glosses

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import gzip
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
-
 
 # a letter with a diacritic or a ligature: [=a] ['e] [a^] [ae] [oe] [imac] [aum] ...
 _GCIDE_LETTER = re.compile(r"""\[([=\-'`"^~.,*]?)([A-Za-z]{1,2}|oo)([\^~]?)\]""")

@@ -8,8 +8,8 @@ dropped. A paragraph that is not English prose (:func:`is_english_prose`) is lef
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from html.parser import HTMLParser
-from typing import Iterator
 
 from elmo_tasks.data.pretraining_corpus.prose import is_english_prose
 

@@ -23,9 +23,9 @@ import json
 import random
 import re
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 from elmo_tasks.atomic import atomic_path
 from elmo_tasks.data.pretraining_corpus.exclusions import normalized_key
@@ -42,7 +42,7 @@ _JUNK_SEQUENCE = re.compile(r"(?:^| )[(,] \?(?: |$)|(?:^| )\? [),]")
 
 def heldout_score(sentence: str, seed: int) -> float:
     """A number in [0, 1) fixed by the sentence and the seed (the heldout split's hash)."""
-    digest = hashlib.sha256(f"{seed}:{sentence}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{seed}:{sentence}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 

@@ -16,8 +16,8 @@ import html
 import re
 import struct
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from elmo_tasks.errors import UserError
 

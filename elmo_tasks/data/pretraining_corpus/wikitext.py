@@ -12,11 +12,11 @@
 from __future__ import annotations
 
 import bz2
-import io
 import html
+import io
 import re
 import xml.etree.ElementTree as ET
-from typing import Iterator
+from collections.abc import Iterator
 
 from elmo_tasks.data.pretraining_corpus.prose import is_english_prose
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 WORDNET_DATA_FILES = ("data.noun", "data.verb", "data.adj", "data.adv")
 

@@ -4,7 +4,8 @@ download becomes a one-line error."""
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from elmo_tasks.data.readers.common import get_tokenizer
 from elmo_tasks.errors import UserError
@@ -102,7 +103,8 @@ def normalize_splits(splits: "DatasetDict", *, tokens_column: str | None = None,
             tok = get_tokenizer(tokenize)
             source = text_column or tokens_column or "tokens"
 
-            def classification(row: dict[str, Any], names: list[str] | None = names, source: str = source) -> dict[str, Any]:
+            def classification(row: dict[str, Any], names: list[str] | None = names, source: str = source,
+                               tok=tok) -> dict[str, Any]:
                 value = row[source]
                 label = row[label_column]
                 return {"tokens": tok(value) if isinstance(value, str) else list(value),

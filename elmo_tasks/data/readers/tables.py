@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING
 
 from elmo_tasks.data.readers.common import empty_error, get_tokenizer, lines, make_dataset, where
 from elmo_tasks.errors import UserError

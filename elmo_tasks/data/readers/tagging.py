@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from elmo_tasks.data.readers.common import empty_error, lines, make_dataset, where
 from elmo_tasks.errors import UserError

@@ -16,12 +16,27 @@ API::
     most_frequent_sense(frequencies, lemma, pos) -> str | None
 """
 
-from elmo_tasks.data.recipes.base import (FORMAT_VERSION, MANIFEST, SENSE_FREQUENCIES, SPLITS, Built, Recipe,
-                                          contiguous_split, hash_split)
+from elmo_tasks.data.recipes.base import (
+                                          FORMAT_VERSION,
+                                          MANIFEST,
+                                          SENSE_FREQUENCIES,
+                                          SPLITS,
+                                          Built,
+                                          Recipe,
+                                          contiguous_split,
+                                          hash_split,
+)
 from elmo_tasks.data.recipes.pattern3 import retokenize_pretokenized
 from elmo_tasks.data.recipes.registry import RECIPES, get_recipe
-from elmo_tasks.data.recipes.store import (default_root, describe, load_prepared, load_sense_frequencies, prepare,
-                                           prepared_dir, verify)
+from elmo_tasks.data.recipes.store import (
+                                          default_root,
+                                          describe,
+                                          load_prepared,
+                                          load_sense_frequencies,
+                                          prepare,
+                                          prepared_dir,
+                                          verify,
+)
 from elmo_tasks.data.recipes.wordnet import base_forms, matches, most_frequent_sense, read_exceptions
 
 __all__ = ["FORMAT_VERSION", "MANIFEST", "SENSE_FREQUENCIES", "SPLITS", "Built", "Recipe", "RECIPES",

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import collections
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from elmo_tasks.data.packages import archive, package
 from elmo_tasks.data.sources import archive_member
@@ -71,7 +72,7 @@ def package_member(name: str, member: str, role: str = "corpus") -> Fetch:
 
 
 def key_of(name: str, text: str) -> str:
-    return hashlib.sha256(f"{name}\x00{text}".encode("utf-8")).hexdigest()
+    return hashlib.sha256(f"{name}\x00{text}".encode()).hexdigest()
 
 
 def unit(key: str) -> float:

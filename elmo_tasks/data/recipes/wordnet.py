@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import collections
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from elmo_tasks.data import readers
 from elmo_tasks.data.packages import debian_package, package
@@ -57,7 +58,7 @@ def read_exceptions(files: dict[str, Path]) -> dict[str, dict[str, set[str]]]:
         table: dict[str, set[str]] = collections.defaultdict(set)
         path = files.get(f"{name}.exc")
         if path is not None:
-            for number, line in readers.lines(path):
+            for _number, line in readers.lines(path):
                 parts = line.split()
                 if len(parts) >= 2:
                     table[parts[0]].update(parts[1:])
