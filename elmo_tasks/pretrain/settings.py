@@ -90,7 +90,7 @@ class TrainingConfig:
     checkpoint_every_minutes: float = 5.0  # whichever comes first
     log_every_steps: int = 50
     device: str = "auto"
-    amp: bool = True  # mixed precision (bfloat16) on a GPU; ignored on the CPU
+    amp: bool = True  # bfloat16 products where the GPU or CPU (AVX512-BF16, AMX) has bfloat16 units
     threads: int | None = None  # torch CPU threads; None: torch's default
     export_dtype: str = "float32"
 
