@@ -11,7 +11,6 @@ from the converted model.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from pathlib import Path
@@ -23,6 +22,7 @@ from elmo_tasks.atomic import atomic_path
 from elmo_tasks.errors import UserError
 from elmo_tasks.formats.tf_bundle import TensorBundle
 from elmo_tasks.formats.tf_elmo import infer_options, read_elmo_arrays, write_model
+from elmo_tasks.paths import read_json_file
 
 STATE_FILE = "checkpoint"
 SOFTMAX_NAME = "softmax.hdf5"  # datasets softmax/W (V, P) and softmax/b (V), as pretraining writes them
@@ -66,13 +66,11 @@ def find_prefix(path: Path) -> Path:
 
 
 def read_options_beside(folder: Path) -> dict | None:
+    """The ``options.json`` bilm-tf keeps beside its checkpoints, or None when there is none."""
     path = folder / "options.json"
     if not path.is_file():
         return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not valid JSON ({exc})") from None
+    data = read_json_file(path, what="options file")
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a JSON object")
     return data

@@ -9,7 +9,6 @@ edited checkpoint converts again and a copied one does not).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 from pathlib import Path
@@ -19,7 +18,7 @@ from elmo_tasks.bilm.weights import OPTIONS_NAME, WEIGHTS_NAME, load_bilm_dir
 from elmo_tasks.data.sources import cache_dir
 from elmo_tasks.errors import UserError
 from elmo_tasks.formats import bilm_tf, nlpl, tfhub
-from elmo_tasks.paths import check_output_dir
+from elmo_tasks.paths import check_output_dir, read_json_file
 
 FORMATS = ("hdf5", "tfhub", "bilm-tf", "nlpl")
 CONVERTED_DIR = "converted"
@@ -44,15 +43,10 @@ def detect(source: Path) -> str:
 
 
 def read_options_file(path: str | Path | None) -> dict | None:
+    """The JSON object in an options file (None for no file); bad files are one-line errors."""
     if path is None:
         return None
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"options file not found: {path}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not valid JSON ({exc})") from None
+    data = read_json_file(path, what="options file")
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a JSON object at the top level")
     return data
