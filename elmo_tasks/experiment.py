@@ -120,10 +120,14 @@ class Config:
         return data
 
     def fingerprint(self) -> str:
-        """A hash of everything that changes training (not the output folder): resume checks it."""
+        """A hash of everything that changes training (not the output folder): resume checks it.
+        It covers the files a feature reads (``Options.identity()``, e.g. the ELMo model's digest), so a
+        finished run is not reused after the model behind a name such as ``default`` has changed."""
         data = self.to_dict()
         data.pop("output", None)
         data.pop("description", None)
+        data["inputs"] = {name: options.identity() for name, options in self.features.selected().items()
+                          if hasattr(options, "identity")}
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

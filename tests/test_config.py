@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+import h5py
 import pytest
 from tasks_util import TASK_FIXTURES
 
@@ -11,7 +13,14 @@ from elmo_tasks.cli import main
 from elmo_tasks.experiment import load_config
 from elmo_tasks.heads import HEADS
 from elmo_tasks.heads.tagger import TaggerOptions
+from elmo_tasks.model_folder import FIXTURE_MODEL_DIR
 from elmo_tasks.schema import ConfigError
+
+
+def _datasets(group: h5py.Group) -> list[str]:
+    names: list[str] = []
+    group.visititems(lambda name, item: names.append(name) if isinstance(item, h5py.Dataset) else None)
+    return names
 
 
 def write(folder: Path, name: str, text: str) -> Path:
@@ -62,6 +71,19 @@ def test_overrides_and_fingerprint():
     assert a.fingerprint() != b.fingerprint()
     c = load_config(TASK_FIXTURES / "wnut16_glove.yaml", {"output": "elsewhere"})
     assert a.fingerprint() == c.fingerprint()  # the output folder does not change training
+
+
+def test_fingerprint_follows_the_elmo_model_content(tmp_path):
+    # a run of model "X" must not be reused once the files behind "X" have changed (a retrained default)
+    model = tmp_path / "model"
+    shutil.copytree(FIXTURE_MODEL_DIR, model)
+    config = lambda: load_config(TASK_FIXTURES / "wnut16_elmo.yaml", {"features.elmo.model": str(model)})  # noqa: E731
+    before = config().fingerprint()
+    assert config().fingerprint() == before
+    with h5py.File(model / "weights.hdf5", "r+") as f:
+        name = next(n for n in _datasets(f) if f[n].size > 1)
+        f[name][...] = f[name][...] + 1.0
+    assert config().fingerprint() != before
 
 
 @pytest.mark.parametrize("text, message", [

@@ -15,7 +15,9 @@ of ``names``), and:
 * ``forward(inputs, mask)``: one (B, T, ``output_dim``) tensor per entry of ``places``
   (``"input"``: concatenated to the head's input; ``"output"``: handed to the head's encoder output).
 
-``penalty()`` (added to the loss), ``report()`` (facts for ``metrics.json``) and ``mix_report()``
+An ``Options`` may also define ``identity()``: a dict naming the content of the files it reads (the
+ELMo model's digest), which the run fingerprint includes so that a changed file is not taken for a
+finished run. ``penalty()`` (added to the loss), ``report()`` (facts for ``metrics.json``) and ``mix_report()``
 are optional.
 """
 

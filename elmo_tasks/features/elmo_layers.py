@@ -61,6 +61,10 @@ class ElmoOptions:
         if self.batch_size < 1:
             raise ConfigError(f"must be at least 1, got {self.batch_size}", key="batch_size")
 
+    def identity(self) -> dict[str, str]:
+        """What the run fingerprint records beside these options: the model's content digest."""
+        return {"model_digest": resolve_model(self.model).digest()}
+
     def layer_cache(self) -> LayerCache:
         """Where this model's layers are cached."""
         return LayerCache(resolve_model(self.model), self.cache_dir, self.cache_dtype, self.batch_size)
