@@ -39,7 +39,7 @@ class LSTMRecurrence(torch.autograd.Function):
         w_state_t = w_state.transpose(1, 2).to(matmul_dtype)  # (D, P, 4C)
         w_proj_t = w_proj.transpose(1, 2).to(matmul_dtype)  # (D, C, P)
         steps = gates_x.shape[1]
-        gates = gates_x.detach().clone()  # becomes the activated gates, step by step
+        gates = gates_x.detach().to(torch.float32, copy=True)  # becomes the activated gates, step by step
         cells = c0.new_zeros(c0.shape[0], steps, *c0.shape[1:])  # c_t before clipping
         tanh_cells = torch.zeros_like(cells)
         hidden_m = torch.zeros_like(cells)  # sigmoid(o) * tanh(c_t), the projection's input
@@ -128,7 +128,8 @@ def run_recurrence(gates_x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, w_
                    w_proj: torch.Tensor, batch_sizes: list[int], cell_clip: float | None, proj_clip: float | None,
                    matmul_dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Differentiable in every tensor argument; see ``LSTMRecurrence``. Runs with autocast off (the
-    products' type is ``matmul_dtype``), on float32 gates and states."""
+    products' type is ``matmul_dtype``), on float32 gates and states (``gates_x`` may be bfloat16: it
+    is copied to float32 once, and its gradient is cast back by autograd)."""
     with torch.autocast(gates_x.device.type, enabled=False):
-        return LSTMRecurrence.apply(gates_x.float(), h0.float(), c0.float(), w_state.float(), w_proj.float(),
+        return LSTMRecurrence.apply(gates_x, h0.float(), c0.float(), w_state.float(), w_proj.float(),
                                     batch_sizes, cell_clip, proj_clip, matmul_dtype)

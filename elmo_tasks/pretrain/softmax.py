@@ -96,11 +96,17 @@ class Softmax(nn.Module):
         h = hidden.float()
         w, b = self.weight.float(), self.bias.float()
         true_logits = (h * w[safe_targets]).sum(dim=1) + b[safe_targets] - log_q_true
-        sampled_logits = h @ w[sampled].T + b[sampled] - log_q_sampled
-        hits = sampled.unsqueeze(0) == safe_targets.unsqueeze(1)
-        sampled_logits = sampled_logits.masked_fill(hits, -1e30)
-        logits = torch.cat([true_logits.unsqueeze(1), sampled_logits], dim=1)
-        nll = torch.logsumexp(logits, dim=1) - true_logits
+        # bias and correction folded into the product: the (N, S) matrix is written once
+        sampled_logits = torch.addmm(b[sampled] - log_q_sampled, h, w[sampled].T)
+        # accidental hits: the sampled ids are distinct, so a row's target is at most one column;
+        # those few entries are set to -1e30 in place (their gradient is then 0)
+        column = torch.full((self.vocab_size,), -1, dtype=torch.long, device=h.device)
+        column[sampled] = torch.arange(len(sampled), device=h.device)
+        hit = column[safe_targets]
+        rows = (hit >= 0).nonzero().squeeze(1)
+        sampled_logits.index_put_((rows, hit[rows]), torch.tensor(-1e30, device=h.device))
+        # log(exp(true) + sum exp(sampled)) without concatenating the true column
+        nll = torch.logaddexp(true_logits, torch.logsumexp(sampled_logits, dim=1)) - true_logits
         return torch.where(targets == IGNORE, torch.zeros_like(nll), nll)
 
 

@@ -35,7 +35,7 @@ from elmo_tasks.errors import UserError
 from elmo_tasks.pretrain.batches import Batch, Streams, build_streams, epoch_order, stream_length
 from elmo_tasks.pretrain.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from elmo_tasks.pretrain.data_parallel import DataParallel, device_for_rank
-from elmo_tasks.pretrain.device import bf16_supported, preserved_rng, resolve_device
+from elmo_tasks.pretrain.device import bf16_supported, keep_freed_memory, preserved_rng, resolve_device
 from elmo_tasks.pretrain.evaluate import bilm_perplexity, heldout_streams
 from elmo_tasks.pretrain.init_from import load_initial
 from elmo_tasks.pretrain.initialise import bilm_options, init_bilm
@@ -92,6 +92,8 @@ class Trainer:
         self.out = Path(out_dir)
         t = config.training
         self.device = device_for_rank(resolve_device(device or t.device))
+        if self.device.type == "cpu":
+            keep_freed_memory()  # no page faults for the step's large buffers
         self.parallel = DataParallel(self.device)
         self.progress = progress and self.parallel.is_main
         if t.threads:
