@@ -279,6 +279,7 @@ CASES: list[Case] = [
     ("bench suite is a folder", lambda ws: (["bench", ws.folder("s.yaml")], ["suite file is a folder"], None)),
     ("bench seeds 0", lambda ws: (["bench", ws.suite(), "--seeds", "0", "--out", ws.p("b")], ["--seeds"], ws.p("b"))),
     ("bench seeds 2**70", lambda ws: (["bench", ws.suite(), "--seeds", str(2**70), "--out", ws.p("b")], ["--seeds"], ws.p("b"))),
+    ("bench jobs 0", lambda ws: (["bench", ws.suite(), "--jobs", "0", "--out", ws.p("b")], ["--jobs"], ws.p("b"))),
     ("bench --out is a file", lambda ws: (["bench", ws.suite(), "--out", ws.text("b")], ["--out", "not a folder"], None)),
     ("bench suite name leaves runs/bench", lambda ws: (["bench", ws.suite("name: ../../../elsewhere\ntasks: []\n")],
                                                        ["suite.yaml", "name", "outside runs/bench/"], None)),

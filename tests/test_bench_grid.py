@@ -94,6 +94,19 @@ def test_grid_runs_every_point_for_both_arms_and_picks_on_dev(benches):
     assert "Settings picked on dev" in markdown and "elmo.l2=" in markdown and "head.dropout=" in markdown
 
 
+def test_jobs_run_in_parallel_processes_with_the_same_results(benches):
+    # --jobs 2: the same runs in two worker processes give the same scores and tables as one process
+    root, results = benches
+    suite, _ = results["clean"]
+    parallel = run_suite(suite, [0, 1], root / "clean" / "parallel", log=lambda m: None, jobs=2, threads=1)
+    assert (parallel.trained, parallel.reused) == (16, 0)
+    one, two = (pd.read_csv(root / "clean" / name / "runs.csv") for name in ("out", "parallel"))
+    assert one[["setting", "grid_point", "seed", "dev", "test"]].equals(two[["setting", "grid_point", "seed", "dev", "test"]])
+    assert json.loads((root / "clean" / "parallel" / "bench.json").read_text())["jobs"] == 2
+    again = run_suite(suite, [0, 1], root / "clean" / "parallel", log=lambda m: None, jobs=2, threads=1)
+    assert (again.trained, again.reused) == (0, 16)
+
+
 def test_poisoned_test_labels_do_not_change_the_choice(benches):
     root, _ = benches
     grids = {name: pd.read_csv(root / name / "out" / "grid.csv") for name in ("clean", "poisoned")}

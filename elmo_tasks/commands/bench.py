@@ -1,4 +1,4 @@
-"""``elmo-tasks bench SUITE.yaml [--seeds N] [--out DIR] [--prepare]``: run every config of a benchmark
+"""``elmo-tasks bench SUITE.yaml [--seeds N] [--out DIR] [--jobs J] [--prepare]``: run every config of a benchmark
 suite (every grid point of each arm) for N seeds, reusing finished runs and resuming interrupted
 ones, pick each arm's grid point on dev, and write the comparison tables with significance figures.
 See elmo_tasks.comparison.suite for the suite file and elmo_tasks.comparison.bench for the output.
@@ -7,6 +7,7 @@ See elmo_tasks.comparison.suite for the suite file and elmo_tasks.comparison.ben
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from elmo_tasks.errors import UserError
@@ -20,6 +21,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR", help="output folder (default: the suite's output, runs/bench/NAME)")
     parser.add_argument("--threads", type=int, metavar="N", help="torch threads (default: torch's; "
                         "a config's trainer.threads wins)")
+    parser.add_argument("--jobs", type=int, metavar="J", default=1,
+                        help="runs trained at once, each in its own process (default 1); with J > 1 each gets "
+                        "--threads threads, by default the CPU count / J")
     parser.add_argument("--prepare", action="store_true",
                         help="build the prepared data sets the suite needs that are missing (elmo-tasks data prepare)")
     parser.add_argument("--verbose", action="store_true", help="show each run's log lines and progress bars")
@@ -38,17 +42,22 @@ def run(args: argparse.Namespace) -> int:
     seeds = args.seeds if args.seeds is not None else suite.seeds
     if not 1 <= seeds <= 1000:
         raise UserError(f"--seeds: must be between 1 and 1000, got {seeds}")
+    if not 1 <= args.jobs <= 256:
+        raise UserError(f"--jobs: must be between 1 and 256, got {args.jobs}")
     if args.threads is not None:
         if args.threads < 1:
             raise UserError(f"--threads: must be at least 1, got {args.threads}")
         import torch
 
         torch.set_num_threads(args.threads)
-    argv = ["bench", args.suite, "--seeds", str(seeds)] + (["--out", args.out] if args.out else [])
+    threads = args.threads if args.jobs == 1 else (args.threads or max(1, (os.cpu_count() or 1) // args.jobs))
+    argv = ["bench", args.suite, "--seeds", str(seeds)] + (["--out", args.out] if args.out else []) \
+        + (["--jobs", str(args.jobs)] if args.jobs > 1 else [])
     result = run_suite(suite, list(range(seeds)), args.out or suite.output, command=command_line(argv),
-                       verbose=args.verbose, prepare=args.prepare)
+                       verbose=args.verbose, prepare=args.prepare, jobs=args.jobs, threads=threads)
     print(result.written["comparison.md"].read_text(encoding="utf-8"), end="")
-    print(f"{result.trained} runs trained in {result.run_seconds / 60:.1f} min, {result.reused} reused; "
+    print(f"{result.trained} runs trained in {result.run_seconds / 60:.1f} min ({result.wall_seconds / 60:.1f} min wall, "
+          f"{args.jobs} at once), {result.reused} reused; "
           f"ELMo caches {result.cache_seconds:.0f}s; wrote {', '.join(str(p) for p in result.written.values())}",
           file=sys.stderr)
     return 0

@@ -16,17 +16,21 @@ First the ELMo layer caches of every data set are built (timed apart: they are c
 model and data set). Then runs go seed by seed (all tasks for seed 0, then seed 1, ...), so a killed
 bench already holds whole seeds. A run whose folder holds a finished run of the same config is
 reused and an interrupted one resumes after its last finished epoch (``elmo_tasks.training.trainer``),
-so running the same command again continues where it stopped.
+so running the same command again continues where it stopped. With ``jobs`` > 1 the runs are
+handed, in that order, to that many worker processes; the results are gathered in plan order.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+import torch
 
 from elmo_tasks.atomic import write_text_atomic
 from elmo_tasks.comparison.notes import models_note
@@ -125,12 +129,15 @@ class BenchResult:
     run_seconds: float  # wall time of the runs this invocation trained (reused ones cost ~0)
     trained: int
     reused: int
+    wall_seconds: float = 0.0  # the runs' wall time in this invocation (below run_seconds with --jobs > 1)
 
 
 def run_suite(suite: Suite, seeds: list[int], out: str | Path, command: str = "", verbose: bool = False,
-              log: Callable[[str], None] = lambda m: print(m, file=sys.stderr), prepare: bool = False) -> BenchResult:
+              log: Callable[[str], None] = lambda m: print(m, file=sys.stderr), prepare: bool = False,
+              jobs: int = 1, threads: int | None = None) -> BenchResult:
     """Run (or reuse) every run of ``suite`` for ``seeds`` under ``out`` and write the tables there.
     ``prepare``: build the prepared data sets that are missing (else they are an error, all named).
+    ``jobs``: runs trained at once, each in its own process with ``threads`` torch threads.
     ``out`` is locked meanwhile: a second bench into it is refused."""
     out = Path(out)
     loaded = check_suite_configs(suite)  # every config is checked before anything is written
@@ -140,46 +147,71 @@ def run_suite(suite: Suite, seeds: list[int], out: str | Path, command: str = ""
     except OSError as exc:
         raise UserError(f"cannot create the bench output folder {out}: {exc.strerror or exc}") from None
     with hold(out / LOCK_NAME, f"bench output {out}"):
-        return _run_suite(suite, loaded, seeds, out, command, verbose, log)
+        return _run_suite(suite, loaded, seeds, out, command, verbose, log, jobs, threads)
+
+
+def _train_one(config: Config, run_dir: Path, threads: int | None, verbose: bool) -> tuple[dict | str, float]:
+    """Train (or reuse) one run; returns its metrics, or a user error's message, and its seconds.
+    Also the body of a ``--jobs`` worker process, which runs with ``threads`` torch threads."""
+    if threads:
+        torch.set_num_threads(threads)
+    tick = time.perf_counter()
+    try:
+        metrics = run_experiment(config, run_dir, progress=verbose, echo=verbose)
+    except UserError as exc:  # sent back as text: the main process raises it
+        return str(exc), time.perf_counter() - tick
+    return metrics, time.perf_counter() - tick
 
 
 def _run_suite(suite: Suite, loaded: dict, seeds: list[int], out: Path, command: str, verbose: bool,
-               log: Callable[[str], None]) -> BenchResult:
+               log: Callable[[str], None], jobs: int = 1, threads: int | None = None) -> BenchResult:
     planned = plan_runs(suite, seeds, out)
     cache_seconds = build_caches(list(loaded.values()), progress=verbose, log=log)
-    records, timings = [], []
-    run_seconds, trained, reused = 0.0, 0, 0
-    for i, item in enumerate(planned, start=1):
-        was_done = (item.run_dir / "metrics.json").is_file()
+    started = time.perf_counter()
+    work = []  # (run, its config, whether it was finished before)
+    for item in planned:
         config = grid_config(suite, item.config, {**item.values, "trainer.seed": item.seed})
         if item.point:
             item.run_dir.mkdir(parents=True, exist_ok=True)
             write_text_atomic(item.run_dir / GRID_POINT, json.dumps({"point": item.point, "values": item.values}) + "\n")
-        tick = time.perf_counter()
-        try:
-            metrics = run_experiment(config, item.run_dir, progress=verbose, echo=verbose)
-        except UserError as exc:
-            if "another config" in str(exc):
-                raise UserError(f"{exc} (bench: {item.config} changed since that run; delete {item.run_dir} "
-                                "to run it again, or give another --out)") from None
-            raise
-        seconds = time.perf_counter() - tick
-        if was_done:
-            reused += 1
-        else:
-            trained += 1
-            run_seconds += seconds
-        record = replace(read_run(item.run_dir), task=item.task)
-        if record.setting != item.setting:
-            raise UserError(f"{item.run_dir}: a {record.setting} run in the {item.setting} slot of {suite.path}")
-        records.append(record)
-        main = metrics["main_metric"]
-        log(f"[{i}/{len(planned)}] {item.title()}: test {main} {metrics['test'][main]:.4f}, "
-            f"{'reused' if was_done else f'{seconds:.0f}s'}")
-        timings.append({"task": item.task, "setting": item.setting, "layer": item.layer, "grid_point": item.point,
-                        "grid_values": item.values, "seed": item.seed,
-                        "run_dir": str(item.run_dir), "reused": was_done, "seconds": round(seconds, 3),
-                        "run_total_seconds": record.total_seconds})
+        work.append((item, config, (item.run_dir / "metrics.json").is_file()))
+    if jobs == 1:
+        outcomes = (_train_one(config, item.run_dir, threads, verbose) for item, config, _ in work)
+        pool = None
+    else:  # one worker process per job (spawned: torch's threads do not survive a fork); results in plan order
+        pool = multiprocessing.get_context("spawn").Pool(jobs)
+        pending = [pool.apply_async(_train_one, (config, item.run_dir, threads, False)) for item, config, _ in work]
+        outcomes = (job.get() for job in pending)
+    records, timings = [], []
+    run_seconds, trained, reused = 0.0, 0, 0
+    try:
+        for i, ((item, _config, was_done), (metrics, seconds)) in enumerate(zip(work, outcomes), start=1):
+            if isinstance(metrics, str):
+                if "another config" in metrics:
+                    raise UserError(f"{metrics} (bench: {item.config} changed since that run; delete {item.run_dir} "
+                                    "to run it again, or give another --out)")
+                raise UserError(metrics)
+            if was_done:
+                reused += 1
+            else:
+                trained += 1
+                run_seconds += seconds
+            record = replace(read_run(item.run_dir), task=item.task)
+            if record.setting != item.setting:
+                raise UserError(f"{item.run_dir}: a {record.setting} run in the {item.setting} slot of {suite.path}")
+            records.append(record)
+            main = metrics["main_metric"]
+            log(f"[{i}/{len(planned)}] {item.title()}: test {main} {metrics['test'][main]:.4f}, "
+                f"{'reused' if was_done else f'{seconds:.0f}s'}")
+            timings.append({"task": item.task, "setting": item.setting, "layer": item.layer, "grid_point": item.point,
+                            "grid_values": item.values, "seed": item.seed,
+                            "run_dir": str(item.run_dir), "reused": was_done, "seconds": round(seconds, 3),
+                            "run_total_seconds": record.total_seconds})
+    finally:
+        if pool is not None:
+            pool.terminate()  # an error or an interrupt stops the other workers (their runs resume next time)
+            pool.join()
+    wall_seconds = time.perf_counter() - started
 
     models = sorted({r.elmo_model for r in records if r.elmo_model})
     note = (f"Made by `{command or f'elmo-tasks bench {suite.path} --seeds {len(seeds)}'}` "
@@ -188,9 +220,10 @@ def _run_suite(suite: Suite, loaded: dict, seeds: list[int], out: Path, command:
             f"min in all (sum of the runs' total_seconds; ELMo caches built beforehand).{models_note(records)}")
     written = write_report(records, out, order=suite.task_names(), note=note, smoke=suite.smoke)
     summary = {"suite": suite.path, "name": suite.name, "seeds": seeds, "command": command, "smoke": suite.smoke,
-               "cache_seconds": round(cache_seconds, 3), "run_seconds": round(run_seconds, 3),
+               "jobs": jobs, "cache_seconds": round(cache_seconds, 3), "run_seconds": round(run_seconds, 3),
+               "wall_seconds": round(wall_seconds, 3),
                "trained": trained, "reused": reused, "elmo_models": models,
                "sum_run_total_seconds": round(sum(r.total_seconds for r in records), 3), "runs": timings}
     write_text_atomic(out / "bench.json", json.dumps(summary, indent=1) + "\n")
     written["bench.json"] = out / "bench.json"
-    return BenchResult(records, written, cache_seconds, run_seconds, trained, reused)
+    return BenchResult(records, written, cache_seconds, run_seconds, trained, reused, wall_seconds)
