@@ -169,9 +169,23 @@ def main() -> int:
                           "ratio_to_base": round(median / base_rate, 3), "mflop_per_token": round(flops / 1e6, 2),
                           "share_of_gemm_limit": round(share, 3), "rounds": [round(r["tokens_per_s"]) for r in rows]})
             print(f"{batch_size:>5}  {name:<9} {median:>9,.0f} {median / base_rate:>6.2f}x {flops / 1e6:>11.1f} {share:>18.0%}")
+    # the headline: the fastest new arm at any measured batch size against the base trainer at the
+    # config's own batch size (the trainer as a user ran it before)
+    import yaml
+
+    own = yaml.safe_load(Path(args.config).read_text())["training"]["batch_size"]
+    reference = next((r for r in table if r["arm"] == "base" and r["batch_size"] == own), None)
+    best = max((r for r in table if r["arm"] != "base"), key=lambda r: r["tokens_per_s"])
+    headline = None
+    if reference is not None:
+        headline = {"best_arm": best["arm"], "best_batch_size": best["batch_size"], "base_batch_size": own,
+                    "ratio": round(best["tokens_per_s"] / reference["tokens_per_s"], 3)}
+        print(f"\nfastest: {best['arm']} at batch {best['batch_size']}, {best['tokens_per_s']:,} tokens/s = "
+              f"{headline['ratio']:.2f}x the base trainer at the config's batch {own} ({reference['tokens_per_s']:,})")
     if args.json:
         Path(args.json).write_text(json.dumps({"threads": args.threads, "seconds": args.seconds, "rounds": args.rounds,
-                                               "base": args.base, "gemm_flops": rate, "rows": table}, indent=2) + "\n")
+                                               "base": args.base, "gemm_flops": rate, "rows": table,
+                                               "headline": headline}, indent=2) + "\n")
     return 0
 
 

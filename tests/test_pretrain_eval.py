@@ -5,6 +5,8 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
+import shutil
+
 import pytest
 import torch
 import yaml
@@ -154,6 +156,44 @@ def test_init_from_a_model_without_softmax_and_wrong_shapes(tmp_path, capsys):
     summary = json_summary(tmp_path / "run")
     assert summary["init_from"] == str(fixture) and summary["steps"] == 2  # a fresh softmax over the built vocabulary
     assert main(["pretrain", str(path), "--out", str(tmp_path / "run"), "--resume", "--init-from", str(fixture)]) == 2
+
+
+@pytest.mark.parametrize("softmax, message", [
+    ({"other/W": (10, 16)}, "'softmax/W' and 'softmax/b' are missing"),
+    ({"softmax/W": (10, 8), "softmax/b": (10,)}, "softmax width 8 does not match the model's projection 16"),
+    ({"softmax/W": (10, 16), "softmax/b": (9,)}, "must be (V, P) and (V,)"),
+    (b"not hdf5", "not a readable HDF5 file"),
+])
+def test_a_bad_softmax_file_is_one_line_for_init_from_and_perplexity(tmp_path, capsys, softmax, message):
+    import h5py
+    import numpy as np
+
+    from elmo_tasks.cli import main
+
+    model = tmp_path / "model"
+    shutil.copytree(ROOT / "elmo_tasks" / "models" / "tiny_fixture", model)
+    (model / "vocab.txt").write_text("\n".join(["<S>", "</S>", "<UNK>"] + [f"w{i}" for i in range(7)]) + "\n")
+    if isinstance(softmax, bytes):
+        (model / "softmax.hdf5").write_bytes(softmax)
+    else:
+        with h5py.File(model / "softmax.hdf5", "w") as f:
+            for name, shape in softmax.items():
+                f.create_dataset(name, data=np.zeros(shape, dtype=np.float32))
+    data = yaml.safe_load((ROOT / "configs" / "pretrain" / "tiny.yaml").read_text())
+    data["corpus"] = {"train": [str(FIXTURE_TEXT / "train.txt")]}
+    data["model"].update(lstm_dim=64, projection_dim=16, char_embedding_dim=4, n_highway=2,
+                         filters=[[1, 4], [2, 8], [3, 16], [4, 32], [5, 64]])
+    data["training"].update(max_steps=1)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(data))
+    text = tmp_path / "t.txt"
+    text.write_text("a few words here\n")
+    for argv in (["pretrain", str(config), "--out", str(tmp_path / "run"), "--init-from", str(model), "--quiet"],
+                 ["perplexity", str(text), "--model", str(model)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err and message in err and "softmax.hdf5" in err, err
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
 
 
 def test_perplexity_command_and_its_errors(tmp_path, capsys):

@@ -64,8 +64,8 @@ def load_initial(source: str | Path, options: BiLMOptions, config_source: str) -
     has_softmax, has_vocab = (directory / SOFTMAX_NAME).is_file(), (directory / VOCAB_NAME).is_file()
     if not (has_softmax and has_vocab):
         return Initial(model, None, None, directory)
-    softmax = load_softmax(directory / SOFTMAX_NAME)
-    if softmax.weight.shape[1] != options.projection_dim:
-        raise UserError(f"--init-from {directory / SOFTMAX_NAME}: softmax width {softmax.weight.shape[1]} does not "
-                        f"match the projection {options.projection_dim}")
+    try:
+        softmax = load_softmax(directory / SOFTMAX_NAME, width=options.projection_dim)
+    except UserError as exc:
+        raise UserError(f"--init-from {exc}") from None
     return Initial(model, softmax, directory / VOCAB_NAME, directory)

@@ -40,11 +40,11 @@ def load_language_model(source: str | Path | None) -> tuple[BiLM, Softmax, Vocab
                         "(models exported by 'elmo-tasks pretrain' have one; released ELMo models do not)")
     if not (directory / VOCAB_NAME).is_file():
         raise UserError(f"{directory} has no {VOCAB_NAME}: the softmax's rows need their vocabulary")
-    softmax = load_softmax(directory / SOFTMAX_NAME)
+    softmax = load_softmax(directory / SOFTMAX_NAME, width=model.options.projection_dim)
     vocab = Vocabulary.load(directory / VOCAB_NAME)
-    if softmax.vocab_size != len(vocab) or softmax.weight.shape[1] != model.options.projection_dim:
-        raise UserError(f"{directory / SOFTMAX_NAME}: its shape {tuple(softmax.weight.shape)} does not fit "
-                        f"{VOCAB_NAME} ({len(vocab)} words) and the biLM (projection {model.options.projection_dim})")
+    if softmax.vocab_size != len(vocab):
+        raise UserError(f"{directory / SOFTMAX_NAME}: {softmax.vocab_size:,} rows, but {VOCAB_NAME} has "
+                        f"{len(vocab):,} words")
     return model, softmax, vocab
 
 

@@ -119,16 +119,40 @@ def save_softmax(softmax: Softmax, path: Path, dtype: str = "float32") -> None:
         handle.create_dataset("softmax/b", data=softmax.bias.detach().cpu().float().numpy().astype(dtype))
 
 
-def load_softmax(path: Path) -> Softmax:
-    """The softmax that ``save_softmax`` wrote (float16 files load as float32)."""
+MAX_SOFTMAX_ROWS = 10_000_000  # words; with the width bound below, at most 4 GiB of float32
+MAX_SOFTMAX_WIDTH = 8192  # the biLM's projection bound (bilm.weights.SIZE_LIMITS)
+
+
+def load_softmax(path: Path, width: int | None = None) -> Softmax:
+    """The softmax that ``save_softmax`` wrote (float16 files load as float32). Its datasets' shapes and
+    types are checked from the metadata before anything is read (``width``: the projection it must
+    match); a file that is not such a softmax is a one-line error naming it."""
     import h5py
 
     if not Path(path).is_file():
         raise UserError(f"softmax file not found: {path} (pretraining writes it next to the exported model)")
-    with h5py.File(path, "r") as handle:
-        weight = torch.from_numpy(np.asarray(handle["softmax/W"], dtype=np.float32))
-        bias = torch.from_numpy(np.asarray(handle["softmax/b"], dtype=np.float32))
-    softmax = Softmax(weight.shape[0], weight.shape[1])
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as exc:
+        raise UserError(f"{path}: not a readable HDF5 file ({exc})") from None
+    with handle:
+        weight, bias = handle.get("softmax/W"), handle.get("softmax/b")
+        if not isinstance(weight, h5py.Dataset) or not isinstance(bias, h5py.Dataset):
+            raise UserError(f"{path}: datasets 'softmax/W' and 'softmax/b' are missing (not a softmax that "
+                            "elmo-tasks pretrain wrote)")
+        if weight.ndim != 2 or bias.ndim != 1 or bias.shape[0] != weight.shape[0]:
+            raise UserError(f"{path}: 'softmax/W' {weight.shape} and 'softmax/b' {bias.shape} must be (V, P) and (V,)")
+        rows, dim = weight.shape
+        if not (1 <= rows <= MAX_SOFTMAX_ROWS and 1 <= dim <= MAX_SOFTMAX_WIDTH):
+            raise UserError(f"{path}: softmax of {rows:,} x {dim:,}, outside this toolkit's limits "
+                            f"({MAX_SOFTMAX_ROWS:,} words x {MAX_SOFTMAX_WIDTH:,})")
+        if weight.dtype.kind != "f" or bias.dtype.kind != "f":
+            raise UserError(f"{path}: the softmax holds {weight.dtype} / {bias.dtype}, not floating-point numbers")
+        if width is not None and dim != width:
+            raise UserError(f"{path}: softmax width {dim} does not match the model's projection {width}")
+        weight = torch.from_numpy(np.asarray(weight, dtype=np.float32))
+        bias = torch.from_numpy(np.asarray(bias, dtype=np.float32))
+    softmax = Softmax(rows, dim)
     with torch.no_grad():
         softmax.weight.copy_(weight)
         softmax.bias.copy_(bias)
