@@ -7,7 +7,6 @@ inside one folder. Conversion checks the weights against the options and copies 
 
 from __future__ import annotations
 
-import shutil
 import zipfile
 from pathlib import Path, PurePosixPath
 
@@ -15,6 +14,7 @@ from elmo_tasks.atomic import atomic_path
 from elmo_tasks.bilm.options import BiLMOptions
 from elmo_tasks.bilm.weights import OPTIONS_NAME, WEIGHTS_NAME, load_bilm_dir
 from elmo_tasks.errors import UserError
+from elmo_tasks.formats.archive_limits import Budget
 
 MEMBERS = {"model.hdf5": WEIGHTS_NAME, "options.json": OPTIONS_NAME, "vocab.txt": "vocab.txt", "meta.json": "meta.json"}
 REQUIRED = ("model.hdf5", "options.json")
@@ -34,6 +34,10 @@ def convert_archive(source: Path, out_dir: Path, options: dict | None = None) ->
     except (zipfile.BadZipFile, OSError) as exc:
         raise UserError(f"{source}: not a readable zip archive ({exc})") from None
     with archive:
+        budget = Budget(source)
+        for info in archive.infolist():
+            budget.member(info.filename, info.file_size)
+        budget = Budget(source)  # the declared sizes passed; now count what the copies produce
         found = {PurePosixPath(n).name: n for n in archive.namelist() if PurePosixPath(n).name in MEMBERS}
         missing = [name for name in REQUIRED if name not in found]
         if missing:
@@ -44,7 +48,7 @@ def convert_archive(source: Path, out_dir: Path, options: dict | None = None) ->
             with atomic_path(out_dir / MEMBERS[name]) as tmp:
                 try:
                     with archive.open(member) as src, open(tmp, "wb") as dst:
-                        shutil.copyfileobj(src, dst, 1 << 20)
+                        budget.copy(member, src, dst)
                 except (zipfile.BadZipFile, EOFError, OSError) as exc:
                     raise UserError(f"{source}: cannot read '{member}' ({exc})") from None
     where = f"{source}: options.json" if options is None else "--options"

@@ -18,6 +18,7 @@ import numpy as np
 
 from elmo_tasks.atomic import write_text_atomic
 from elmo_tasks.errors import UserError
+from elmo_tasks.formats.archive_limits import Budget
 from elmo_tasks.formats.tf_bundle import TensorBundle
 from elmo_tasks.formats.tf_elmo import infer_options, read_elmo_arrays, write_model
 
@@ -34,11 +35,14 @@ def is_module_archive(path: Path) -> bool:
     return path.is_file() and path.name.endswith(TAR_SUFFIXES) and tarfile.is_tarfile(path)
 
 
-def extract_archive(archive: Path, into: Path) -> Path:
-    """Unpack a module archive (regular files and folders only, no path leaving ``into``); returns the module folder."""
+def extract_archive(archive: Path, into: Path, budget: Budget | None = None) -> Path:
+    """Unpack a module archive (regular files and folders only, no path leaving ``into``, within the
+    ``archive_limits`` bounds); returns the module folder."""
+    budget = budget or Budget(archive)
     try:
         with tarfile.open(archive) as tar:
-            for member in tar.getmembers():
+            for member in tar:
+                budget.member(member.name, member.size if member.isfile() else 0)
                 target = (into / member.name).resolve()
                 if not target.is_relative_to(into.resolve()):
                     raise UserError(f"{archive}: member '{member.name}' points outside the archive")
@@ -47,8 +51,7 @@ def extract_archive(archive: Path, into: Path) -> Path:
                 elif member.isfile():
                     target.parent.mkdir(parents=True, exist_ok=True)
                     with tar.extractfile(member) as src, open(target, "wb") as dst:
-                        while block := src.read(1 << 20):
-                            dst.write(block)
+                        budget.copy(member.name, src, dst)
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise UserError(f"{archive}: not a readable TF-Hub module archive ({exc})") from None
     found = [p.parent.parent for p in into.rglob("variables.index") if p.parent.name == "variables"]
