@@ -125,6 +125,8 @@ def test_init_from_an_exported_model_continues_it(tmp_path):
     resumed = Trainer(config_from_dict({**data, "training": {**data["training"], "max_steps": 5}}, "tiny.yaml"),
                       tmp_path / "second", resume=True, progress=False)
     assert resumed.step == 3 and resumed.data.vocab.words == first.data.vocab.words
+    resumed.train()
+    assert json_summary(tmp_path / "second")["init_from"] == str(model_dir)  # the resumed run remembers its start
 
 
 def json_summary(run: Path) -> dict:

@@ -375,7 +375,7 @@ class Trainer:
             return
         state = {
             "step": self.step, "tokens_seen": self.tokens_seen, "elapsed": self.elapsed, "history": self.history,
-            "skipped_steps": self.skipped_steps,
+            "skipped_steps": self.skipped_steps, "init_from": self.init_from,
             "model": self.model.state_dict(), "softmax": self.softmax.state_dict(),
             "optimizer": self.optimizer.state_dict(), "states": states,
             "torch_rng": [cpu for cpu, _ in rngs], "cuda_rng": [cuda for _, cuda in rngs],
@@ -408,6 +408,7 @@ class Trainer:
         self.step, self.tokens_seen = state["step"], state["tokens_seen"]
         self.elapsed, self.history = state["elapsed"], state["history"]
         self.skipped_steps = state.get("skipped_steps", 0)
+        self.init_from = state.get("init_from")  # what the run started from (a resumed run keeps it)
 
     # -- export -------------------------------------------------------------------------------------
 
