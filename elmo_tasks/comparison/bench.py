@@ -217,7 +217,9 @@ def _run_suite(suite: Suite, loaded: dict, seeds: list[int], out: Path, command:
     note = (f"Made by `{command or f'elmo-tasks bench {suite.path} --seeds {len(seeds)}'}` "
             f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}): suite {suite.name}, seeds "
             f"{', '.join(map(str, seeds))}, {len(records)} runs taking {sum(r.total_seconds for r in records) / 60:.1f} "
-            f"min in all (sum of the runs' total_seconds; ELMo caches built beforehand).{models_note(records)}")
+            f"min in all (sum of the runs' total_seconds; ELMo caches built beforehand); this invocation trained "
+            f"{trained} and reused {reused} in {wall_seconds / 60:.1f} min wall with {jobs} job(s) at once."
+            f"{models_note(records)}")
     written = write_report(records, out, order=suite.task_names(), note=note, smoke=suite.smoke)
     summary = {"suite": suite.path, "name": suite.name, "seeds": seeds, "command": command, "smoke": suite.smoke,
                "jobs": jobs, "cache_seconds": round(cache_seconds, 3), "run_seconds": round(run_seconds, 3),
