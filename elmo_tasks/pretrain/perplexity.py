@@ -61,12 +61,13 @@ def text_perplexity(model_dir: str | Path | None, text_files: list[str], device:
                     progress: bool = False) -> Perplexity:
     """Forward, backward and average perplexity of the model in ``model_dir`` on ``text_files``."""
     device = torch.device(device)
-    model, softmax, vocab = load_language_model(model_dir)
+    directory = resolve_model(model_dir).path  # resolved (and converted, for TF sources) once
+    model, softmax, vocab = load_language_model(directory)
     model.to(device).eval()
     softmax.to(device)
     types = TypeTable()
     text = encode_files(list(text_files), types)  # one-line errors: missing, empty, not UTF-8
-    per_sentence = _state_mode(resolve_model(model_dir).path) == "per_sentence"
+    per_sentence = _state_mode(directory) == "per_sentence"
     streams = heldout_streams(text, vocab.target_map(types), rows, unroll, per_sentence, max_tokens)
     char_table = types.char_table()
     n = streams.fwd_inputs.shape[0]

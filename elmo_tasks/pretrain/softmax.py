@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from elmo_tasks.atomic import atomic_path
+from elmo_tasks.bilm.weights import SIZE_LIMITS
 from elmo_tasks.errors import UserError
 from elmo_tasks.model_folder import SOFTMAX_NAME  # noqa: F401  (imported from here by the trainer and tests)
 
@@ -120,7 +121,7 @@ def save_softmax(softmax: Softmax, path: Path, dtype: str = "float32") -> None:
 
 
 MAX_SOFTMAX_ROWS = 10_000_000  # words; with the width bound below, at most 4 GiB of float32
-MAX_SOFTMAX_WIDTH = 8192  # the biLM's projection bound (bilm.weights.SIZE_LIMITS)
+MAX_SOFTMAX_WIDTH = SIZE_LIMITS["lstm.projection_dim"]  # the biLM's own bound on its projection
 
 
 def load_softmax(path: Path, width: int | None = None) -> Softmax:
