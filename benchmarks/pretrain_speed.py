@@ -113,7 +113,7 @@ def main() -> int:
     import torch
     from bench_common import gemm_rates, machine_description
 
-    from elmo_tasks.pretrain.device import bf16_supported
+    from elmo_tasks.device import bf16_supported
 
     scratch = Path(tempfile.mkdtemp(prefix="pretrain-speed-"))
     text = args.text

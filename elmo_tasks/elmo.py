@@ -16,6 +16,7 @@ from torch import nn
 
 from elmo_tasks.bilm.inference import InferenceEngine
 from elmo_tasks.bilm.model import BiLM
+from elmo_tasks.modules import Dropout
 from elmo_tasks.scalar_mix import ScalarMix
 
 
@@ -45,7 +46,7 @@ class Elmo(nn.Module):
             ScalarMix(bilm.num_layers, do_layer_norm=do_layer_norm, fixed=fixed, l2_coef=l2_coef)
             for _ in range(num_output_representations)
         )
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     @property
     def output_dim(self) -> int:

@@ -99,6 +99,9 @@ class TrainerConfig:
     seed: int = 0
     device: str = "cpu"
     threads: int | None = None  # torch threads (null: as the caller set them; `elmo-tasks run` uses 1)
+    # bfloat16 matrix products (autocast; float32 weights and losses) where the device has bfloat16
+    # units (a CPU with AVX512-BF16 or AMX, most GPUs); float32 elsewhere. metrics.json says which ran.
+    amp: bool = False
 
 
 @dataclass

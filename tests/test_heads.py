@@ -135,3 +135,39 @@ def test_crf_bio_constraints():
     emissions[0, :, 3] = 5.0  # I-LOC everywhere would win without constraints
     path = crf.decode(emissions, torch.ones(1, 3, dtype=torch.bool))[0]
     assert path[0] != 3 and all(labels[b] != "I-LOC" or labels[a] in ("B-LOC", "I-LOC") for a, b in zip(path, path[1:]))
+
+
+def test_dropout_has_nn_dropouts_distribution():
+    from elmo_tasks.modules import Dropout
+
+    torch.manual_seed(0)
+    x = torch.ones(200, 500, requires_grad=True)
+    drop = Dropout(0.3)
+    y = drop(x)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.7) < 0.005  # 100,000 draws: 3 sigma is 0.0043
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.7))
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())  # the gradient goes through the kept values, scaled alike
+    assert drop.eval()(x) is x  # evaluation: the identity
+    assert Dropout(0.0).train()(x) is x
+    assert torch.count_nonzero(Dropout(1.0).train()(x)) == 0
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        Dropout(1.5)
+
+
+def test_amp_trains_in_bfloat16_where_the_cpu_has_it(tmp_path):
+    from elmo_tasks.device import bf16_supported
+
+    overrides = {"trainer.lr": 0.01, "head.dropout": 0.0}
+    full = train(tmp_path / "float32", "wnut16_glove", **overrides)
+    amp = train(tmp_path / "amp", "wnut16_glove", **overrides, **{"trainer.amp": True})
+    assert full["precision"] == "float32"
+    if not bf16_supported(torch.device("cpu")):
+        assert amp["precision"] == "float32" and amp["test"] == full["test"]
+        return
+    assert amp["precision"] == "bfloat16"
+    loss, amp_loss = full["history"][0]["train_loss"], amp["history"][0]["train_loss"]
+    assert amp_loss != loss  # it did run otherwise ...
+    assert abs(amp_loss - loss) < 0.05 * loss  # ... and learns alike (bfloat16 keeps 3 significant digits)
+    assert amp["test"]["span_f1"] > 0.10  # (see test_tagger_finds_entities)

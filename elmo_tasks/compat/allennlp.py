@@ -42,6 +42,7 @@ from elmo_tasks.bilm.weights import load_bilm
 from elmo_tasks.dump import write_dump
 from elmo_tasks.embedder import Embedder
 from elmo_tasks.errors import UserError
+from elmo_tasks.modules import Dropout
 from elmo_tasks.scalar_mix import ScalarMix
 
 DEFAULT_BATCH_SIZE = 64
@@ -82,7 +83,7 @@ class Elmo(nn.Module):
         self._requires_grad = requires_grad
         self._engine = InferenceEngine(self._elmo_lstm)  # the frozen biLM's fast path
         self._engine_device = torch.device("cpu")
-        self._dropout = nn.Dropout(p=dropout)
+        self._dropout = Dropout(p=dropout)
         del vocab_to_cache
         self._scalar_mixes = nn.ModuleList(
             ScalarMix(self._elmo_lstm.num_layers, do_layer_norm=do_layer_norm, fixed=scalar_mix_parameters)

@@ -22,6 +22,7 @@ from elmo_tasks.errors import UserError
 from elmo_tasks.features.base import BuildContext, Feature
 from elmo_tasks.features.cache import CachedLayers, LayerCache
 from elmo_tasks.model_folder import NAMED, ModelFolder, resolve_model
+from elmo_tasks.modules import Dropout
 from elmo_tasks.scalar_mix import ScalarMix, fixed_weights
 from elmo_tasks.schema import ConfigError
 
@@ -83,7 +84,7 @@ class ElmoFeature(Feature):
         self.mixes = nn.ModuleList(
             ScalarMix(num_layers, do_layer_norm=options.layer_norm, fixed=options.fixed, l2_coef=options.l2)
             for _ in self.places)
-        self.dropout = nn.Dropout(options.dropout)
+        self.dropout = Dropout(options.dropout)
         self.cache, self.bilm, self.progress = cache, bilm, progress
         self.engine = None
         if bilm is not None:  # recompute mode: the frozen biLM runs through the fast inference path

@@ -11,7 +11,7 @@ from torch import nn
 
 from elmo_tasks.features import Features
 from elmo_tasks.heads.base import Head
-from elmo_tasks.modules import BiLSTM
+from elmo_tasks.modules import BiLSTM, Dropout
 
 
 @dataclass
@@ -29,7 +29,7 @@ class Classifier(Head):
 
     def __init__(self, options: ClassifierOptions, task, input_dim: int, output_dim: int = 0) -> None:
         super().__init__(options, task, input_dim, output_dim)
-        self.dropout = nn.Dropout(options.dropout)
+        self.dropout = Dropout(options.dropout)
         self.lstm = None
         width = input_dim
         if options.encoder == "lstm":
@@ -54,7 +54,7 @@ class Classifier(Head):
         else:
             weights = torch.softmax(self.attention(h).squeeze(-1).masked_fill(~mask, -1e4), dim=1)
             pooled = (weights.unsqueeze(-1) * h).sum(1)
-        return self.scores(self.dropout(pooled))
+        return self.scores(self.dropout(pooled)).float()  # float32 under autocast (trainer.amp)
 
     def loss(self, features: Features, batch: dict[str, Any]) -> torch.Tensor:
         return nn.functional.cross_entropy(self.logits(features), batch["labels"])

@@ -14,6 +14,7 @@ from torch import nn
 
 from elmo_tasks.features import Features
 from elmo_tasks.heads.base import Head
+from elmo_tasks.modules import Dropout
 
 
 @dataclass
@@ -27,11 +28,11 @@ class Probe(Head):
 
     def __init__(self, options: ProbeOptions, task, input_dim: int, output_dim: int = 0) -> None:
         super().__init__(options, task, input_dim, output_dim)
-        self.dropout = nn.Dropout(options.dropout)
+        self.dropout = Dropout(options.dropout)
         self.linear = nn.Linear(input_dim, len(task.labels))
 
     def loss(self, features: Features, batch: dict[str, Any]) -> torch.Tensor:
-        scores = self.linear(self.dropout(features.inputs))
+        scores = self.linear(self.dropout(features.inputs)).float()  # float32 under autocast (trainer.amp)
         return nn.functional.cross_entropy(scores.flatten(0, 1), batch["labels"].flatten(), ignore_index=-100)
 
     def predict(self, features: Features, batch: dict[str, Any]) -> list:

@@ -11,7 +11,7 @@ from torch import nn
 from elmo_tasks.features import Features
 from elmo_tasks.heads.base import Head
 from elmo_tasks.heads.crf import CRF, bio_transitions
-from elmo_tasks.modules import BiLSTM
+from elmo_tasks.modules import BiLSTM, Dropout
 
 
 @dataclass
@@ -29,7 +29,7 @@ class Tagger(Head):
 
     def __init__(self, options: TaggerOptions, task, input_dim: int, output_dim: int = 0) -> None:
         super().__init__(options, task, input_dim, output_dim)
-        self.dropout = nn.Dropout(options.dropout)
+        self.dropout = Dropout(options.dropout)
         self.lstm = BiLSTM(input_dim, options.hidden, options.layers, options.dropout)
         self.scores = nn.Linear(2 * options.hidden + output_dim, len(task.labels))
         self.crf = None
@@ -41,7 +41,7 @@ class Tagger(Head):
         h = self.lstm(self.dropout(features.inputs), features.mask)
         if features.output is not None:
             h = torch.cat([h, features.output], dim=-1)
-        return self.scores(self.dropout(h))
+        return self.scores(self.dropout(h)).float()  # float32 under autocast (trainer.amp)
 
     def loss(self, features: Features, batch: dict[str, Any]) -> torch.Tensor:
         emissions = self.emissions(features)

@@ -32,6 +32,7 @@ from torch import nn
 
 from elmo_tasks.features import FEATURES, Features
 from elmo_tasks.heads.base import Head
+from elmo_tasks.modules import Dropout
 from elmo_tasks.schema import ConfigError
 
 
@@ -57,7 +58,7 @@ class Wsd(Head):
         self.register_buffer("counts", torch.zeros(n))
         fixed = options.mfs_threshold if isinstance(options.mfs_threshold, (int, float)) else -math.inf
         self.register_buffer("threshold", torch.tensor(float(fixed)))  # -inf: never back off
-        self.dropout = nn.Dropout(options.dropout)
+        self.dropout = Dropout(options.dropout)
         self.linear = nn.Linear(input_dim, n) if self.iterative else None
 
     @classmethod
@@ -105,7 +106,7 @@ class Wsd(Head):
         self.counts.index_add_(0, batch["labels"], torch.ones_like(batch["labels"], dtype=self.counts.dtype))
 
     def loss(self, features: Features, batch: dict[str, Any]) -> torch.Tensor:
-        return nn.functional.cross_entropy(self.linear(self.dropout(self.targets(features, batch))), batch["labels"])
+        return nn.functional.cross_entropy(self.linear(self.dropout(self.targets(features, batch))).float(), batch["labels"])
 
     def scores(self, features: Features, batch: dict[str, Any]) -> torch.Tensor:
         """(B, senses): the linear scores, or the mean per-feature cosine to each sense's mean vector."""

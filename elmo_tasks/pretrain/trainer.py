@@ -31,11 +31,11 @@ from torch import nn
 
 from elmo_tasks.bilm.model import BiLM
 from elmo_tasks.bilm.weights import save_bilm
+from elmo_tasks.device import bf16_supported, keep_freed_memory, preserved_rng, resolve_device
 from elmo_tasks.errors import UserError
 from elmo_tasks.pretrain.batches import Batch, Streams, build_streams, epoch_order, stream_length
 from elmo_tasks.pretrain.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from elmo_tasks.pretrain.data_parallel import DataParallel, device_for_rank
-from elmo_tasks.pretrain.device import bf16_supported, keep_freed_memory, preserved_rng, resolve_device
 from elmo_tasks.pretrain.evaluate import bilm_perplexity, heldout_streams
 from elmo_tasks.pretrain.init_from import load_initial
 from elmo_tasks.pretrain.initialise import bilm_options, init_bilm

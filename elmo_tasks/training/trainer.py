@@ -15,7 +15,8 @@ run gives); a complete run is not repeated. A folder that holds another config's
      "best_epoch", "epochs_run", "stopped_early",
      "history": [{"epoch", "train_loss", "train_seconds", "eval_seconds", "dev": {...}}],
      "seconds_per_epoch",                # mean train_seconds (training passes only)
-     "total_seconds", "mix": [...] | null, "parameters", "sizes": {split: sentences},
+     "total_seconds", "precision": "float32" | "bfloat16" (trainer.amp where the device has bfloat16),
+     "mix": [...] | null, "parameters", "sizes": {split: sentences},
      "feature_info": {...}, "versions": {...},
      "head_info": {...}}                 # heads with a report(): the wsd back-off threshold in use
 """
@@ -26,6 +27,7 @@ import random
 import sys
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from elmo_tasks.device import bf16_supported
 from elmo_tasks.errors import UserError
 from elmo_tasks.experiment import Config
 from elmo_tasks.features import FeatureStack, build_features
@@ -49,20 +52,32 @@ SCHEMA = 1
 
 
 class TaskModel(nn.Module):
-    """Features + head; the ELMo mix's L2 penalty is part of the loss."""
+    """Features + head; the ELMo mix's L2 penalty is part of the loss.
+
+    ``amp`` (set by :func:`train`'s caller from ``trainer.amp`` and the device) runs the forward
+    passes under bfloat16 autocast; heads return float32 scores, so losses stay float32.
+    """
 
     def __init__(self, features: FeatureStack, head: nn.Module) -> None:
         super().__init__()
         self.features, self.head = features, head
+        self.amp = False
+
+    def autocast(self) -> Any:
+        device = next(self.parameters(), torch.empty(0)).device.type
+        return torch.autocast(device, dtype=torch.bfloat16) if self.amp else nullcontext()
 
     def loss(self, batch: dict[str, Any]) -> torch.Tensor:
-        return self.head.loss(self.features(batch), batch) + self.features.penalty()
+        with self.autocast():
+            return self.head.loss(self.features(batch), batch) + self.features.penalty()
 
     def predict(self, batch: dict[str, Any]) -> list:
-        return self.head.predict(self.features(batch), batch)
+        with self.autocast():
+            return self.head.predict(self.features(batch), batch)
 
     def fit(self, batch: dict[str, Any]) -> None:
-        self.head.fit(self.features(batch), batch)
+        with self.autocast():
+            self.head.fit(self.features(batch), batch)
 
 
 def seed_everything(seed: int) -> None:
@@ -228,6 +243,9 @@ def _run(config: Config, folder: RunFolder, state: dict[str, Any] | None, progre
 
     task, splits, model, info = prepare(config, progress=progress, log=folder.log)
     model.to(device)
+    model.amp = t.amp and bf16_supported(device)
+    if t.amp and not model.amp:
+        folder.log("trainer.amp: this device has no bfloat16 units; training in float32")
     folder.log(f"task {task.kind}: {len(task.labels)} labels; sentences train {len(splits['train'])}, "
                f"dev {len(splits['dev'])}, test {len(splits['test'])}; main metric dev {task.main_metric}")
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -253,6 +271,7 @@ def _run(config: Config, folder: RunFolder, state: dict[str, Any] | None, progre
         "history": history,
         "seconds_per_epoch": round(sum(train_times) / max(len(train_times), 1), 3),
         "total_seconds": round(time.perf_counter() - started, 3),
+        "precision": "bfloat16" if model.amp else "float32",
         "mix": mix, "parameters": n_params, "sizes": {name: len(s) for name, s in splits.items()},
         "feature_info": info, "versions": _versions(),
     }

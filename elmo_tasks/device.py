@@ -1,4 +1,4 @@
-"""Where pretraining runs: the device, whether it has fast bfloat16, and random streams kept aside."""
+"""Where training runs: the device, whether it has fast bfloat16, malloc settings, and random streams kept aside."""
 
 from __future__ import annotations
 
