@@ -6,10 +6,22 @@ import torch
 from torch import nn
 
 
+def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    """``nn.functional.dropout``'s distribution (each value zeroed with probability ``p``, the rest
+    scaled by 1 / (1 - p)), drawn with one ``torch.rand`` call: about 3x faster on CPU than
+    ``bernoulli_``, which draws element by element (it was 8-10% of a task head's training step)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return x * 0.0
+    keep = torch.rand(x.shape, device=x.device).ge_(p).to(x.dtype).mul_(1.0 / (1.0 - p))
+    return x * keep
+
+
 class Dropout(nn.Module):
-    """``nn.Dropout``'s distribution (each value zeroed with probability ``p``, the rest scaled by
-    1 / (1 - p)), drawn with one ``torch.rand`` call: about 3x faster on CPU than ``bernoulli_``,
-    which draws element by element (10% of a task head's training step)."""
+    """:func:`dropout` as a module: active in training mode, the identity in evaluation mode."""
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
@@ -18,12 +30,7 @@ class Dropout(nn.Module):
         self.p = p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
-            return x
-        if self.p == 1.0:
-            return x * 0.0
-        keep = torch.rand(x.shape, device=x.device).ge_(self.p).to(x.dtype).mul_(1.0 / (1.0 - self.p))
-        return x * keep
+        return dropout(x, self.p, self.training)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -32,11 +39,14 @@ class Dropout(nn.Module):
 def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Reverse each row's first ``lengths[b]`` positions of (B, T, D); padding stays at the end.
 
-    The permutation is its own inverse, so the same call maps outputs back.
+    The permutation is its own inverse, so the same call maps outputs back. It moves whole (D,)
+    vectors (one ``index_select`` over the B*T rows), which is cheaper than a per-element gather.
     """
-    positions = torch.arange(x.shape[1], device=x.device).unsqueeze(0)
+    b, t, d = x.shape
+    positions = torch.arange(t, device=x.device).unsqueeze(0)
     index = torch.where(positions < lengths.unsqueeze(1), lengths.unsqueeze(1) - 1 - positions, positions)
-    return x.gather(1, index.unsqueeze(2).expand(-1, -1, x.shape[2]))
+    rows = index + t * torch.arange(b, device=x.device).unsqueeze(1)
+    return x.reshape(b * t, d).index_select(0, rows.reshape(-1)).reshape(b, t, d)
 
 
 class BiLSTM(nn.Module):

@@ -218,6 +218,7 @@ CASES: list[Case] = [
                                                 ["c.yaml", "features.chars.width"], None)),
     ("run glove source a folder", lambda ws: (["run", ws.config(features__glove__source=str(ws.folder("g")))],
                                               ["c.yaml", "features.glove.source: file is a folder"], None)),
+    ("run amp not a boolean", lambda ws: (["run", ws.config(trainer__amp="yes")], ["c.yaml", "trainer.amp"], None)),
     ("run negative threads", lambda ws: (["run", ws.config(trainer__threads=-2)], ["c.yaml", "trainer.threads"], None)),
     ("run seed 2**70", lambda ws: (["run", ws.config(), "--seed", str(2**70)], ["trainer.seed", str(2**70)], None)),
     ("run elmo batch size 0", lambda ws: (["run", ws.config(base="wnut16_elmo.yaml", features__elmo__batch_size=0)],

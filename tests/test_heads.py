@@ -125,6 +125,49 @@ def test_crf_likelihood_and_viterbi_match_brute_force():
     assert crf.decode(emissions, mask)[1] == brute_force(crf, emissions[1, :3])[1]
 
 
+def test_crf_likelihood_and_gradient_hold_at_large_scores_under_autocast():
+    # against a per-sentence forward algorithm, on scores of +-60 whose exponentials over- and
+    # underflow float32, with BIO's forbidden moves, called under bfloat16 autocast (the CRF
+    # computes in float32: a bfloat16 sum over a sentence would be off by whole units)
+    labels = ["B-PER", "I-PER", "B-LOC", "I-LOC", "O"]
+    torch.manual_seed(1)
+    crf = CRF(5, *bio_transitions(labels))
+    with torch.no_grad():
+        crf.transitions.normal_(0, 20)
+    emissions = (torch.randn(3, 6, 5) * 60).requires_grad_(True)
+    mask = torch.tensor([[True] * 6, [True] * 4 + [False] * 2, [True] + [False] * 5])
+    tags = torch.tensor([[0, 1, 4, 2, 3, 3], [4, 4, 0, 1, -100, -100], [2, -100, -100, -100, -100, -100]])
+
+    def reference_log_z(row: int) -> torch.Tensor:
+        trans, start = crf._scores()
+        alpha = start + emissions[row, 0]
+        for i in range(1, int(mask[row].sum())):
+            alpha = torch.logsumexp(alpha.unsqueeze(1) + trans, dim=0) + emissions[row, i]
+        return torch.logsumexp(alpha + crf.end, dim=0)
+
+    expected = torch.stack([reference_log_z(r) for r in range(3)]).mean()
+    (grad_ref,) = torch.autograd.grad(expected, emissions)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        nll = crf.nll(emissions, tags, mask)
+    assert nll.dtype == torch.float32
+    log_z_mean = nll + _gold_score_mean(crf, emissions, tags, mask)
+    assert torch.allclose(log_z_mean, expected, rtol=1e-5, atol=1e-3)
+    (grad,) = torch.autograd.grad(log_z_mean, emissions)
+    assert torch.allclose(grad, grad_ref, atol=1e-4)
+
+
+def _gold_score_mean(crf: CRF, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    trans, start = crf._scores()
+    scores = []
+    for row in range(emissions.shape[0]):
+        n = int(mask[row].sum())
+        gold = tags[row, :n]
+        s = start[gold[0]] + emissions[row, 0, gold[0]] + crf.end[gold[-1]]
+        scores.append(s + sum((trans[gold[i - 1], gold[i]] + emissions[row, i, gold[i]] for i in range(1, n)),
+                              torch.zeros(())))
+    return torch.stack(scores).mean()
+
+
 def test_crf_bio_constraints():
     labels = ["B-PER", "I-PER", "B-LOC", "I-LOC", "O"]
     allowed, start = bio_transitions(labels)

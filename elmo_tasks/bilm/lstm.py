@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from elmo_tasks import modules
 from elmo_tasks.bilm.recurrence import run_recurrence
 
 State = tuple[torch.Tensor, torch.Tensor]  # (h: (B, P), c: (B, C))
@@ -94,7 +95,7 @@ def run_stacks(stacks: list, inputs: torch.Tensor, batch_sizes: list[int], state
     for index in range(len(stacks[0])):
         cells = [layers[index] for layers in stacks]
         if dropout:
-            x = nn.functional.dropout(x, dropout, training=True)
+            x = modules.dropout(x, dropout)
         # the input half of the gates, bias included, for every step at once: (D, T*B, 4C)
         w_input = torch.stack([cell.input_linear.weight for cell in cells])
         bias = torch.stack([cell.state_linear.bias for cell in cells]).unsqueeze(1)

@@ -46,8 +46,13 @@ class CRF(nn.Module):
     def nll(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Mean negative log-likelihood; emissions (B, T, K), tags (B, T) (any value at padding), mask (B, T).
 
-        Sentences must be left-aligned (mask true for a prefix); empty sentences count 0.
+        Sentences must be left-aligned (mask true for a prefix); empty sentences count 0. Computed in
+        float32 (autocast off): the path scores are sums over a sentence.
         """
+        with torch.autocast(emissions.device.type, enabled=False):
+            return self._nll(emissions.float(), tags, mask)
+
+    def _nll(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         trans, start = self._scores()
         b, t, _ = emissions.shape
         tags = tags.clamp_min(0)

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from elmo_tasks import modules
 from elmo_tasks.bilm.model import BiLM
 from elmo_tasks.bilm.weights import save_bilm
 from elmo_tasks.device import bf16_supported, keep_freed_memory, preserved_rng, resolve_device
@@ -210,8 +211,8 @@ class Trainer:
         with self._autocast():
             top_f, top_b, finals = self._run_lstms(batch, self.states, t.dropout)
             if t.dropout:
-                top_f = nn.functional.dropout(top_f, t.dropout, training=True)
-                top_b = nn.functional.dropout(top_b, t.dropout, training=True)
+                top_f = modules.dropout(top_f, t.dropout)
+                top_b = modules.dropout(top_b, t.dropout)
         p = top_f.shape[-1]
         sums, counts = [], []
         for top, targets in ((top_f, batch.fwd_targets), (top_b, batch.bwd_targets)):

@@ -10,11 +10,13 @@ from elmo_tasks.task import Task
 from elmo_tasks.training.splits import Split
 
 
-def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    """The batch's tensors (and its feature inputs) on ``device``."""
-    out = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-    out["inputs"] = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch["inputs"].items()}
-    return out
+def to_device(batch: Any, device: torch.device) -> Any:
+    """The batch's tensors, also inside dicts (its feature inputs), on ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch
 
 
 def decode(task: Task, prediction: Any) -> Any:
