@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from elmo_tasks.data.recipes import content_digest
+from elmo_tasks.data.sources import sha256_file
 from elmo_tasks.experiment_checks import check_config
 from elmo_tasks.features import FEATURES
 from elmo_tasks.heads import head_options
@@ -61,6 +63,16 @@ class DatasetConfig:
     # unescapes HTML entities and splits contractions as the pretraining text; "tweets+placeholders"
     # also maps every @mention to @user and every URL to <url>
     normalize: Literal["none", "tweets", "tweets+placeholders"] = "none"
+
+    def identity(self) -> dict[str, str]:
+        """What the run fingerprint records beside these options: the content of the data, so that a
+        finished run is not reused after the set was prepared again (another recipe) or a file changed."""
+        if self.source == "prepared":
+            return {"prepared_sha256": content_digest(self.name)}
+        if self.source == "files":
+            files = {**self.files, **({"sense_frequencies": self.sense_frequencies} if self.sense_frequencies else {})}
+            return {role: sha256_file(Path(path)) for role, path in sorted(files.items()) if Path(path).is_file()}
+        return {}  # hub: the name (and options) are all we know offline
 
 
 def _names(self: Any) -> list[str]:
@@ -124,13 +136,15 @@ class Config:
 
     def fingerprint(self) -> str:
         """A hash of everything that changes training (not the output folder): resume checks it.
-        It covers the files a feature reads (``Options.identity()``, e.g. the ELMo model's digest), so a
-        finished run is not reused after the model behind a name such as ``default`` has changed."""
+        It covers the files a feature reads (``Options.identity()``, e.g. the ELMo model's digest) and the
+        data's content (``DatasetConfig.identity()``), so a finished run is not reused after the model
+        behind a name such as ``default``, or the data set, has changed."""
         data = self.to_dict()
         data.pop("output", None)
         data.pop("description", None)
         data["inputs"] = {name: options.identity() for name, options in self.features.selected().items()
                           if hasattr(options, "identity")}
+        data["inputs"]["dataset"] = self.dataset.identity()
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -141,6 +141,38 @@ def test_load_prepared_rejects_changed_or_missing_files(tmp_path):
         prepare("nope", tmp_path)
 
 
+def test_a_set_prepared_by_an_older_recipe_is_refused_and_rebuilt(tmp_path, monkeypatch):
+    from elmo_tasks.comparison.bench import missing_datasets
+    from elmo_tasks.experiment import load_config
+
+    src = {"corpus": DATA / "wnut16_sample.conll"}
+    folder = prepare("wnut16", tmp_path / "datasets", sources=src)
+    monkeypatch.setenv("ELMO_TASKS_CACHE", str(tmp_path))
+    config = load_config(Path(__file__).parent / "fixtures" / "tasks" / "wnut16_glove.yaml",
+                         {"dataset.source": "prepared", "dataset.name": "wnut16", "dataset.format": "",
+                          "dataset.files": {}, "dataset.options": {}})
+    assert missing_datasets([config]) == []
+    before = config.fingerprint()
+    recipe = RECIPES["wnut16"]  # the recipe changes (as brown-pos-small would with another subset size)
+    monkeypatch.setitem(RECIPES, "wnut16", recipes.Recipe(**{**recipe.__dict__, "split_rule": recipe.split_rule + "; v2"}))
+    assert recipes.outdated(folder) == "its split_rule differs from the recipe's"
+    for call in (lambda: load_prepared("wnut16", tmp_path / "datasets"),
+                 lambda: prepare("wnut16", tmp_path / "datasets", sources=src)):
+        with pytest.raises(UserError, match=r"wnut16: prepared by an older recipe of wnut16 \(its split_rule "
+                                            r"differs.*data prepare wnut16 --force"):
+            call()
+    assert missing_datasets([config]) == ["wnut16"]  # bench names it; --prepare rebuilds it
+    prepare("wnut16", tmp_path / "datasets", force=True, sources=src)
+    assert recipes.outdated(folder) is None and missing_datasets([config]) == []
+    assert config.fingerprint() == before  # the same files again: finished runs stay valid ...
+    with (folder / "dev.jsonl").open("a") as handle:
+        handle.write('{"tokens": ["x"], "tags": ["O"]}\n')
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["sha256"]["dev.jsonl"] = sha256(folder / "dev.jsonl")
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert config.fingerprint() != before  # ... other data: a finished run is not taken for this one
+
+
 def test_wsj_pos_on_a_written_sample(tmp_path):
     corpus = written(tmp_path, "tagged-like-wsj.txt", WSJ_LIKE)  # written for this test
     folder = prepare("wsj-pos", tmp_path / "out", sources={"corpus": corpus})

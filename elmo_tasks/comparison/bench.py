@@ -81,11 +81,13 @@ def plan_runs(suite: Suite, seeds: list[int], out: Path) -> list[PlannedRun]:
 
 
 def missing_datasets(configs: list) -> list[str]:
-    """The prepared data sets the configs read that are not prepared yet (each once, in order)."""
-    from elmo_tasks.data.recipes import MANIFEST, prepared_dir
+    """The prepared data sets the configs read that are not prepared yet, or were prepared by an older
+    recipe (each once, in order)."""
+    from elmo_tasks.data.recipes import MANIFEST, outdated, prepared_dir
 
     names = dict.fromkeys(c.dataset.name for c in configs if c.dataset.source == "prepared")
-    return [name for name in names if not (prepared_dir(name) / MANIFEST).is_file()]
+    return [name for name in names
+            if not (prepared_dir(name) / MANIFEST).is_file() or outdated(prepared_dir(name)) is not None]
 
 
 def check_datasets(suite: Suite, configs: list, prepare: bool, log: Callable[[str], None]) -> None:
@@ -97,12 +99,12 @@ def check_datasets(suite: Suite, configs: list, prepare: bool, log: Callable[[st
     if not missing:
         return
     if not prepare:
-        raise UserError(f"{suite.path}: {len(missing)} data set(s) not prepared in {default_root()}: "
-                        f"{', '.join(missing)}; run 'elmo-tasks data prepare {' '.join(missing)}' "
-                        "or add --prepare to this bench command")
+        raise UserError(f"{suite.path}: {len(missing)} data set(s) not prepared (or prepared by an older recipe) "
+                        f"in {default_root()}: {', '.join(missing)}; run 'elmo-tasks data prepare --force "
+                        f"{' '.join(missing)}' or add --prepare to this bench command")
     for name in missing:
         tick = time.perf_counter()
-        prepare_set(name, log=log)
+        prepare_set(name, force=True, log=log)
         log(f"prepared {name} in {time.perf_counter() - tick:.0f}s")
 
 

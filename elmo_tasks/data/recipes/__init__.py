@@ -11,6 +11,8 @@ API::
     RECIPES: dict[str, Recipe]                      # name -> recipe
     prepare(name, out_dir=None, *, force=False, sources=None) -> Path   # the set's folder
     prepared_dir(name, root=None) -> Path
+    outdated(folder) -> str | None                  # why a prepared folder no longer matches its recipe
+    content_digest(name, root=None) -> str          # the prepared files' digest (run fingerprints)
     load_prepared(name, root=None) -> DatasetDict   # train/dev/test
     load_sense_frequencies(root=None) -> dict[str, list[dict]]
     most_frequent_sense(frequencies, lemma, pos) -> str | None
@@ -29,10 +31,12 @@ from elmo_tasks.data.recipes.base import (
 from elmo_tasks.data.recipes.pattern3 import retokenize_pretokenized
 from elmo_tasks.data.recipes.registry import RECIPES, get_recipe
 from elmo_tasks.data.recipes.store import (
+                                          content_digest,
                                           default_root,
                                           describe,
                                           load_prepared,
                                           load_sense_frequencies,
+                                          outdated,
                                           prepare,
                                           prepared_dir,
                                           verify,
@@ -40,6 +44,6 @@ from elmo_tasks.data.recipes.store import (
 from elmo_tasks.data.recipes.wordnet import base_forms, matches, most_frequent_sense, read_exceptions
 
 __all__ = ["FORMAT_VERSION", "MANIFEST", "SENSE_FREQUENCIES", "SPLITS", "Built", "Recipe", "RECIPES",
-           "base_forms", "contiguous_split", "default_root", "describe", "get_recipe", "hash_split",
-           "load_prepared", "load_sense_frequencies", "matches", "most_frequent_sense", "prepare", "prepared_dir",
+           "base_forms", "content_digest", "contiguous_split", "default_root", "describe", "get_recipe", "hash_split",
+           "load_prepared", "load_sense_frequencies", "matches", "most_frequent_sense", "outdated", "prepare", "prepared_dir",
            "read_exceptions", "retokenize_pretokenized", "verify"]

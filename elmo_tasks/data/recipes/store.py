@@ -15,6 +15,7 @@ trust. :func:`load_prepared` checks every file against the manifest's sha256.
 from __future__ import annotations
 
 import collections
+import hashlib
 import json
 import os
 import re
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from elmo_tasks.data import readers, sources
 from elmo_tasks.data.recipes.base import FORMAT_VERSION, MANIFEST, SENSE_FREQUENCIES, SPLITS
-from elmo_tasks.data.recipes.registry import get_recipe
+from elmo_tasks.data.recipes.registry import RECIPES, get_recipe
 from elmo_tasks.data.sources import sha256_file
 from elmo_tasks.errors import UserError
 
@@ -55,11 +56,33 @@ def _read_manifest(folder: Path) -> dict[str, Any] | None:
     return manifest
 
 
+# what a recipe says about the set it builds: a prepared folder whose manifest says otherwise was
+# built by an older recipe (e.g. another subset size) and must be rebuilt, not silently used
+RECIPE_FIELDS = ("task", "description", "split_rule")
+
+
+def outdated(folder: Path) -> str | None:
+    """Why the prepared ``folder`` no longer matches its recipe (a manifest field that differs), or None."""
+    manifest = _read_manifest(folder)
+    if manifest is None or folder.name not in RECIPES:
+        return None
+    recipe = RECIPES[folder.name]
+    for key in RECIPE_FIELDS:
+        if manifest.get(key) != getattr(recipe, key):
+            return f"its {key} differs from the recipe's"
+    return None
+
+
 def verify(folder: Path) -> dict[str, Any]:
-    """The manifest of a prepared folder, after checking every listed file's sha256."""
+    """The manifest of a prepared folder, after checking that its recipe is the current one and
+    every listed file's sha256."""
     manifest = _read_manifest(folder)
     if manifest is None:
         raise UserError(f"{folder}: no valid {MANIFEST}; run 'elmo-tasks data prepare {folder.name} --force'")
+    reason = outdated(folder)
+    if reason is not None:
+        raise UserError(f"{folder}: prepared by an older recipe of {folder.name} ({reason}); "
+                        f"run 'elmo-tasks data prepare {folder.name} --force'")
     for name, digest in manifest["sha256"].items():
         path = folder / name
         if not path.is_file():
@@ -217,6 +240,15 @@ def load_prepared(name: str, root: str | os.PathLike | None = None) -> "DatasetD
         else:
             out[split] = readers.read_jsonl(folder / f"{split}.jsonl")
     return datasets.DatasetDict(out)
+
+
+def content_digest(name: str, root: str | os.PathLike | None = None) -> str:
+    """One sha256 over the split files' digests in the manifest of the prepared set ``name`` (no file
+    is read but the manifest); ``"not prepared"`` when there is none. Run fingerprints include it."""
+    manifest = _read_manifest(prepared_dir(name, root))
+    if manifest is None:
+        return "not prepared"
+    return hashlib.sha256(json.dumps(manifest.get("sha256"), sort_keys=True).encode()).hexdigest()
 
 
 def describe(name: str, root: str | os.PathLike | None = None) -> str:
