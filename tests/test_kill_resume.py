@@ -53,14 +53,14 @@ def hdf5_contents(path: Path) -> dict:
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_embed_file(tmp_path, sig):
-    source = text_file(tmp_path / "in.txt", 3_000)
+    source = text_file(tmp_path / "in.txt", 8_000)  # ~5 s of work: the kill must land before the end
     model = Path(__file__).resolve().parents[1] / "elmo_tasks" / "models" / "tiny_fixture"
     unbroken = run_cli("embed-file", source, tmp_path / "unbroken.hdf5", "--model", model, "--quiet", timeout=600)
     assert unbroken.returncode == 0, unbroken.stderr
     out = tmp_path / "out.hdf5"
     child = start_cli("embed-file", source, out, "--model", model, "--quiet")
     wait_for(lambda: any(tmp_path.glob("out.hdf5.tmp-*")), child)
-    time.sleep(0.2)
+    time.sleep(0.05)
     code = kill(child, sig)
     assert not out.exists()
     if sig == signal.SIGKILL:
