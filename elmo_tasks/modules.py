@@ -6,12 +6,16 @@ import torch
 from torch import nn
 
 
+def _check_probability(p: float) -> None:
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+
+
 def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     """``nn.functional.dropout``'s distribution (each value zeroed with probability ``p``, the rest
     scaled by 1 / (1 - p)), drawn with one ``torch.rand`` call: about 3x faster on CPU than
     ``bernoulli_``, which draws element by element (it was 8-10% of a task head's training step)."""
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+    _check_probability(p)
     if not training or p == 0.0:
         return x
     if p == 1.0:
@@ -25,8 +29,7 @@ class Dropout(nn.Module):
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+        _check_probability(p)
         self.p = p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

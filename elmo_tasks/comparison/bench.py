@@ -92,21 +92,21 @@ def missing_datasets(configs: list) -> list[str]:
 
 def check_datasets(suite: Suite, configs: list, prepare: bool, log: Callable[[str], None]) -> None:
     """Name every missing prepared data set at once; with ``prepare``, build them instead."""
-    from elmo_tasks.data.recipes import default_root, outdated, prepared_dir
+    from elmo_tasks.data.recipes import MANIFEST, default_root, prepared_dir
     from elmo_tasks.data.recipes import prepare as prepare_set
 
     missing = missing_datasets(configs)
     if not missing:
         return
+    stale = [name for name in missing if (prepared_dir(name) / MANIFEST).is_file()]  # missing with a manifest: outdated
     if not prepare:
-        stale = [name for name in missing if prepared_dir(name).is_dir() and outdated(prepared_dir(name))]
         older = f" (prepared by an older recipe: {', '.join(stale)})" if stale else ""
         raise UserError(f"{suite.path}: {len(missing)} data set(s) not prepared in {default_root()}: "
                         f"{', '.join(missing)}{older}; run 'elmo-tasks data prepare {'--force ' if stale else ''}"
                         f"{' '.join(missing)}' or add --prepare to this bench command")
     for name in missing:
         tick = time.perf_counter()
-        prepare_set(name, force=True, log=log)
+        prepare_set(name, force=name in stale, log=log)  # a folder that is not ours still needs --force
         log(f"prepared {name} in {time.perf_counter() - tick:.0f}s")
 
 

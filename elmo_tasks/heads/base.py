@@ -12,7 +12,9 @@ A head is an ``nn.Module`` that receives the task's :class:`~elmo_tasks.features
 and implements ``loss(features, batch) -> scalar tensor`` and ``predict(features, batch) -> list``
 (one prediction per sentence: a list of label ids for tagging, a label id otherwise, ``None`` for
 "no answer"). A head that is not trained by gradient steps (``iterative = False``) implements
-``fit(features, batch)``, called once per training batch, instead of ``loss``.
+``fit(features, batch)``, called once per training batch, instead of ``loss``. Under ``trainer.amp``
+these run in bfloat16 autocast: turn scores into float32 (``.float()``) before a loss or a sum over
+a sentence, as ``tagger.py`` does.
 """
 
 from __future__ import annotations

@@ -64,10 +64,12 @@ RECIPE_FIELDS = ("task", "description", "split_rule")
 def outdated(folder: Path) -> str | None:
     """Why the prepared ``folder`` no longer matches its recipe (a manifest field that differs), or None."""
     manifest = _read_manifest(folder)
-    if manifest is None or folder.name not in RECIPES:
-        return None
-    recipe = RECIPES[folder.name]
-    for key in RECIPE_FIELDS:
+    return None if manifest is None else _recipe_change(manifest, folder.name)
+
+
+def _recipe_change(manifest: dict[str, Any], name: str) -> str | None:
+    recipe = RECIPES.get(name)
+    for key in RECIPE_FIELDS if recipe is not None else ():
         if manifest.get(key) != getattr(recipe, key):
             return f"its {key} differs from the recipe's"
     return None
@@ -79,7 +81,7 @@ def verify(folder: Path) -> dict[str, Any]:
     manifest = _read_manifest(folder)
     if manifest is None:
         raise UserError(f"{folder}: no valid {MANIFEST}; run 'elmo-tasks data prepare {folder.name} --force'")
-    reason = outdated(folder)
+    reason = _recipe_change(manifest, folder.name)
     if reason is not None:
         raise UserError(f"{folder}: prepared by an older recipe of {folder.name} ({reason}); "
                         f"run 'elmo-tasks data prepare {folder.name} --force'")
