@@ -55,6 +55,12 @@ def _char_ids(token: str) -> tuple[int, ...]:
     return _with_marks(data)
 
 
+def marked_char_ids(raw_id: int) -> tuple[int, ...]:
+    """The 50 final ids of a token spelt by one raw id between the word marks: ``<S>`` (256),
+    ``</S>`` (257), or a special token of AllenNLP's ``tokens_to_add``."""
+    return _with_marks([raw_id])
+
+
 BOS_IDS = token_to_char_ids(BOS_TOKEN)
 EOS_IDS = token_to_char_ids(EOS_TOKEN)
 

@@ -27,7 +27,7 @@ import torch
 from elmo_tasks.bilm import fused_cnn, packed
 from elmo_tasks.bilm.distinct_tokens import distinct_rows, encode_by_length
 from elmo_tasks.bilm.fast_lstm import run_bidirectional
-from elmo_tasks.bilm.model import BiLM, BiLMOutput, sort_by_length
+from elmo_tasks.bilm.model import BiLM, BiLMOutput, output_span, sort_by_length
 from elmo_tasks.bilm.token_cache import DEFAULT_TOKEN_CACHE_SIZE, TokenVectorCache
 from elmo_tasks.bilm.workers import split_threads
 
@@ -180,29 +180,42 @@ class InferenceEngine:
     # -- the whole model --------------------------------------------------------------------------
 
     @torch.no_grad()
-    def __call__(self, char_ids: torch.Tensor) -> BiLMOutput:
+    def __call__(self, char_ids: torch.Tensor, keep_boundaries: bool = False) -> BiLMOutput:
         """Representation layers for (B, T, 50) character ids of words, as ``BiLM.forward``."""
         if not self.settings.fast_forward or char_ids.shape[0] == 0:
-            return self.bilm(char_ids)
+            return self.bilm(char_ids, keep_boundaries)
         with split_threads() if self._parallel(char_ids.device) else nullcontext():
-            return self._forward(char_ids)
+            bilm = self.bilm
+            _, ids, full_lengths, full_mask = bilm.with_boundaries(char_ids)
+            # the batch's distinct tokens, plus a zero row for padding positions
+            distinct, inverse = self.encode_distinct(ids[full_mask])
+            table = torch.cat([distinct, distinct.new_zeros(1, distinct.shape[1])])
+            position_rows = torch.full(full_mask.shape, distinct.shape[0], dtype=torch.long, device=ids.device)
+            position_rows[full_mask] = inverse
+            return self._contextualize(table, position_rows, full_lengths, keep_boundaries)
 
-    def _forward(self, char_ids: torch.Tensor) -> BiLMOutput:
+    @torch.no_grad()
+    def contextualize(self, table: torch.Tensor, position_rows: torch.Tensor, full_lengths: torch.Tensor,
+                      keep_boundaries: bool = False) -> BiLMOutput:
+        """``BiLM.contextualize`` of the token vectors ``table[position_rows]`` (B, T+2, P), boundaries
+        included; each row of ``table`` goes through the first layer's input product once."""
+        if not self.settings.fast_forward or position_rows.shape[0] == 0:
+            return self.bilm.contextualize(table[position_rows], full_lengths, keep_boundaries)
+        with split_threads() if self._parallel(table.device) else nullcontext():
+            return self._contextualize(table, position_rows, full_lengths, keep_boundaries)
+
+    def _contextualize(self, table: torch.Tensor, position_rows: torch.Tensor, full_lengths: torch.Tensor,
+                       keep_boundaries: bool) -> BiLMOutput:
         bilm = self.bilm
-        word_mask, ids, full_lengths, full_mask = bilm.with_boundaries(char_ids)
-        # the batch's distinct tokens, plus a zero row for padding positions
-        distinct, inverse = self.encode_distinct(ids[full_mask])
-        table = torch.cat([distinct, distinct.new_zeros(1, distinct.shape[1])])
-        position_rows = torch.full(full_mask.shape, distinct.shape[0], dtype=torch.long, device=ids.device)
-        position_rows[full_mask] = inverse
-        batch, steps = full_mask.shape
+        batch, steps = position_rows.shape
         p = table.shape[1]
+        device = position_rows.device
 
         order, restore, sorted_lengths, batch_sizes = sort_by_length(full_lengths)
 
         # time-major rows of the table: [:, :, 0] forward, [:, :, 1] reversed within each row's length
         forward_rows = position_rows[order].t()  # (T+2, B)
-        positions = torch.arange(steps, device=ids.device).unsqueeze(1)
+        positions = torch.arange(steps, device=device).unsqueeze(1)
         row_lengths = sorted_lengths.unsqueeze(0)
         reverse = torch.where(positions < row_lengths, row_lengths - 1 - positions, positions)  # (T+2, B)
         token_index = torch.stack([forward_rows, forward_rows.gather(0, reverse)], dim=2)
@@ -211,21 +224,22 @@ class InferenceEngine:
         outputs, finals = run_bidirectional(bilm.forward_lstm, bilm.backward_lstm, None, batch_sizes, initial,
                                             self.converted, matmul_dtype=self.settings.dtype,
                                             token_rows=(table, token_index), use_packed=self.settings.packed_products,
-                                            parallel=self._parallel(ids.device))
+                                            parallel=self._parallel(device))
         if bilm.stateful:
             bilm.store_states([(h[restore], c[restore]) for h, c in finals])
 
-        width = char_ids.shape[1]
-        keep = word_mask.unsqueeze(2).to(table.dtype)
+        span, mask = output_span(steps, full_lengths, keep_boundaries)
+        width = mask.shape[1]
+        keep = mask.unsqueeze(2).to(table.dtype)
         layers = table.new_empty(batch, bilm.num_layers, width, 2 * p)
-        layers[:, 0, :, :p] = table[position_rows[:, 1 : width + 1]] * keep
+        layers[:, 0, :, :p] = table[position_rows[:, span]] * keep
         layers[:, 0, :, p:] = layers[:, 0, :, :p]
-        back_index = reverse[1 : width + 1].unsqueeze(2).expand(-1, -1, p)
+        back_index = reverse[span].unsqueeze(2).expand(-1, -1, p)
         for index, out in enumerate(outputs, start=1):
             layer = layers[:, index].view(batch, width, 2, p)
-            forward_part = out[1 : width + 1, :, 0]  # (T, B, P), sorted rows
+            forward_part = out[span, :, 0]  # (width, B, P), sorted rows
             backward_part = out[:, :, 1].gather(0, back_index)  # back to the forward frame
             layer[:, :, 0] = forward_part.transpose(0, 1)[restore]
             layer[:, :, 1] = backward_part.transpose(0, 1)[restore]
             layers[:, index] *= keep
-        return BiLMOutput(layers=layers, mask=word_mask)
+        return BiLMOutput(layers=layers, mask=mask)

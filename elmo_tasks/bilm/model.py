@@ -2,7 +2,7 @@
 
 ``BiLM.forward`` takes character ids of the words only, (B, T, 50) right-padded with zero tokens,
 adds ``<S>``/``</S>`` around every sentence (exactly once), and returns its representation layers
-with the boundary positions removed:
+with the boundary positions removed (``keep_boundaries=True`` keeps them, as AllenNLP's ``_ElmoBiLm``):
 
 * layer 0: the token vector, duplicated to width 2P;
 * layer l (1..n_layers): [forward LSTM layer l ; backward LSTM layer l], residual included.
@@ -13,7 +13,8 @@ is carried into the same row of the next call, as the reference implementations 
 
 This is the plain, differentiable model: one module call per direction. For embedding text,
 ``elmo_tasks.bilm.inference.InferenceEngine`` computes the same numbers (up to float rounding)
-much faster from the same module, with its own caches and settings.
+much faster from the same module, with its own caches and settings. ``contextualize`` runs the
+LSTMs on token vectors from anywhere (AllenNLP's vocabulary cache looks them up by word id).
 """
 
 from __future__ import annotations
@@ -79,9 +80,18 @@ class BiLM(nn.Module):
     def output_dim(self) -> int:
         return self.options.output_dim
 
-    def reset_states(self) -> None:
-        """Forget the carried LSTM states (only meaningful with ``stateful=True``)."""
-        self._states = None
+    def reset_states(self, mask: torch.Tensor | None = None) -> None:
+        """Forget the carried LSTM states (only meaningful with ``stateful=True``): all of them, or
+        the rows where ``mask`` (B,) is true, as AllenNLP's ``reset_states(mask)``."""
+        if mask is None or self._states is None:
+            self._states = None if mask is None else self._states
+            return
+        rows = mask.to(torch.bool).reshape(-1)
+        for h, c in self._states:
+            n = min(rows.shape[0], h.shape[0])
+            reset = rows[:n].to(h.device)
+            h[:n][reset] = 0
+            c[:n][reset] = 0
 
     # -- pieces -----------------------------------------------------------------------------------
 
@@ -138,15 +148,23 @@ class BiLM(nn.Module):
 
     # -- the whole model --------------------------------------------------------------------------
 
-    def forward(self, char_ids: torch.Tensor) -> BiLMOutput:
-        """Representation layers for (B, T, 50) character ids of words (no boundary tokens)."""
-        word_mask, ids, full_lengths, full_mask = self.with_boundaries(char_ids)
-        tokens = self.encode_tokens(ids, full_mask)  # (B, T+2, P)
+    def forward(self, char_ids: torch.Tensor, keep_boundaries: bool = False) -> BiLMOutput:
+        """Representation layers for (B, T, 50) character ids of words (no boundary tokens).
 
+        ``keep_boundaries``: keep the ``<S>``/``</S>`` positions, (B, L, T+2, 2P) with the mask of
+        the words and both boundaries, as AllenNLP's ``_ElmoBiLm`` returns them.
+        """
+        _, ids, full_lengths, full_mask = self.with_boundaries(char_ids)
+        return self.contextualize(self.encode_tokens(ids, full_mask), full_lengths, keep_boundaries)
+
+    def contextualize(self, tokens: torch.Tensor, full_lengths: torch.Tensor,
+                      keep_boundaries: bool = False) -> BiLMOutput:
+        """The layers for token vectors (B, T+2, P) that already hold ``<S>`` at 0 and ``</S>`` at
+        ``full_lengths - 1`` (0 beyond): the LSTMs and the assembly, wherever the vectors came from."""
         order, restore, sorted_lengths, batch_sizes = sort_by_length(full_lengths)
         x = tokens[order]
 
-        initial = self.initial_states(ids.shape[0], tokens)
+        initial = self.initial_states(tokens.shape[0], tokens)
         n = self.options.n_layers
         fwd_init = [(h[order], c[order]) for h, c in initial[:n]]
         bwd_init = [(h[order], c[order]) for h, c in initial[n:]]
@@ -160,11 +178,18 @@ class BiLM(nn.Module):
         if self.stateful:
             self.store_states([(h[restore], c[restore]) for h, c in fwd_final + bwd_final])
 
-        # drop the boundaries: output position j is input position j + 1, for j < length
-        width = char_ids.shape[1]
-        keep = word_mask.unsqueeze(2).to(tokens.dtype)
-        layers = [torch.cat([tokens, tokens], dim=2)[:, 1 : width + 1] * keep]
+        # without the boundaries, output position j is input position j + 1, for j < length - 2
+        span, mask = output_span(tokens.shape[1], full_lengths, keep_boundaries)
+        keep = mask.unsqueeze(2).to(tokens.dtype)
+        layers = [torch.cat([tokens, tokens], dim=2)[:, span] * keep]
         for f, b in zip(fwd_out, bwd_out):
-            layer = torch.cat([f, b], dim=2)[restore]
-            layers.append(layer[:, 1 : width + 1] * keep)
-        return BiLMOutput(layers=torch.stack(layers, dim=1), mask=word_mask)
+            layers.append(torch.cat([f, b], dim=2)[restore][:, span] * keep)
+        return BiLMOutput(layers=torch.stack(layers, dim=1), mask=mask)
+
+
+def output_span(steps: int, full_lengths: torch.Tensor, keep_boundaries: bool) -> tuple[slice, torch.Tensor]:
+    """Which of the T+2 positions the output keeps, and its mask: all of them and the words with
+    both boundaries, or positions 1..T and the words only (an empty sentence: all False)."""
+    positions = torch.arange(steps if keep_boundaries else steps - 2, device=full_lengths.device)
+    lengths = full_lengths if keep_boundaries else full_lengths - 2
+    return slice(0, steps) if keep_boundaries else slice(1, steps - 1), positions.unsqueeze(0) < lengths.unsqueeze(1)
