@@ -161,7 +161,7 @@ def merge_hdf5_shards(shards: Sequence[str | Path], output: str | Path, json_map
 
 
 def embed_file_sharded(embedder, input_file: str | Path, output_file: str | Path, layers: str = "all",
-                       progress: bool = False, rank: Rank | None = None) -> int:
+                       progress: bool = False, rank: Rank | None = None, sentence_index: bool = True) -> int:
     """This rank's share of ``Embedder.embed_file``; rank 0 then merges every shard into ``output_file``.
 
     Returns the number of sentences this rank embedded.
@@ -177,12 +177,13 @@ def embed_file_sharded(embedder, input_file: str | Path, output_file: str | Path
     output_path = check_output_file(output_file, "output file", inputs=[input_path])
     lines = shard_indices(count_lines(input_path), rank.rank, rank.world)
     mine = shard_path(output_path, rank.rank, rank.world)
-    count = embedder.embed_file(input_path, mine, layers=layers, progress=progress and rank.is_main, lines=lines)
+    count = embedder.embed_file(input_path, mine, layers=layers, progress=progress and rank.is_main, lines=lines,
+                                sentence_index=sentence_index)
     barrier()  # every shard is complete
     if rank.is_main:
         shards = [shard_path(output_path, r, rank.world) for r in range(rank.world)]
         try:
-            merge_hdf5_shards(shards, output_path, json_maps=["sentence_to_index"])
+            merge_hdf5_shards(shards, output_path, json_maps=["sentence_to_index"] if sentence_index else [])
         finally:
             for shard in shards:
                 shard.unlink(missing_ok=True)

@@ -158,13 +158,14 @@ class Embedder:
 
     def embed_file(self, input_file: str | Path, output_file: str | Path, layers: str = "all",
                    progress: bool = False, lines: range | None = None, pool: str = "none",
-                   use_sentence_keys: bool = False, tokenizer: Callable[[str], list[str]] | None = None) -> int:
+                   use_sentence_keys: bool = False, tokenizer: Callable[[str], list[str]] | None = None,
+                   sentence_index: bool = True) -> int:
         """Embed a file of sentences (one per line; ``-`` is standard input) into HDF5.
 
         The layout is AllenNLP's (``elmo_tasks.dump``): one dataset per line, named by its 0-based
         line number (or by the sentence with ``use_sentence_keys``): (3, n, 2P) for ``all``, (n, 2P)
         for ``top`` and ``average``, without the token axis for ``pool="mean"``; plus
-        ``sentence_to_index``. Lines are split on whitespace unless a ``tokenizer`` is given.
+        ``sentence_to_index`` (unless ``sentence_index`` is False). Lines are split on whitespace unless a ``tokenizer`` is given.
         ``lines`` restricts the run to those line numbers (one shard of a distributed run, see
         ``elmo_tasks.distributed``). Datasets are written as batches finish, so memory stays flat
         in the file's length. The output is written under a temporary name and renamed at the end,
@@ -181,7 +182,7 @@ class Embedder:
         first_line = lines.start if lines is not None else 0
         split = tokenizer or str.split
         with atomic_path(output_path) as tmp, h5py.File(tmp, "w") as handle:
-            writer = DumpWriter(handle, layers, pool, use_sentence_keys)
+            writer = DumpWriter(handle, layers, pool, use_sentence_keys, sentence_index)
             tokens = (split(text) for text in _remember(numbered, texts, first_line))
             stream = self.embed_indexed(tokens)
             if progress:

@@ -32,6 +32,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "the mean over its tokens (TF-Hub's 'default'): (3, 2P) with --layers all, else (2P,)")
     parser.add_argument("--use-sentence-keys", action="store_true", help="name each dataset by its sentence instead "
                         "of its line number, as AllenNLP's --use-sentence-keys (repeated sentences are an error)")
+    parser.add_argument("--forget-sentences", action="store_true", help="do not write sentence_to_index (the map "
+                        "from each sentence to its dataset), as AllenNLP's --forget-sentences")
     parser.add_argument("--tokenize", choices=["whitespace", "ptb"], default="whitespace", help="ptb: split raw "
                         "text into Penn-Treebank tokens (punctuation, clitics) instead of on whitespace")
     parser.add_argument("--device", default="cpu", metavar="D", help="cpu (default), cuda or cuda:N (one process)")
@@ -58,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         embedder.to(parse_device(args.device))
         count = embedder.embed_file(args.input, args.output, layers=args.layers, progress=not args.quiet,
                                     pool=args.pool, use_sentence_keys=args.use_sentence_keys,
-                                    tokenizer=tokenizer_for(args.tokenize))
+                                    tokenizer=tokenizer_for(args.tokenize), sentence_index=not args.forget_sentences)
         print(f"wrote {count} sentences to {args.output}", file=sys.stderr)
         return 0
     if args.pool != "none" or args.use_sentence_keys or args.tokenize != "whitespace" or args.input == "-":
@@ -66,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     embedder.to(distributed.device_for(rank))
     try:
         count = distributed.embed_file_sharded(embedder, args.input, args.output, layers=args.layers,
-                                               progress=not args.quiet, rank=rank)
+                                               progress=not args.quiet, rank=rank,
+                                               sentence_index=not args.forget_sentences)
     finally:
         distributed.finish()
     print(f"rank {rank.rank} of {rank.world}: embedded {count} sentences"
