@@ -1,32 +1,32 @@
-"""AllenNLP's ELMo API (``allennlp.modules.elmo`` and the 0.9 ``ElmoEmbedder``) on this toolkit's biLM.
+"""AllenNLP's ELMo API (``allennlp.modules.elmo``, the 0.9 ``ElmoEmbedder``...) on this toolkit's biLM.
 
-A legacy script changes its import line only::
+A legacy script changes its import lines only::
 
     from elmo_tasks.compat.allennlp import Elmo, batch_to_ids   # was: from allennlp.modules.elmo import ...
     elmo = Elmo(options_file, weight_file, 2, dropout=0)
     out = elmo(batch_to_ids([["First", "sentence", "."], ["Another", "."]]))
     out["elmo_representations"]  # 2 x (2, 3, 2P) tensors; out["mask"] (2, 3) bool
 
-Differences from AllenNLP, all deliberate:
+The names: ``Elmo``, ``batch_to_ids``, ``ElmoTokenEmbedder``, ``ElmoEmbedder`` (here), ``_ElmoBiLm``,
+``_ElmoCharacterEncoder``, ``remove_sentence_boundaries``, ``add_sentence_boundary_token_ids``
+(``allennlp_bilm``), ``ELMoCharacterMapper``, ``ELMoTokenCharactersIndexer``, ``Token``
+(``allennlp_indexer``) and ``ConfigurationError`` (this toolkit's ``UserError``). docs/allennlp-compat.md
+lists what matches AllenNLP exactly and every difference; the main ones:
 
 * **State.** AllenNLP's biLM is stateful: each batch row starts from the LSTM state that row ended
   with in the previous call, so the same sentence gets different vectors depending on what ran
   before. Here every call starts from a zero state by default, which gives AllenNLP's numbers for
-  the first call after loading and deterministic ones after. ``stateful=True`` (on ``Elmo`` and
-  ``ElmoEmbedder``) carries the states by row exactly as AllenNLP does, and reproduces its numbers
-  call after call; ``reset_states()`` clears them.
-* ``requires_grad=True`` trains the whole biLM through its plain differentiable path; frozen (the
-  default) uses the fast inference path, which gives the same numbers to ~1e-6.
-* ``do_layer_norm=True`` normalises over the words only (AllenNLP also counts ``<S>``/``</S>``), so
-  it differs slightly; ``keep_sentence_boundaries=True`` is not supported.
-* ``vocab_to_cache`` and ``word_inputs`` are accepted and unused: token vectors are cached
-  automatically, and every word is always encoded from its characters (AllenNLP's cache gives an
-  out-of-vocabulary id the vector of the OOV *string*).
-* Options and weights may be any model source (``--model`` accepts the same), not URLs.
+  the first call after loading and deterministic ones after. ``stateful=True`` (on every class)
+  carries the states by row exactly as AllenNLP does, and reproduces its numbers call after call;
+  ``reset_states()`` (or AllenNLP's path ``elmo._elmo_lstm._elmo_lstm.reset_states()``) clears them.
+* Masks are bool tensors (AllenNLP 0.9's are 0/1 int64).
+* Model files are local paths (every file argument goes through ``allennlp_bilm.load_model_files``);
+  a URL, such as the default of ``ElmoEmbedder()`` (AllenNLP's original model), is a one-line error.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO
@@ -36,16 +36,26 @@ import torch
 from torch import nn
 
 from elmo_tasks.bilm.char_ids import batch_to_ids as _batch_to_ids
-from elmo_tasks.bilm.inference import InferenceEngine
 from elmo_tasks.bilm.model import BiLM
-from elmo_tasks.bilm.weights import load_bilm
+from elmo_tasks.compat.allennlp_bilm import (  # noqa: F401  (public names)
+    DEFAULT_OPTIONS_FILE,
+    DEFAULT_WEIGHT_FILE,
+    _ElmoBiLm,
+    _ElmoCharacterEncoder,
+    add_sentence_boundary_token_ids,
+    load_model_files,
+    remove_sentence_boundaries,
+)
+from elmo_tasks.compat.allennlp_indexer import ELMoCharacterMapper, ELMoTokenCharactersIndexer, Token  # noqa: F401
 from elmo_tasks.dump import write_dump
 from elmo_tasks.embedder import Embedder
 from elmo_tasks.errors import UserError
 from elmo_tasks.modules import Dropout
 from elmo_tasks.scalar_mix import ScalarMix
 
+ConfigurationError = UserError  # what AllenNLP raises for a user's mistake; ``except ConfigurationError`` works
 DEFAULT_BATCH_SIZE = 64
+logger = logging.getLogger(__name__)
 
 
 def batch_to_ids(batch: Sequence[Sequence[str]]) -> torch.Tensor:
@@ -65,64 +75,99 @@ def check_token_lists(batch: object, where: str) -> None:
 
 
 class Elmo(nn.Module):
-    """AllenNLP's ``Elmo``: one biLM run, ``num_output_representations`` independent scalar mixes."""
+    """AllenNLP's ``Elmo``: one biLM run, ``num_output_representations`` independent scalar mixes.
 
-    def __init__(self, options_file: str | Path, weight_file: str | Path, num_output_representations: int,
-                 requires_grad: bool = False, do_layer_norm: bool = False, dropout: float = 0.5,
-                 vocab_to_cache: list[str] | None = None, keep_sentence_boundaries: bool = False,
+    The mixes see the boundary-inclusive layers and mask, as AllenNLP's (so ``do_layer_norm``
+    counts ``<S>``/``</S>`` too); the boundaries are then removed unless ``keep_sentence_boundaries``.
+    ``module`` replaces the biLM (files then None): anything with ``num_layers`` whose
+    ``forward(char_ids, word_ids)`` returns ``{"activations", "mask"}``, such as an ``_ElmoBiLm``.
+    """
+
+    def __init__(self, options_file: str | Path | None, weight_file: str | Path | None,
+                 num_output_representations: int, requires_grad: bool = False, do_layer_norm: bool = False,
+                 dropout: float = 0.5, vocab_to_cache: list[str] | None = None, keep_sentence_boundaries: bool = False,
                  scalar_mix_parameters: list[float] | None = None, module: nn.Module | None = None,
                  stateful: bool = False) -> None:
         super().__init__()
-        if keep_sentence_boundaries:
-            raise UserError("Elmo(keep_sentence_boundaries=True) is not supported: the biLM drops <S>/</S> itself")
         if module is not None:
-            raise UserError("Elmo(module=...) is not supported: give options_file and weight_file")
-        self._elmo_lstm = load_bilm(options_file, weight_file, stateful=stateful)
-        self._elmo_lstm.requires_grad_(requires_grad)
-        self._elmo_lstm.train(requires_grad)
-        self._requires_grad = requires_grad
-        self._engine = InferenceEngine(self._elmo_lstm)  # the frozen biLM's fast path
-        self._engine_device = torch.device("cpu")
+            if options_file is not None or weight_file is not None:
+                raise UserError("Elmo(module=...) takes options_file=None and weight_file=None: the module is the biLM")
+            if not hasattr(module, "num_layers"):
+                raise UserError(f"Elmo(module=...): {type(module).__name__} has no num_layers (use an _ElmoBiLm)")
+            self._elmo_lstm = module
+        else:
+            self._elmo_lstm = _ElmoBiLm(options_file, weight_file, requires_grad=requires_grad,
+                                        vocab_to_cache=vocab_to_cache, stateful=stateful)
+        self._has_cached_vocab = vocab_to_cache is not None
+        self._keep_sentence_boundaries = keep_sentence_boundaries
         self._dropout = Dropout(p=dropout)
-        del vocab_to_cache
-        self._scalar_mixes = nn.ModuleList(
-            ScalarMix(self._elmo_lstm.num_layers, do_layer_norm=do_layer_norm, fixed=scalar_mix_parameters)
-            for _ in range(num_output_representations))
+        self._scalar_mixes: list[ScalarMix] = []
+        for k in range(num_output_representations):  # registered as AllenNLP names them
+            mix = ScalarMix(self._elmo_lstm.num_layers, do_layer_norm=do_layer_norm, fixed=scalar_mix_parameters)
+            self.add_module(f"scalar_mix_{k}", mix)
+            self._scalar_mixes.append(mix)
 
     @property
-    def bilm(self) -> BiLM:
-        return self._elmo_lstm
+    def bilm(self) -> BiLM | None:
+        """This toolkit's biLM inside (None for a ``module`` that is not an ``_ElmoBiLm``)."""
+        return getattr(self._elmo_lstm, "bilm", None)
 
     def get_output_dim(self) -> int:
-        return self._elmo_lstm.output_dim
+        return self._elmo_lstm.get_output_dim()
 
-    def reset_states(self) -> None:
-        self._elmo_lstm.reset_states()
-
-    def train(self, mode: bool = True) -> "Elmo":
-        super().train(mode)
-        self._elmo_lstm.train(mode and self._requires_grad)  # a frozen biLM stays in eval mode
-        return self
+    def reset_states(self, mask: torch.Tensor | None = None) -> None:
+        """Clear the carried LSTM states (all, or the rows where ``mask`` is true); ``stateful=True`` only."""
+        self._elmo_lstm._elmo_lstm.reset_states(mask)
 
     def forward(self, inputs: torch.Tensor, word_inputs: torch.Tensor | None = None) -> dict:
-        """``{"elmo_representations": [(…, T, 2P)] * N, "mask": (…, T) bool}`` for (…, T, 50) character ids."""
-        del word_inputs
-        if inputs.dim() < 3 or inputs.shape[-1] != 50:
-            raise UserError(f"Elmo takes character ids of shape (batch, timesteps, 50), got {tuple(inputs.shape)}")
+        """``{"elmo_representations": [(…, T, 2P)] * N, "mask": (…, T) bool}`` for (…, T, 50) character ids
+        (T + 2 with ``keep_sentence_boundaries``); ``word_inputs`` (…, T) are word ids into ``vocab_to_cache``."""
+        if not isinstance(inputs, torch.Tensor) or inputs.dim() < 3 or inputs.shape[-1] != 50:
+            shape = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
+            raise UserError(f"Elmo takes character ids of shape (batch, timesteps, 50), got {shape}")
         leading = inputs.shape[:-2]
-        flat = inputs.reshape(-1, *inputs.shape[-2:])
-        device = next(self._elmo_lstm.parameters()).device
-        if self._requires_grad:  # the plain, differentiable model
-            out = self._elmo_lstm(flat.to(device))
-        else:
-            if self._engine_device != device:  # the module was moved (.to, .cuda): drop the old device's caches
-                self._engine.clear_caches()
-                self._engine_device = device
-            with torch.no_grad():
-                out = self._engine(flat.to(device))
-        representations = [self._dropout(mix(out.layers, out.mask)) for mix in self._scalar_mixes]
+        flat_words = None
+        if word_inputs is not None and not self._has_cached_vocab:
+            logger.warning("Word inputs were passed to Elmo but it has no cached vocabulary (vocab_to_cache): ignored")
+        elif word_inputs is not None:
+            leading = word_inputs.shape[:-1]
+            flat_words = word_inputs.reshape(-1, word_inputs.shape[-1])
+        out = self._elmo_lstm(inputs.reshape(-1, *inputs.shape[-2:]), flat_words)
+        layers, mask = torch.stack(list(out["activations"]), dim=1), out["mask"].to(torch.bool)
+        kept_mask = mask if self._keep_sentence_boundaries else remove_sentence_boundaries(mask, mask)[1]
+        representations = []
+        for mix in self._scalar_mixes:
+            representation = mix(layers, mask)  # over the boundary-inclusive layers, as AllenNLP
+            if not self._keep_sentence_boundaries:
+                representation = remove_sentence_boundaries(representation, mask)[0]
+            representations.append(self._dropout(representation))
         return {"elmo_representations": [r.reshape(*leading, *r.shape[1:]) for r in representations],
-                "mask": out.mask.reshape(*leading, out.mask.shape[-1])}
+                "mask": kept_mask.reshape(*leading, kept_mask.shape[-1])}
+
+
+class ElmoTokenEmbedder(nn.Module):
+    """AllenNLP's ``ElmoTokenEmbedder`` as a plain module: one ELMo representation (B, T, 2P), optionally
+    projected to ``projection_dim`` by a Linear layer (with bias) per token. The files default to
+    AllenNLP's original model (a URL, so pass local files here)."""
+
+    def __init__(self, options_file: str | Path | None = DEFAULT_OPTIONS_FILE,
+                 weight_file: str | Path | None = DEFAULT_WEIGHT_FILE, do_layer_norm: bool = False,
+                 dropout: float = 0.5, requires_grad: bool = False, projection_dim: int | None = None,
+                 vocab_to_cache: list[str] | None = None, scalar_mix_parameters: list[float] | None = None,
+                 stateful: bool = False) -> None:
+        super().__init__()
+        self._elmo = Elmo(options_file, weight_file, 1, do_layer_norm=do_layer_norm, dropout=dropout,
+                          requires_grad=requires_grad, vocab_to_cache=vocab_to_cache,
+                          scalar_mix_parameters=scalar_mix_parameters, stateful=stateful)
+        self._projection = nn.Linear(self._elmo.get_output_dim(), projection_dim) if projection_dim else None
+        self.output_dim = projection_dim or self._elmo.get_output_dim()
+
+    def get_output_dim(self) -> int:
+        return self.output_dim
+
+    def forward(self, inputs: torch.Tensor, word_inputs: torch.Tensor | None = None) -> torch.Tensor:
+        representation = self._elmo(inputs, word_inputs)["elmo_representations"][0]
+        return self._projection(representation) if self._projection is not None else representation
 
 
 def empty_embedding(dim: int) -> np.ndarray:
@@ -130,13 +175,21 @@ def empty_embedding(dim: int) -> np.ndarray:
 
 
 class ElmoEmbedder:
-    """AllenNLP 0.9's ``ElmoEmbedder``: the frozen biLM's three layers as numpy arrays."""
+    """AllenNLP 0.9's ``ElmoEmbedder``: the frozen biLM's three layers as numpy arrays.
 
-    def __init__(self, options_file: str | Path, weight_file: str | Path, cuda_device: int = -1,
+    The files default to AllenNLP's original model, which this version cannot download (a one-line
+    error says so). ``elmo_bilm`` is the ``_ElmoBiLm`` AllenNLP's has (sharing the weights); the
+    embedding methods run this toolkit's batching ``Embedder`` on the same biLM.
+    """
+
+    def __init__(self, options_file: str | Path | None = DEFAULT_OPTIONS_FILE,
+                 weight_file: str | Path | None = DEFAULT_WEIGHT_FILE, cuda_device: int = -1,
                  stateful: bool = False) -> None:
-        self.embedder = Embedder(load_bilm(options_file, weight_file, stateful=stateful))
+        self.elmo_bilm = _ElmoBiLm(options_file, weight_file, stateful=stateful)
+        self.embedder = Embedder(self.elmo_bilm.bilm)
         self.cuda_device = cuda_device
         if cuda_device >= 0:
+            self.elmo_bilm.to(f"cuda:{cuda_device}")
             self.embedder.to(f"cuda:{cuda_device}")
 
     def reset_states(self) -> None:

@@ -2,6 +2,7 @@
 
     >>> from elmo_tasks.compat import tfhub as hub
     >>> elmo = hub.Module("elmo_3.tar.gz")        # or hub.load(...): a module folder or archive, or any model source
+    >>> hub.Module("default")                     # the names --model takes: default, fixture
     >>> out = elmo(["I love to watch TV", "I am wearing a wrist watch"], signature="default", as_dict=True)
     >>> out["elmo"].shape, out["default"].shape   # (2, 6, 2P), (2, 2P): numpy arrays, no session
 
@@ -33,8 +34,8 @@ import numpy as np
 
 from elmo_tasks.embedder import Embedder
 from elmo_tasks.errors import UserError
-from elmo_tasks.formats.convert import resolve_model_dir
 from elmo_tasks.formats.tfhub import AGGREGATION_NAME
+from elmo_tasks.model_folder import resolve_model
 
 OUTPUTS = ("word_emb", "lstm_outputs1", "lstm_outputs2", "elmo", "default", "sequence_len")
 
@@ -43,7 +44,7 @@ class Module:
     """A loaded ELMo with the TF-Hub module's call signature; outputs are numpy arrays."""
 
     def __init__(self, spec: str | Path, trainable: bool = False, batch_size: int = 64) -> None:
-        folder = resolve_model_dir(spec)
+        folder = resolve_model(spec).path  # a name (default, fixture), a model folder, or a module to convert
         self.embedder = Embedder.from_dir(folder, batch_size=batch_size)
         self.trainable = trainable
         layers = self.embedder.num_layers
@@ -86,7 +87,8 @@ class Module:
 
 
 def load(path: str | Path, trainable: bool = False) -> Module:
-    """``hub.load``/``hub.Module`` for ELMo: a TF-Hub module (folder or .tar.gz) or any model source."""
+    """``hub.load``/``hub.Module`` for ELMo: a TF-Hub module (folder or .tar.gz) or any model source
+    ``--model`` takes (``default``, ``fixture``, a model folder, a bilm-tf checkpoint...)."""
     return Module(path, trainable=trainable)
 
 
