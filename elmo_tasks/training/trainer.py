@@ -37,7 +37,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from elmo_tasks.device import bf16_supported
+from elmo_tasks.device import amp_fallback_message, bf16_supported
 from elmo_tasks.errors import UserError
 from elmo_tasks.experiment import Config
 from elmo_tasks.features import FeatureStack, build_features
@@ -97,7 +97,7 @@ def prepare(config: Config, progress: bool = True, recompute_elmo: bool = False,
     task = Task.build(raw, load_sense_frequencies(config.dataset) if "sense" in raw["train"].column_names else None)
     splits = {name: Split.encode(name, raw[name], task, config.dataset.normalize) for name in SPLITS}
     if config.features.elmo is not None and not recompute_elmo:
-        cache_dataset(config, progress=progress, data=raw, log=log)
+        cache_dataset(config, progress=progress, data=raw, log=log, device=torch.device(config.trainer.device))
     tokens = {name: split.embed_tokens for name, split in splits.items()}
     stack = build_features(config.features.selected(), tokens, BuildContext(progress, recompute_elmo, log))
     for name, split in splits.items():
@@ -208,8 +208,10 @@ def train(model: TaskModel, splits: dict[str, Split], task: Task, config: Config
             "stopped_early": bool(history) and history[-1]["epoch"] < epochs}
 
 
-def run(config: Config, run_dir: str | Path, progress: bool = True, restart: bool = False, echo: bool = True) -> dict[str, Any]:
+def run(config: Config, run_dir: str | Path, progress: bool = True, restart: bool = False, echo: bool = True,
+        threads: int | None = None) -> dict[str, Any]:
     """Train, select on dev, evaluate on test; write the run folder. Returns the metrics dict.
+    ``threads`` (``--threads``) wins over ``trainer.threads``; without either torch's setting stays.
 
     The folder is locked meanwhile (a second process is refused); a run that fails leaves
     ``failed.json`` (its error) and no ``metrics.json``, so it is never taken for a finished one.
@@ -225,18 +227,19 @@ def run(config: Config, run_dir: str | Path, progress: bool = True, restart: boo
             return done
         state = folder.resume_state()
         try:
-            return _run(config, folder, state, progress)
+            return _run(config, folder, state, progress, threads)
         except Exception as exc:
             folder.mark_failed(exc)
             raise
 
 
-def _run(config: Config, folder: RunFolder, state: dict[str, Any] | None, progress: bool) -> dict[str, Any]:
+def _run(config: Config, folder: RunFolder, state: dict[str, Any] | None, progress: bool,
+         threads: int | None = None) -> dict[str, Any]:
     folder.start(config.to_dict())
     started = time.perf_counter()
     t = config.trainer
-    if t.threads:
-        torch.set_num_threads(t.threads)
+    if threads or t.threads:
+        torch.set_num_threads(threads or t.threads)
     device = torch.device(t.device)
     seed_everything(t.seed)
     folder.log(f"run {config.name} (seed {t.seed}) -> {folder.path}")
@@ -245,7 +248,7 @@ def _run(config: Config, folder: RunFolder, state: dict[str, Any] | None, progre
     model.to(device)
     model.amp = t.amp and bf16_supported(device)
     if t.amp and not model.amp:
-        folder.log("trainer.amp: this device has no bfloat16 units; training in float32")
+        folder.log(amp_fallback_message("trainer.amp", device))
     folder.log(f"task {task.kind}: {len(task.labels)} labels; sentences train {len(splits['train'])}, "
                f"dev {len(splits['dev'])}, test {len(splits['test'])}; main metric dev {task.main_metric}")
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -264,7 +267,7 @@ def _run(config: Config, folder: RunFolder, state: dict[str, Any] | None, progre
     out = {
         "schema": SCHEMA, "name": config.name, "config": config.path, "fingerprint": folder.fingerprint,
         "seed": t.seed, "task": task.kind,
-        "dataset": config.dataset.name or config.dataset.files.get("train", ""),
+        "dataset": config.dataset.display_name(),
         "head": config.head.name, "features": config.features.names(), "main_metric": task.main_metric,
         "dev": results["dev"], "test": results["test"],
         "best_epoch": trained["best_epoch"], "epochs_run": len(history), "stopped_early": trained["stopped_early"],
