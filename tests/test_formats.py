@@ -336,3 +336,27 @@ def test_table_with_several_blocks_and_restarts(tmp_path):
     path.write_bytes(bytes(damaged))
     with pytest.raises(ValueError, match="checksum"):
         read_table(path)
+
+
+def test_embed_file_keeps_each_sentences_tokens(tmp_path):
+    """Every dataset carries its tokens (attribute 'tokens', a JSON list) so vectors line up with words,
+    also after PTB splitting; the file says how it was made; AllenNLP's layout is unchanged."""
+    import json
+
+    source = tmp_path / "in.txt"
+    source.write_text("Don't stop, please.\nI am wearing a wrist watch\n\n")
+    out = tmp_path / "o.hdf5"
+    assert main(["embed-file", str(source), str(out), "--tokenize", "ptb", "--model", str(ELMO_MODEL), "--quiet"]) == 0
+    with h5py.File(out, "r") as handle:
+        assert sorted(handle) == ["0", "1", "2", "sentence_to_index"]  # no extra datasets beside AllenNLP's
+        tokens = json.loads(handle["0"].attrs["tokens"])
+        assert tokens == ["Do", "n't", "stop", ",", "please", "."] and handle["0"].shape == (3, len(tokens), 32)
+        assert json.loads(handle["1"].attrs["tokens"]) == "I am wearing a wrist watch".split()
+        assert json.loads(handle["2"].attrs["tokens"]) == [] and handle["2"].shape == (3, 0, 32)
+        assert dict(handle.attrs) == {"layers": "all", "pool": "none", "keys": "line",
+                                      "tokenize": "elmo_tasks.data.tokenize.tokenize"}
+    assert main(["embed-file", str(source), str(tmp_path / "w.hdf5"), "--pool", "mean", "--model", str(ELMO_MODEL),
+                 "--quiet"]) == 0
+    with h5py.File(tmp_path / "w.hdf5", "r") as handle:
+        assert json.loads(handle["0"].attrs["tokens"]) == ["Don't", "stop,", "please."]
+        assert handle["0"].shape == (3, 32) and handle.attrs["tokenize"] == "whitespace"

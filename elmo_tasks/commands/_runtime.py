@@ -11,7 +11,8 @@ sets torch's threads and returns a :class:`Runtime` saying where to run and how 
         runtime = apply_runtime(args)          # before the model loads: a bad --device fails at once
         embedder.to(runtime.device)
         ... progress=runtime.progress ...
-        runtime.say("wrote ...")               # not with --quiet
+        runtime.say("...")                     # a log line, not with --quiet
+        runtime.result("wrote ...")            # the closing line, also with --quiet
         runtime.detail("...")                  # only with --verbose
 
 Defaults, the same in every command:
@@ -24,8 +25,8 @@ Defaults, the same in every command:
   busy with other jobs one thread per process is faster (``bench --jobs J`` gives each job
   cores / J). Results reproduce exactly for the same thread count.
 * neither ``--quiet`` nor ``--verbose``: progress bars and the main log lines on stderr;
-  ``--quiet``: errors and the result only; ``--verbose``: also the runtime (device, threads, CPU
-  kind) and each step's details.
+  ``--quiet``: errors, the result and the closing line (what was written) only; ``--verbose``: also
+  the runtime (device, threads, CPU kind) and each step's details.
 """
 
 from __future__ import annotations
@@ -76,6 +77,10 @@ class Runtime:
         """A log line on stderr, unless --quiet."""
         if not self.quiet:
             print(message, file=sys.stderr, flush=True)
+
+    def result(self, message: str) -> None:
+        """The command's closing line on stderr (what it wrote), also with --quiet."""
+        print(message, file=sys.stderr, flush=True)
 
     def detail(self, message: str) -> None:
         """A detail on stderr, only with --verbose."""

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
                        verbose=args.verbose, prepare=args.prepare, jobs=args.jobs, threads=threads,
                        log=runtime.say)
     print(result.written["comparison.md"].read_text(encoding="utf-8"), end="")
-    runtime.say(f"{result.trained} runs trained in {result.run_seconds / 60:.1f} min ({result.wall_seconds / 60:.1f} min "
-                f"wall, {args.jobs} at once), {result.reused} reused; "
-                f"ELMo caches {result.cache_seconds:.0f}s; wrote {', '.join(str(p) for p in result.written.values())}")
+    runtime.result(f"{result.trained} runs trained in {result.run_seconds / 60:.1f} min ({result.wall_seconds / 60:.1f} min "
+                   f"wall, {args.jobs} at once), {result.reused} reused; "
+                   f"ELMo caches {result.cache_seconds:.0f}s; wrote {', '.join(str(p) for p in result.written.values())}")
     return 0

@@ -44,5 +44,5 @@ def run(args: argparse.Namespace) -> int:
     finally:
         distributed.finish()
     if rank.world > 1:
-        runtime.say(f"rank {rank.rank} of {rank.world}: done")
+        runtime.result(f"rank {rank.rank} of {rank.world}: done")
     return 0

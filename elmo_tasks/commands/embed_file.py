@@ -63,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
                       inputs=[p for p in (args.input, args.options, args.weights, *model_files) if p and p != "-"])
     rank = distributed.current_rank()
     runtime = apply_runtime(args, sharded=True)
+    if args.use_sentence_keys and args.input != "-":  # every key, before the model loads (stdin: before embedding)
+        from elmo_tasks.embedder import check_sentence_key_file
+
+        check_sentence_key_file(args.input)
     embedder = load_embedder(args, stateful=args.stateful, batch_size=args.batch_size)
     embedder.engine.set(precision=args.precision)
     if rank.world == 1:
@@ -70,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         count = embedder.embed_file(args.input, args.output, layers=args.layers, progress=runtime.progress,
                                     pool=args.pool, use_sentence_keys=args.use_sentence_keys,
                                     tokenizer=tokenizer_for(args.tokenize))
-        runtime.say(f"wrote {count} sentences to {args.output}")
+        runtime.result(f"wrote {count} sentences to {args.output}")
         return 0
     if args.pool != "none" or args.use_sentence_keys or args.tokenize != "whitespace" or args.input == "-":
         raise UserError("--pool, --use-sentence-keys, --tokenize and '-' are for single-process runs: run without torchrun")
@@ -80,6 +84,6 @@ def run(args: argparse.Namespace) -> int:
                                                progress=runtime.progress, rank=rank)
     finally:
         distributed.finish()
-    runtime.say(f"rank {rank.rank} of {rank.world}: embedded {count} sentences"
+    runtime.result(f"rank {rank.rank} of {rank.world}: embedded {count} sentences"
                 + (f"; merged all shards into {args.output}" if rank.is_main else ""))
     return 0

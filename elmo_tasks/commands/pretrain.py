@@ -63,7 +63,7 @@ def _pretrain(args: argparse.Namespace, runtime, config, out: Path) -> int:
     if args.export_only:
         if main_process:
             trainer.export(out / "model")
-            runtime.say(f"exported step {trainer.step} of {out} to {out / 'model'} (options.json + weights.hdf5)")
+            runtime.result(f"exported step {trainer.step} of {out} to {out / 'model'} (options.json + weights.hdf5)")
         trainer.parallel.finish()
         return 0
     if main_process:
@@ -78,5 +78,5 @@ def _pretrain(args: argparse.Namespace, runtime, config, out: Path) -> int:
     if main_process:
         if final:
             runtime.say(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in final.items()}))
-        runtime.say(f"exported the biLM to {out / 'model'} (options.json + weights.hdf5)")
+        runtime.result(f"exported the biLM to {out / 'model'} (options.json + weights.hdf5)")
     return 0
