@@ -20,10 +20,11 @@ Defaults, the same in every command:
 * ``--device auto``: the GPU when there is one, else the CPU; a command that reads a config
   (``run``, ``bench``, ``pretrain``) keeps the config's device unless ``--device`` is given.
 * ``--threads``: torch's own default (``OMP_NUM_THREADS`` if set, else one thread per core). On the
-  2-core AMD EPYC (AVX512-BF16) of this project's machine, quiet, two threads ran ``embed-file``
-  1.36x and a polarity head epoch 1.47x faster than one (``benchmarks/threads.py``); on a machine
-  busy with other jobs one thread per process is faster (``bench --jobs J`` gives each job
-  cores / J). Results reproduce exactly for the same thread count.
+  2-core AMD EPYC (AVX512-BF16) of this project's machine, otherwise quiet, two threads ran
+  ``embed-file`` of 6,000 sentences 1.20x and a polarity GloVe + ELMo epoch 1.43x faster than one
+  (``python benchmarks/threads.py``, ``benchmarks/results/speed/threads.txt``); on a machine busy
+  with other jobs one thread per process is faster (``bench --jobs J`` gives each job cores / J).
+  Results reproduce exactly for the same thread count.
 * neither ``--quiet`` nor ``--verbose``: progress bars and the main log lines on stderr;
   ``--quiet``: errors, the result and the closing line (what was written) only; ``--verbose``: also
   the runtime (device, threads, CPU kind) and each step's details.
@@ -40,8 +41,8 @@ from elmo_tasks.errors import UserError
 
 DOCS_OWN_DATA = "docs/own-data.md"  # the page --help texts point to for data and config keys
 
-THREADS_HELP = ("torch threads (default: torch's, i.e. OMP_NUM_THREADS or one per core; 2 threads were 1.4x "
-                "faster than 1 on a quiet 2-core machine, 1 is faster on a busy one)")
+THREADS_HELP = ("torch threads (default: torch's, i.e. OMP_NUM_THREADS or one per core: on a quiet 2-core AMD EPYC, "
+                "2 threads ran embed-file 1.2x and a task epoch 1.4x faster than 1; on a busy machine use 1)")
 
 
 def add_runtime_arguments(parser: argparse.ArgumentParser, *, device: bool = True, threads: bool = True,
