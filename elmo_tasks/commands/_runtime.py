@@ -20,7 +20,7 @@ Defaults, the same in every command:
 * ``--device auto``: the GPU when there is one, else the CPU; a command that reads a config
   (``run``, ``bench``, ``pretrain``) keeps the config's device unless ``--device`` is given.
 * ``--threads``: torch's own default (``OMP_NUM_THREADS`` if set, else one thread per core). On the
-  2-core AMD EPYC (AVX512-BF16) of this project's machine, otherwise quiet, two threads ran
+  2-core AMD EPYC (AVX512-BF16) of this project's machine (load average 1.0 at the start), two threads ran
   ``embed-file`` of 6,000 sentences 1.20x and a polarity GloVe + ELMo epoch 1.43x faster than one
   (``python benchmarks/threads.py``, ``benchmarks/results/speed/threads.txt``); on a machine busy
   with other jobs one thread per process is faster (``bench --jobs J`` gives each job cores / J).
@@ -41,7 +41,7 @@ from elmo_tasks.errors import UserError
 
 DOCS_OWN_DATA = "docs/own-data.md"  # the page --help texts point to for data and config keys
 
-THREADS_HELP = ("torch threads (default: torch's, i.e. OMP_NUM_THREADS or one per core: on a quiet 2-core AMD EPYC, "
+THREADS_HELP = ("torch threads (default: torch's, i.e. OMP_NUM_THREADS or one per core: on the project's 2-core AMD EPYC, "
                 "2 threads ran embed-file 1.2x and a task epoch 1.4x faster than 1; on a busy machine use 1)")
 
 
