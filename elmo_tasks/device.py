@@ -62,7 +62,7 @@ def bf16_support(device: torch.device) -> tuple[bool, str]:
     A CUDA GPU: when torch says it has bfloat16. A CPU: when it has bfloat16 units (AVX512-BF16 or
     AMX in /proc/cpuinfo) and oneDNN may use them (its bfloat16 support, and no ONEDNN_MAX_CPU_ISA cap
     below AVX512_CORE_BF16). Without them autocast is slower, not faster: 2x on AVX-512 alone, and far
-    more where oneDNN falls back to reference kernels (benchmarks/README.md, "bfloat16 without units")."""
+    more where oneDNN falls back to reference kernels (docs/benchmarks.md, "bfloat16 without bfloat16 units")."""
     if device.type == "cuda":
         if torch.cuda.is_bf16_supported():
             return True, ""
