@@ -18,7 +18,7 @@ Beyond AllenNLP's layout (readers that know only it ignore attributes):
   say how it was made.
 
 Sentence keys are checked before anything is embedded (:func:`check_sentence_keys`): a sentence
-that cannot be an HDF5 name (empty, ``.``, ``..``, containing ``/`` or a NUL) or that occurs twice
+that cannot be an HDF5 name (empty, ``.``, ``..``, containing ``/`` or a NUL, ``sentence_to_index``) or that occurs twice
 is refused with one line naming the file and line; nothing is escaped, so a key is always the
 sentence itself.
 """
@@ -51,6 +51,8 @@ def sentence_key_problem(sentence: str) -> str | None:
         return f"the sentence {sentence[:60]!r} contains '/', which HDF5 reads as a group separator"
     if "\0" in sentence:
         return "the sentence contains a NUL character"
+    if sentence == SENTENCE_INDEX:
+        return f"the sentence {SENTENCE_INDEX!r} is the name of the file's index dataset"
     return None
 
 
