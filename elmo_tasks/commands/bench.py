@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import os
 
-from elmo_tasks.commands._runtime import add_runtime_arguments, apply_runtime
+from elmo_tasks.commands._runtime import add_runtime_arguments, apply_runtime, help_epilog
 from elmo_tasks.errors import UserError
 
 HELP = "run a benchmark suite (configs/suites/*.yaml) for N seeds and tabulate GloVe vs GloVe + ELMo"
+EPILOG = help_epilog("A suite names, per task, a GloVe config and a GloVe + ELMo config with the same trainer and "
+                     "head budget\n(configs/suites/offline.yaml; the method: docs/benchmarks.md).")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 
-from elmo_tasks.commands._runtime import add_runtime_arguments, apply_runtime
+from elmo_tasks.commands._runtime import add_runtime_arguments, apply_runtime, help_epilog
 from elmo_tasks.errors import UserError
 
 HELP = "build the cached ELMo layers of a config's data set (train, dev, test) ahead of runs"
+EPILOG = help_epilog("CONFIG is a run config (elmo-tasks run --help lists its sections); the cache goes to "
+                     "features.elmo.cache_dir.")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
