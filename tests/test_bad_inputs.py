@@ -292,6 +292,8 @@ CASES: list[Case] = [
     ("run --set bad YAML", lambda ws: (["run", ws.config(), "--set", "trainer.epochs=[1"], ["--set trainer.epochs", "not valid YAML"], None)),
     ("run --set wrong type", lambda ws: (["run", ws.config(), "--set", "trainer.epochs=abc"],
                                          ["--set", "trainer.epochs: must be an integer"], None)),
+    ("run --set and --seed", lambda ws: (["run", ws.config(), "--set", "trainer.seed=1", "--seed", "2"],
+                                         ["--seed and --set trainer.seed"], None)),
     ("run --set unknown tokenizer", lambda ws: (["run", ws.config(), "--set", "dataset.tokenize=bpe"],
                                                 ["--set", "dataset.tokenize: must be one of"], None)),
     # -- run: your own data (csv / tsv options, dataset.tokenize, JSONL tokens)
