@@ -25,8 +25,8 @@ from tqdm import tqdm
 from elmo_tasks.data.tweets import normalize_sentences
 from elmo_tasks.device import bf16_supported
 from elmo_tasks.errors import UserError
-from elmo_tasks.task_model import outputs
 from elmo_tasks.task_model.inputs import Example, make_example, tokenizer_named
+from elmo_tasks.task_model.outputs import classification_results, tagging_results, wsd_results
 from elmo_tasks.task_model.parts import ModelParts, build_network, from_run_folder
 from elmo_tasks.training.evaluation import to_device
 from elmo_tasks.training.splits import Split
@@ -77,7 +77,7 @@ class TaskModel:
 
     def predict(self, items: Iterable[Any], batch_size: int = 64, tokenize: str | None = None,
                 progress: bool = False) -> list[dict[str, Any]]:
-        """One result per item, in input order (see :mod:`elmo_tasks.task_model.outputs`)."""
+        """One result per item, in input order (fields: :mod:`elmo_tasks.task_model.outputs`)."""
         return self.predict_examples(self.examples(items, tokenize), batch_size, progress)
 
     @torch.no_grad()
@@ -119,10 +119,10 @@ class TaskModel:
         with network.autocast():
             features = network.features(batch)
             if task.kind == "tagging":
-                return outputs.tagging_results(network.head, task, features, chunk)
+                return tagging_results(network.head, task, features, chunk)
             if task.kind == "classification":
-                return outputs.classification_results(network.head, task, features, chunk)
-            return outputs.wsd_results(network.head, task, features, batch, chunk, self.parts.glosses)
+                return classification_results(network.head, task, features, chunk)
+            return wsd_results(network.head, task, features, batch, chunk, self.parts.glosses)
 
     # -- scoring -----------------------------------------------------------------------------------
 
