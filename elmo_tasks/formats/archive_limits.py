@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import gzip
 import io
+import lzma
 import os
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -126,7 +128,7 @@ def looks_like_tar(path: Path) -> bool:
     return len(block) == 512 and block[257:262] == b"ustar"
 
 
-TAR_ERRORS = (tarfile.TarError, EOFError, OSError, ValueError)  # what tarfile and gzip raise on damaged input
+TAR_ERRORS = (tarfile.TarError, EOFError, OSError, ValueError, zlib.error)  # what tarfile and gzip raise on damage
 
 
 def tar_members(archive: Path) -> Iterator[tuple[tarfile.TarInfo, PurePosixPath, tarfile.TarFile]]:
@@ -179,5 +181,5 @@ def check_zip_member(archive: Path, info: zipfile.ZipInfo, limit: int, why: str)
                         "weights (a decompression bomb?)")
 
 
-ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, RuntimeError,
-              NotImplementedError)  # what zipfile, zlib, bz2 and lzma raise on damaged input
+ZIP_ERRORS = (zipfile.BadZipFile, EOFError, OSError, ValueError, RuntimeError, NotImplementedError, zlib.error,
+              lzma.LZMAError)  # what zipfile, zlib, bz2 and lzma raise on damaged input

@@ -319,7 +319,7 @@ class TensorBundle:
                 name = key.decode("utf-8")
                 self.entries[name] = _entry(name, value)
             except (ValueError, UnicodeDecodeError) as exc:
-                what = "the header" if key == b"" else f"entry {key[:120]!r}"
+                what = "the header" if key == b"" else f"entry '{key[:120].decode('utf-8', 'replace')}'"
                 raise UserError(f"{self.index_path}: {what} is not a valid bundle entry ({exc})") from None
         for entry in self.entries.values():
             if entry.shard >= self.num_shards:
