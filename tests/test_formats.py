@@ -207,26 +207,29 @@ def test_archive_member_escaping_is_refused(tmp_path):
 
 @pytest.mark.parametrize("kind", ["tar.gz", "zip"])
 def test_archives_that_unpack_past_the_bounds_are_refused(tmp_path, capsys, monkeypatch, kind):
-    # a decompression bomb in small: 4 MB of zeros compress to a few KB; the bound is lowered to 1 MB here
+    # a decompression bomb in small: 4 MB of zeros compress to a few KB
     from elmo_tasks.formats import archive_limits
 
-    monkeypatch.setattr(archive_limits, "MAX_UNPACKED_BYTES", 1 << 20)
     (tmp_path / "zeros").write_bytes(bytes(4 << 20))
     archive = tmp_path / f"bomb.{kind}"
-    if kind == "zip":
+    if kind == "zip":  # the weights member itself: refused from the central directory, before unpacking
         with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
             z.write(ELMO / "options.json", "options.json")
             z.write(tmp_path / "zeros", "model.hdf5")
-    else:
+    else:  # a member the converter never reads: never unpacked; the stream itself is bounded by its ratio
         with tarfile.open(archive, "w:gz") as tar:
             tar.add(TF / "hub_module" / "variables", arcname="variables")
             tar.add(tmp_path / "zeros", arcname="variables/zeros")
-    assert archive.stat().st_size < 1 << 20  # smaller than the bound, unpacking to 4x past it
+        assert main(["convert", str(archive), str(tmp_path / "fine")]) == 0
+        assert not list((tmp_path / "fine").rglob("zeros"))
+        capsys.readouterr()
+        monkeypatch.setattr(archive_limits, "MAX_RATIO", 2)  # lowered so that 4 MB is past the bound
+        monkeypatch.setattr(archive_limits, "RATIO_FLOOR", 1 << 20)
+    assert archive.stat().st_size < 1 << 20  # a small archive, unpacking to 4 MB of zeros
     assert main(["convert", str(archive), str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(archive) in err and "decompression bomb" in err, err
     assert not (tmp_path / "out").exists()
-    monkeypatch.setattr(archive_limits, "MAX_UNPACKED_BYTES", 1 << 30)
     monkeypatch.setattr(archive_limits, "MAX_MEMBERS", 1)  # and an archive of too many members
     assert main(["convert", str(archive), str(tmp_path / "out")]) == 2
     assert "more than 1 members" in capsys.readouterr().err
