@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import struct
+import sys
 import tarfile
 import zipfile
 from collections.abc import Callable
@@ -21,7 +22,9 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from hostile_surgery import (
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from tf_surgery import (  # noqa: E402
     edit_entry,
     edit_index,
     encode,

@@ -77,9 +77,11 @@ def _read_options(archive: zipfile.ZipFile, source: Path, info: zipfile.ZipInfo)
     where = f"{source}: member {info.filename}"
     try:
         with archive.open(info) as handle:
-            data = json.loads(handle.read(MAX_SMALL_MEMBER + 1).decode("utf-8"))
+            raw = handle.read(MAX_SMALL_MEMBER + 1)
     except ZIP_ERRORS as exc:
         raise UserError(f"{source}: cannot read member '{info.filename}' ({exc})") from None
+    try:
+        data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:  # before ValueError: it is one
         raise UserError(f"{where}: not valid JSON (not UTF-8 text: {exc.reason} at byte {exc.start})") from None
     except (ValueError, RecursionError) as exc:

@@ -1,6 +1,7 @@
-"""Surgery on copies of the TF-written test fixtures, for the hostile-model probe (``hostile_models.py``).
+"""Surgery on copies of the TF-written test fixtures, for tests/test_hostile_models.py and the
+hostile-model probe (benchmarks/hostile_models.py).
 
-Self-contained on purpose: the probe builds its damaged files without the package it probes, so a
+Self-contained on purpose: tests and probe build their damaged files without the package under test, so a
 bug in ``elmo_tasks.formats`` cannot hide itself. A TensorFlow checkpoint index is a LevelDB-format
 table whose values are ``BundleEntryProto`` messages; these helpers read it, edit entries field by
 field and write a valid table back (block checksums included), so that each case damages exactly
