@@ -108,7 +108,8 @@ def run_tier(folder: Path, repo: Path, tier: str) -> list[tuple[str, str, str]]:
            "ALLENNLP09_STATEFUL_DEFAULT": "1" if tier == "stateful" else "0", "HF_DATASETS_OFFLINE": "1",
            "ELMO_TASKS_CACHE": str(folder / "cache")}
     subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(folder),
-                    "-o", "addopts=", "--continue-on-collection-errors", f"--junitxml={report}", *[f"{m}.py" for m in TEST_FILES.values()]],
+                    "-o", "addopts=", "--continue-on-collection-errors", f"--junitxml={report}",
+                    *[f"{m}.py" for m in TEST_FILES.values()]],
                    cwd=folder, env=env, stdout=subprocess.DEVNULL, check=False)
     results = []
     for case in ElementTree.parse(report).iter("testcase"):

@@ -18,8 +18,8 @@ from elmo_tasks.compat import tfhub as hub
 from elmo_tasks.compat.allennlp import (
     ConfigurationError,
     Elmo,
-    ElmoEmbedder,
     ELMoCharacterMapper,
+    ElmoEmbedder,
     ELMoTokenCharactersIndexer,
     ElmoTokenEmbedder,
     Token,
