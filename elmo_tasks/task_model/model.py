@@ -38,7 +38,7 @@ class TaskModel:
     def __init__(self, parts: ModelParts, device: str | torch.device = "cpu") -> None:
         self.parts = parts
         self.device = torch.device(device)
-        self.network = build_network(parts, self.device)
+        self.network = build_network(parts, self.device, parts.network)
         self.network.amp = self.network.amp and bf16_supported(self.device)
         self.task = parts.task.kind
         self.labels = list(parts.task.labels)

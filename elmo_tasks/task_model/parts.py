@@ -63,6 +63,7 @@ class ModelParts:
     glosses: dict[str, dict[str, str]] = field(default_factory=dict)  # word senses: key -> synset, gloss
     source: str = ""
     provenance: dict[str, str] = field(default_factory=dict)  # licences and sources, as recorded
+    network: Any = None  # the TaskNetwork skeleton, when reading the parts built it already
 
     def feature_options(self) -> dict[str, Any]:
         return feature_options(self.config, self.source)
@@ -191,7 +192,7 @@ def build_network(parts: ModelParts, device: torch.device | str = "cpu",
                   network: TaskNetwork | None = None) -> TaskNetwork:
     """The trained network of ``parts`` in eval mode on ``device`` (``network``: its skeleton, if
     built already); GloVe then has every word of its table."""
-    network = network if network is not None else build_skeleton(parts)
+    network = network or parts.network or build_skeleton(parts)
     try:  # the biLM's own weights come from its files, not from the trained state
         missing, unexpected = network.load_state_dict(parts.state, strict=False)
     except RuntimeError as exc:
