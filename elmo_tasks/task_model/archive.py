@@ -111,7 +111,11 @@ def read_archive(path: Path) -> ModelParts:
     """The parts of the archive at ``path``, unpacked (once) into the cache and checked."""
     check_input_file(path, "task-model archive")
     folder = unpack(path)
-    return _parts(folder, path)
+    try:
+        return _parts(folder, path)
+    except UserError:  # its contents are refused: keep nothing of it
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def unpack(path: Path) -> Path:
