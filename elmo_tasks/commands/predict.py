@@ -110,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
     model = TaskModel.load(args.model, device=device)
     if args.output_format != "jsonl" and model.task == "wsd":
         raise UserError(f"--output-format {args.output_format} is for taggers and classifiers; use jsonl for word senses")
+    if args.output_format == "conll" and model.task != "tagging":
+        raise UserError(f"--output-format conll is for taggers; use tsv or jsonl for a {model.task} model")
     options = (model.parts.config.get("dataset") or {}).get("options") or {}
     items = read_items(args.input, args.format, options)
     examples = model.examples(items, tokenize=args.tokenize)
