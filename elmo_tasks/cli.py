@@ -29,6 +29,8 @@ COMMANDS: dict[str, str] = {
     "compare": "compare",
     "bench": "bench",
     "convert": "convert",
+    "predict": "predict",
+    "package": "package",
 }
 
 

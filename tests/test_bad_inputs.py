@@ -134,6 +134,24 @@ def laughs() -> str:
 
 
 # (id, build(ws) -> (argv, words the one line must contain, final output that must not exist or None))
+_TASK_RUN: list[Path] = []
+
+
+def task_run() -> Path:
+    """A small finished run (GloVe classifier), trained once for the predict / package cases."""
+    if not _TASK_RUN:
+        import tempfile
+
+        from elmo_tasks.experiment import load_config
+        from elmo_tasks.training import trainer
+
+        folder = Path(tempfile.mkdtemp(prefix="bad-inputs-run-"))
+        config = load_config(TASK_FIXTURES / "glosses_glove.yaml", {"dataset.max_examples": 20, "trainer.epochs": 1})
+        trainer.run(config, folder / "run", progress=False, echo=False)
+        _TASK_RUN.append(folder / "run")
+    return _TASK_RUN[0]
+
+
 Case = tuple[str, Callable[[Workspace], tuple[list, list, Path | None]]]
 CASES: list[Case] = [
     # -- embed-file: inputs, outputs, model files
@@ -397,6 +415,35 @@ CASES: list[Case] = [
     ("data corpus unknown source", lambda ws: (["data", "corpus", "--sources", "moon", "--out", ws.p("c")], ["--sources", "moon"], ws.p("c"))),
     ("data corpus heldout fraction", lambda ws: (["data", "corpus", "--heldout-fraction", "2", "--out", ws.p("c")],
                                                  ["--heldout-fraction"], ws.p("c"))),
+    # -- predict / package
+    ("predict model missing", lambda ws: (["predict", ws.p("nomodel"), ws.text()], ["task model not found", "nomodel"], None)),
+    ("predict input missing", lambda ws: (["predict", task_run(), ws.p("none.txt")], ["input file not found"], None)),
+    ("predict batch size 0", lambda ws: (["predict", task_run(), ws.text(), "--batch-size", "0"], ["--batch-size"], None)),
+    ("predict threads 0", lambda ws: (["predict", task_run(), ws.text(), "--threads", "0"], ["--threads"], None)),
+    ("predict bad device", lambda ws: (["predict", task_run(), ws.text(), "--device", "tpu"], ["--device"], None)),
+    ("predict out is the input", lambda ws: (["predict", task_run(), ws.text(), "--out", ws.p("in.txt")],
+                                             ["destroy the input"], None)),
+    ("predict out folder missing", lambda ws: (["predict", task_run(), ws.text(), "--out", ws.p("no/o.jsonl")],
+                                               ["folder does not exist"], ws.p("no/o.jsonl"))),
+    ("predict evaluate without gold", lambda ws: (["predict", task_run(), ws.text(), "--evaluate", "--quiet",
+                                                   "--out", ws.p("o.jsonl")], ["no gold labels", "item 0"], ws.p("o.jsonl"))),
+    ("predict evaluate on empty input", lambda ws: (["predict", task_run(), ws.text(content=""), "--evaluate", "--quiet"],
+                                                    ["no examples"], None)),
+    ("predict bad jsonl line", lambda ws: (["predict", task_run(), ws.text(content='{"text": "ok"}\n{bad\n'),
+                                            "--format", "jsonl", "--quiet"], ["line 2", "not valid JSON"], None)),
+    ("predict bad item field", lambda ws: (["predict", task_run(), ws.text(content='{"tokens": "a b"}\n'),
+                                            "--format", "jsonl", "--quiet"], ["item 0", "\"tokens\""], None)),
+    ("predict conll output of a classifier", lambda ws: (["predict", task_run(), ws.text(), "--output-format", "conll",
+                                                          "--quiet"], ["taggers"], None)),
+    ("predict archive not a tar", lambda ws: (["predict", ws.text("m.tar.gz", "not gzip"), ws.text()],
+                                              ["not a readable task-model archive"], None)),
+    ("package run folder missing", lambda ws: (["package", ws.p("norun"), ws.p("m.tar.gz")], ["run folder not found"],
+                                               ws.p("m.tar.gz"))),
+    ("package not a finished run", lambda ws: (["package", ws.folder("half"), ws.p("m.tar.gz")], ["not a finished run folder"],
+                                               ws.p("m.tar.gz"))),
+    ("package wrong suffix", lambda ws: (["package", task_run(), ws.p("m.zip")], [".tar.gz"], ws.p("m.zip"))),
+    ("package bilm-ref without ELMo", lambda ws: (["package", task_run(), ws.p("m.tar.gz"), "--bilm-ref", "default"],
+                                                  ["uses no biLM"], ws.p("m.tar.gz"))),
 ]
 
 

@@ -38,7 +38,7 @@ class TaskModel:
     def __init__(self, parts: ModelParts, device: str | torch.device = "cpu") -> None:
         self.parts = parts
         self.device = torch.device(device)
-        self.network = build_network(parts, self.device)
+        self.network = build_network(parts, self.device, parts.network)
         self.network.amp = self.network.amp and bf16_supported(self.device)
         self.task = parts.task.kind
         self.labels = list(parts.task.labels)
@@ -128,6 +128,15 @@ class TaskModel:
 
     def evaluate(self, examples: Sequence[Example], results: Sequence[dict[str, Any]]) -> dict[str, float]:
         """The task's metrics (the keys of metrics.json's ``test``) of ``results`` against the examples' gold."""
+        self.check_gold(examples)
+        key = {"tagging": "tags", "classification": "label", "wsd": "sense"}[self.task]
+        gold = [e.gold for e in examples]
+        pred = [r[key] for r in results]
+        rows = [{"lemma": e.lemma, "pos": e.pos} for e in examples] if self.task == "wsd" else None
+        return {k: round(v, 6) for k, v in self.parts.task.metrics(gold, pred, rows).items()}
+
+    def check_gold(self, examples: Sequence[Example]) -> None:
+        """A UserError unless there are examples and every one has its gold labels."""
         if not examples:
             raise UserError("--evaluate: the input has no examples to score")
         missing = [i for i, e in enumerate(examples) if e.gold is None]
@@ -135,11 +144,6 @@ class TaskModel:
             field = {"tagging": "tags", "classification": "label", "wsd": "sense"}[self.task]
             raise UserError(f"--evaluate: item {missing[0]} has no gold labels (\"{field}\"); give a data-set "
                             "format with labels (--format conll|word_tag|table|jsonl)")
-        key = {"tagging": "tags", "classification": "label", "wsd": "sense"}[self.task]
-        gold = [e.gold for e in examples]
-        pred = [r[key] for r in results]
-        rows = [{"lemma": e.lemma, "pos": e.pos} for e in examples] if self.task == "wsd" else None
-        return {k: round(v, 6) for k, v in self.parts.task.metrics(gold, pred, rows).items()}
 
     # -- facts -------------------------------------------------------------------------------------
 

