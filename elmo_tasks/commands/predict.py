@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 
+from elmo_tasks.commands._runtime import add_runtime_arguments, apply_runtime
 from elmo_tasks.errors import UserError
 
 HELP = "predict with a trained task model (run folder or archive) on a file of sentences"
@@ -27,11 +28,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--evaluate", action="store_true", help="score against the input's gold labels: the last "
                         "stdout line is one JSON object with the keys of metrics.json's test section")
     parser.add_argument("--batch-size", type=int, default=64, metavar="N", help="sentences per batch (default 64)")
-    parser.add_argument("--device", default="cpu", metavar="D", help="cpu (default), cuda or cuda:N")
-    parser.add_argument("--threads", type=int, metavar="N", help="torch threads (default: torch's choice)")
     parser.add_argument("--tokenize", choices=("ptb", "whitespace"), help="how raw text is split (default: as the "
                         "training data was, PTB unless its config said otherwise)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_runtime_arguments(parser)
 
 
 def read_items(path: str, fmt: str, options: dict) -> list:
@@ -86,28 +85,21 @@ def write_results(results: list, fmt: str, kind: str, handle) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from elmo_tasks.commands._model_args import parse_device
     from elmo_tasks.paths import check_input_file, check_output_file
 
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.threads is not None and args.threads < 1:
-        raise UserError(f"--threads must be at least 1, got {args.threads}")
     if args.input != "-":
         check_input_file(args.input, "input file")
     if not (Path(args.model).is_dir() or Path(args.model).is_file()):
         raise UserError(f"task model not found: {args.model} (give a run folder or a .tar.gz of elmo-tasks package)")
     if args.out:
         check_output_file(args.out, "--out", inputs=[p for p in (args.input, args.model) if p != "-"])
-    device = parse_device(args.device)
-    import torch
-
+    runtime = apply_runtime(args)
     from elmo_tasks.atomic import atomic_path
     from elmo_tasks.task_model import TaskModel
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    model = TaskModel.load(args.model, device=device)
+    model = TaskModel.load(args.model, device=runtime.device)
     if args.output_format != "jsonl" and model.task == "wsd":
         raise UserError(f"--output-format {args.output_format} is for taggers and classifiers; use jsonl for word senses")
     if args.output_format == "conll" and model.task != "tagging":
@@ -119,11 +111,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--evaluate: the input has no examples to score")
     if args.evaluate:  # before the model runs: a missing gold label fails at once
         model.check_gold(examples)
-    results = model.predict_examples(examples, args.batch_size, progress=not args.quiet)
+    results = model.predict_examples(examples, args.batch_size, progress=runtime.progress)
     if args.out:
         with atomic_path(args.out) as tmp, open(tmp, "w", encoding="utf-8") as handle:
             write_results(results, args.output_format, model.task, handle)
-        print(f"wrote {len(results)} results to {args.out}", file=sys.stderr)
+        runtime.result(f"wrote {len(results)} results to {args.out}")
     else:
         write_results(results, args.output_format, model.task, sys.stdout)
     if args.evaluate:

@@ -29,7 +29,6 @@ import shutil
 import struct
 import tarfile
 import time
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,7 @@ import torch
 from elmo_tasks.atomic import atomic_path, make_temp_dir
 from elmo_tasks.data.sources import cache_dir, sha256_file
 from elmo_tasks.errors import UserError
-from elmo_tasks.formats.archive_limits import Budget
+from elmo_tasks.formats.archive_limits import TAR_ERRORS, copy_member, looks_like_tar, tar_members
 from elmo_tasks.lock import hold
 from elmo_tasks.model_folder import ModelFolder, resolve_model
 from elmo_tasks.paths import check_input_file
@@ -140,28 +139,31 @@ def unpack(path: Path) -> Path:
 
 
 def _extract(path: Path, into: Path) -> None:
-    budget = Budget(path)
+    """Unpack the expected members of ``path`` into ``into``, each hashed as it is copied, within the bounds
+    of :mod:`elmo_tasks.formats.archive_limits` (member count, header sizes, unpacked bytes per archive byte)."""
     digests: dict[str, tuple[str, int]] = {}
+    if not looks_like_tar(path):
+        raise UserError(f"{path}: not a readable task-model archive (not a .tar.gz, or damaged or truncated)")
     try:
-        with tarfile.open(path, "r:gz") as tar:
-            for member in tar:
-                name = member.name
-                if name not in MEMBERS:
-                    raise UserError(f"{path}: member '{name[:120]}' is not part of a task-model archive "
-                                    f"(expected only {', '.join(MEMBERS)})")
-                if name in digests:
-                    raise UserError(f"{path}: member '{name}' appears twice")
-                if not member.isreg():
-                    raise UserError(f"{path}: member '{name}' is not a regular file (a link or a device)")
-                budget.member(name, member.size)
-                source = tar.extractfile(member)
-                out = into / name
-                out.parent.mkdir(exist_ok=True)
-                digest = hashlib.sha256()
-                with open(out, "wb") as handle:
-                    budget.copy(name, _Hashing(source, digest), handle)
-                digests[name] = (digest.hexdigest(), out.stat().st_size)
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+        for member, member_name, tar in tar_members(path):
+            name = str(member_name)
+            if name not in MEMBERS:
+                raise UserError(f"{path}: member '{member.name[:120]}' is not part of a task-model archive "
+                                f"(expected only {', '.join(MEMBERS)})")
+            if name in digests:
+                raise UserError(f"{path}: member '{name}' appears twice")
+            if not member.isreg():
+                raise UserError(f"{path}: member '{name}' is not a regular file (a link or a device)")
+            source = tar.extractfile(member)
+            out = into / name
+            out.parent.mkdir(exist_ok=True)
+            digest = hashlib.sha256()
+            with open(out, "wb") as handle:
+                copied = copy_member(path, name, _Hashing(source, digest), handle, member.size)
+            if copied != member.size:
+                raise UserError(f"{path}: member '{name}' is cut short (damaged or truncated)")
+            digests[name] = (digest.hexdigest(), copied)
+    except TAR_ERRORS as exc:
         raise UserError(f"{path}: not a readable task-model archive (damaged or truncated: {exc})") from None
     for name in REQUIRED:
         if name not in digests:
