@@ -24,7 +24,7 @@ from elmo_tasks.bilm.char_ids import batch_to_ids
 from elmo_tasks.bilm.inference import InferenceEngine, InferenceSettings
 from elmo_tasks.bilm.model import BiLM, BiLMOutput
 from elmo_tasks.bilm.weights import load_bilm
-from elmo_tasks.dump import LAYER_CHOICES, DumpWriter, reduce_layers
+from elmo_tasks.dump import LAYER_CHOICES, DumpWriter, check_sentence_keys, reduce_layers
 from elmo_tasks.errors import UserError
 from elmo_tasks.model_folder import (  # noqa: F401  (public names)
     DEFAULT_MODEL_DIR,
@@ -164,7 +164,9 @@ class Embedder:
         The layout is AllenNLP's (``elmo_tasks.dump``): one dataset per line, named by its 0-based
         line number (or by the sentence with ``use_sentence_keys``): (3, n, 2P) for ``all``, (n, 2P)
         for ``top`` and ``average``, without the token axis for ``pool="mean"``; plus
-        ``sentence_to_index``. Lines are split on whitespace unless a ``tokenizer`` is given.
+        ``sentence_to_index``; each dataset keeps its tokens (attribute ``tokens``). Lines are split on
+        whitespace unless a ``tokenizer`` is given. With ``use_sentence_keys`` the whole input is read
+        and every key checked before anything is embedded (``elmo_tasks.dump.check_sentence_keys``).
         ``lines`` restricts the run to those line numbers (one shard of a distributed run, see
         ``elmo_tasks.distributed``). Datasets are written as batches finish, so memory stays flat
         in the file's length. The output is written under a temporary name and renamed at the end,
@@ -176,21 +178,31 @@ class Embedder:
         input_path = Path(input_file) if stdin else check_input_file(input_file, "input file")
         output_path = check_output_file(output_file, "output file", inputs=[] if stdin else [input_path])
         count = 0
-        texts: dict[int, str] = {}
+        texts: dict[int, tuple[str, list[str]]] = {}
         numbered = _read_lines(input_path, lines)
+        if use_sentence_keys:  # every key checked before any work (the keys are held for the check anyway)
+            numbered = list(numbered)
+            check_sentence_keys(numbered, "standard input" if stdin else str(input_path))
         first_line = lines.start if lines is not None else 0
         split = tokenizer or str.split
+        tokenize = "whitespace" if tokenizer is None else \
+            f"{getattr(tokenizer, '__module__', '')}.{getattr(tokenizer, '__qualname__', 'tokenizer')}".lstrip(".")
         with atomic_path(output_path) as tmp, h5py.File(tmp, "w") as handle:
-            writer = DumpWriter(handle, layers, pool, use_sentence_keys)
-            tokens = (split(text) for text in _remember(numbered, texts, first_line))
-            stream = self.embed_indexed(tokens)
+            writer = DumpWriter(handle, layers, pool, use_sentence_keys, tokenize=tokenize)
+            stream = self.embed_indexed(_remember(numbered, texts, first_line, split))
             if progress:
                 stream = tqdm(stream, unit=" sentences", desc="embed-file", file=sys.stderr,
                               total=len(lines) if lines is not None else None)
             for count, (index, array) in enumerate(stream, start=1):  # noqa: B007 (count is returned)
-                writer.add(first_line + index, texts.pop(index), array)
+                text, tokens = texts.pop(index)
+                writer.add(first_line + index, text, array, tokens)
             writer.finish()
         return count
+
+
+def check_sentence_key_file(path: str | Path) -> None:
+    """Refuse (one line naming the file and line) a file whose lines cannot all be sentence keys."""
+    check_sentence_keys(_read_lines(Path(path)), str(path))
 
 
 def count_lines(path: str | Path) -> int:
@@ -220,8 +232,11 @@ def _read_lines(path: Path, lines: range | None = None) -> Iterator[tuple[int, s
             yield index, text[1:] if index == 0 and text.startswith("\ufeff") else text  # a byte-order mark
 
 
-def _remember(numbered: Iterable[tuple[int, str]], texts: dict[int, str], first_line: int) -> Iterator[str]:
-    """Yield each line's text, keeping it under its position in the run until its dataset is written."""
+def _remember(numbered: Iterable[tuple[int, str]], texts: dict[int, tuple[str, list[str]]], first_line: int,
+              split: Callable[[str], list[str]]) -> Iterator[list[str]]:
+    """Yield each line's tokens, keeping its text and tokens under its position in the run until its
+    dataset is written."""
     for index, text in numbered:
-        texts[index - first_line] = text
-        yield text
+        tokens = split(text)
+        texts[index - first_line] = (text, tokens)
+        yield tokens

@@ -1,8 +1,9 @@
 """Experiment configs: one YAML file describes one run (dataset, features, head, trainer, output).
 
-    dataset:                      # where the examples come from
+    dataset:                      # where the examples come from (docs/own-data.md)
       source: files               # prepared (elmo-tasks data prepare NAME) | files | hub
-      format: conll               # files only: conll | word_tag | table | jsonl
+      name: my-ner                # the task's name in tables (files: default from the train file's name)
+      format: conll               # files only: conll | word_tag | csv | tsv | table | jsonl
       files: {train: train.txt, dev: dev.txt, test: test.txt}
     features:                     # the task model's input is the concatenation of these
       glove: {source: package, trainable: false}
@@ -47,13 +48,18 @@ from elmo_tasks.schema import ConfigError, Source, build, parse_yaml
 @dataclass
 class DatasetConfig:
     source: Literal["prepared", "files", "hub"] = "prepared"
-    # prepared: a name from `elmo-tasks data prepare --list`; hub: a `datasets` hub name
+    # prepared: a name from `elmo-tasks data prepare --list`; hub: a `datasets` hub name; files: the
+    # task's name in tables and metrics.json (default: from the train file's name, see display_name)
     name: str = ""
-    # files: the reader (elmo_tasks.data.readers.read_<format>) and one file per split
-    format: Literal["", "conll", "word_tag", "table", "jsonl"] = ""
+    # files: the reader (elmo_tasks.data.readers.FILE_FORMATS; csv and tsv are the table reader) and one file per split
+    format: Literal["", "conll", "word_tag", "csv", "tsv", "table", "jsonl"] = ""
     files: dict[str, str] = field(default_factory=dict)
-    # extra keyword arguments for the reader or load_hub (text_column, label_column, delimiter, ...)
+    # the reader's options (files: checked against its Options dataclass, e.g. text_column, label_column,
+    # delimiter); hub: keyword arguments of load_hub / datasets.load_dataset
     options: dict[str, Any] = field(default_factory=dict)
+    # how raw text (a table's text column, a JSONL "text", a hub text column) is split into tokens;
+    # "" is ptb there. Pre-tokenised formats (conll, word_tag, JSONL "tokens") are not split again.
+    tokenize: Literal["", "whitespace", "ptb"] = ""
     # keep only the first N examples of each split (quick runs and tests)
     max_examples: int | None = None
     # word senses: a sense_frequencies.json ("lemma%pos" -> senses with counts) for the
@@ -64,6 +70,24 @@ class DatasetConfig:
     # also maps every @mention to @user and every URL to <url>
     normalize: Literal["none", "tweets", "tweets+placeholders"] = "none"
 
+    def reads_raw_text(self) -> bool:
+        """Whether the set has raw text that ``tokenize`` splits (tables, JSONL text, hub text columns)."""
+        from elmo_tasks.data.readers import RAW_TEXT_FORMATS
+
+        return self.source == "hub" or (self.source == "files" and self.format in RAW_TEXT_FORMATS)
+
+    @property
+    def tokenizer(self) -> str:
+        """The tokenizer raw text goes through: ``tokenize``, else ``ptb``."""
+        return self.tokenize or "ptb"
+
+    def display_name(self) -> str:
+        """The task's name in tables: ``name``, else (files) the train file's name without its split word
+        (``cls_train.csv`` -> ``cls``), else the train file's folder (``mydata/train.conll`` -> ``mydata``)."""
+        if self.name:
+            return self.name
+        return dataset_name_from_files(self.files)
+
     def identity(self) -> dict[str, str]:
         """What the run fingerprint records beside these options: the content of the data, so that a
         finished run is not reused after the set was prepared again (another recipe) or a file changed."""
@@ -73,6 +97,21 @@ class DatasetConfig:
             files = {**self.files, **({"sense_frequencies": self.sense_frequencies} if self.sense_frequencies else {})}
             return {role: sha256_file(Path(path)) for role, path in sorted(files.items()) if Path(path).is_file()}
         return {}  # hub: the name (and options) are all we know offline
+
+
+def dataset_name_from_files(files: dict[str, str]) -> str:
+    """A data set's name from its train file (see :meth:`DatasetConfig.display_name`)."""
+    train = Path(files.get("train", "") or "data")
+    stem = train.name.split(".")[0]
+    for word in ("train", "training", "trn"):
+        for cut in (f"_{word}", f"-{word}", f".{word}", f"{word}_", f"{word}-"):
+            if cut in stem.lower() and stem.lower() not in (word,):
+                index = stem.lower().find(cut)
+                stem = (stem[:index] + stem[index + len(cut):]).strip("_-.")
+                break
+    if stem.lower() in ("train", "training", "trn", ""):
+        stem = train.parent.name or "data"
+    return stem
 
 
 def _names(self: Any) -> list[str]:
@@ -110,7 +149,7 @@ class TrainerConfig:
     grad_norm: float | None = 5.0  # clip the gradient norm (null: no clipping)
     seed: int = 0
     device: str = "cpu"
-    threads: int | None = None  # torch threads (null: as the caller set them; `elmo-tasks run` uses 1)
+    threads: int | None = None  # torch threads (null: as the caller set them; `run --threads N` wins over it)
     # bfloat16 matrix products (autocast; float32 weights and losses) where the device has bfloat16
     # units (a CPU with AVX512-BF16 or AMX, most GPUs); float32 elsewhere. metrics.json says which ran.
     amp: bool = False
@@ -142,6 +181,9 @@ class Config:
         data = self.to_dict()
         data.pop("output", None)
         data.pop("description", None)
+        data["dataset"].pop("tokenize")  # recorded only where it splits text (older runs' fingerprints stay)
+        if self.dataset.reads_raw_text():
+            data["dataset"]["tokenize"] = self.dataset.tokenizer
         data["inputs"] = {name: options.identity() for name, options in self.features.selected().items()
                           if hasattr(options, "identity")}
         data["inputs"]["dataset"] = self.dataset.identity()
@@ -151,13 +193,23 @@ class Config:
 # -- loading ---------------------------------------------------------------------------------------
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
-    """Read, merge (``extends``) and validate a config file; ``overrides`` are dotted keys."""
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None,
+                origin: str | dict[str, str] = "command line") -> Config:
+    """Read, merge (``extends``) and validate a config file; ``overrides`` are dotted keys set over it
+    (a relative path among them is relative to the working folder), and an error about one of them
+    names its ``origin`` (``--set``; a dict: per dotted key) instead of the file."""
     path = Path(path)
     data, origins = _read_with_extends(path, [])
     for dotted, value in (overrides or {}).items():
-        _set_dotted(data, dotted, value)
-        origins[dotted] = "command line"
+        alone: dict[str, Any] = {}
+        _set_dotted(alone, dotted, value)
+        _absolutize_paths(alone, Path.cwd())
+        node: Any = alone
+        for key in dotted.split("."):
+            node = node[key]
+        _set_dotted(data, dotted, node)
+        origins = {k: v for k, v in origins.items() if not k.startswith(dotted + ".")}
+        origins[dotted] = origin if isinstance(origin, str) else origin.get(dotted, "command line")
     return _validate(data, Source(path, origins))
 
 

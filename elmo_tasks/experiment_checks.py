@@ -5,13 +5,15 @@ each head the settings it cannot use (``Head.check_config``); errors name the fi
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
+from elmo_tasks.data.readers import FILE_FORMATS, RAW_TEXT_FORMATS
 from elmo_tasks.data.recipes import RECIPES
 from elmo_tasks.features import FEATURES
 from elmo_tasks.heads import check_head
 from elmo_tasks.paths import input_file_problem
-from elmo_tasks.schema import ConfigError, Source
+from elmo_tasks.schema import ConfigError, Source, build, keys_of
 from elmo_tasks.task import SPLITS
 
 if TYPE_CHECKING:
@@ -74,7 +76,12 @@ def _check_dataset(config: Config, source: Source) -> None:
     d = config.dataset
     if d.source == "files":
         if not d.format:
-            raise source.error("dataset.format", "missing (conll, word_tag, table or jsonl) for source: files")
+            raise source.error("dataset.format", f"missing ({', '.join(FILE_FORMATS)}) for source: files")
+        _check_reader_options(d.format, d.options, source)
+        if d.tokenize == "ptb" and d.format not in RAW_TEXT_FORMATS:
+            raise source.error("dataset.tokenize", f"{d.format} files are tokenised already (one token per "
+                               f"{'line' if d.format == 'conll' else 'item'}); ptb splits raw text ("
+                               f"{', '.join(RAW_TEXT_FORMATS)} text): leave it out")
         for split in SPLITS:
             if split not in d.files:
                 raise source.error(f"dataset.files.{split}", "missing (give train, dev and test files)")
@@ -91,7 +98,33 @@ def _check_dataset(config: Config, source: Source) -> None:
             raise source.error(key, f"only used with source: files (source is {d.source})")
         if d.source == "prepared" and d.name not in RECIPES:
             raise source.error("dataset.name", f"unknown prepared set {d.name!r} (known: {', '.join(RECIPES)})")
+        if d.source == "prepared" and (d.options or d.tokenize):
+            key = "dataset.options" if d.options else "dataset.tokenize"
+            raise source.error(key, "a prepared set is read as prepared (tokenised by its recipe): leave it out")
     if d.sense_frequencies is not None and input_file_problem(d.sense_frequencies):
         raise source.error("dataset.sense_frequencies", input_file_problem(d.sense_frequencies))
     if d.max_examples is not None and d.max_examples < 1:
         raise source.error("dataset.max_examples", "must be at least 1")
+
+
+def _check_reader_options(format: str, options: dict, source: Source) -> None:
+    """``dataset.options`` against the reader's Options dataclass: unknown keys, types, required keys."""
+    options_class = FILE_FORMATS[format][1]
+    required = [f.name for f in dataclasses.fields(options_class)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    for key in required:
+        if key not in options:
+            raise source.error(f"dataset.options.{key}", f"missing: format {format} needs "
+                               f"{' and '.join(required)} (a 0-based column index or a header name)")
+    try:
+        checked = build(options_class, options, source, "dataset.options.")
+    except ConfigError as exc:
+        if "unknown key" in str(exc):
+            raise source.error(exc.key or "dataset.options", f"unknown option of format {format} (known: "
+                               f"{', '.join(keys_of(options_class))})") from None
+        raise
+    delimiter = getattr(checked, "delimiter", None)
+    if format in ("csv", "tsv", "table") and delimiter is not None and len(delimiter) != 1:
+        raise source.error("dataset.options.delimiter", f"must be one character, got {delimiter!r}")
+    if format == "word_tag" and not checked.separator:
+        raise source.error("dataset.options.separator", "must not be empty")

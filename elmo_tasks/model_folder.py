@@ -16,7 +16,6 @@ from pathlib import Path
 
 from elmo_tasks.bilm.options import BiLMOptions
 from elmo_tasks.data.sources import sha256_file
-from elmo_tasks.errors import UserError
 
 MODELS_DIR = Path(__file__).parent / "models"
 DEFAULT_MODEL_DIR = MODELS_DIR / "default"
@@ -108,11 +107,10 @@ def resolve_model(source: str | Path | None) -> ModelFolder:
     folder = ModelFolder(Path(source))
     if folder.options_file.is_file() and folder.weights_file.is_file():
         return folder
-    for file, other in ((folder.options_file, folder.weights_file), (folder.weights_file, folder.options_file)):
-        if other.is_file() and not file.is_file():  # half a public-format folder
-            raise UserError(f"{file} not found (a model folder holds {OPTIONS_NAME} and {WEIGHTS_NAME})")
-    # Any other source (a TF-Hub module, a bilm-tf checkpoint, an NLPL zip) is converted once into the
-    # cache; elmo_tasks.formats loads torch and h5py, so it is imported only when a source needs it.
+    # Any other source (a TF-Hub module, a bilm-tf checkpoint or save folder, an NLPL zip) is converted once
+    # into the cache, and half a public-format folder is refused there (a bilm-tf save folder holds
+    # options.json without weights.hdf5); elmo_tasks.formats loads torch and h5py, so it is imported only
+    # when a source needs it.
     from elmo_tasks.formats.convert import resolve_model_dir
 
     return ModelFolder(resolve_model_dir(folder.path))

@@ -15,6 +15,7 @@ of rejecting them (``options.json`` keeps training-only fields).
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -92,24 +93,46 @@ def parse_yaml(path: Path, error: type[UserError] = ConfigError, what: str = "co
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise error(f"{path}: not valid YAML (not UTF-8 text: {exc.reason} at byte {exc.start})") from None
+    return parse_yaml_text(text, str(path), error)
+
+
+def parse_yaml_text(text: str, where: str, error: type[UserError] = ConfigError, lines: bool = True) -> Any:
+    """The YAML document in ``text``, safely and with bounded aliases; errors start with ``where``
+    (and name the line unless ``lines`` is false: a value on the command line)."""
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:
             return None
-        _expanded_size(node, {}, set(), path, error)
+        _expanded_size(node, {}, set(), where, error)
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f", line {mark.line + 1}" if mark is not None else ""
-        raise error(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        line = f", line {mark.line + 1}" if mark is not None and lines else ""
+        raise error(f"{where}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
     except RecursionError:
-        raise error(f"{path}: not valid YAML (nested too deeply)") from None
+        raise error(f"{where}: not valid YAML (nested too deeply)") from None
     finally:
         loader.dispose()
 
 
-def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int], path: Path,
+_DOTTED_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def parse_assignments(texts: list[str], flag: str = "--set") -> dict[str, Any]:
+    """``KEY=VALUE`` strings (dotted keys, values read as YAML: ``5``, ``0.1``, ``true``, ``null``,
+    ``[a, b]``, ``{name: tagger}``) -> {dotted key: value}; a malformed one is a ConfigError naming it."""
+    out: dict[str, Any] = {}
+    for text in texts:
+        key, sep, value = text.partition("=")
+        key = key.strip()
+        if not sep or not _DOTTED_KEY.match(key):
+            raise ConfigError(f"{flag} {text!r}: expected KEY=VALUE with a dotted config key, e.g. {flag} trainer.epochs=5")
+        out[key] = parse_yaml_text(value, f"{flag} {key}", lines=False)
+    return out
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int], path: str | Path,
                    error: type[UserError]) -> int:
     """How many values ``node`` holds with every alias expanded (each shared node counted once per
     use, computed once); a node inside itself or a total over ``MAX_YAML_VALUES`` is an error."""

@@ -73,6 +73,24 @@ class Workspace:
             "features": {"glove": {"source": str(TASK_FIXTURES / "glove.fixture.50d.txt")}},
             "head": {"name": "classifier"}, "trainer": {"epochs": 1}}))
 
+
+    def csv_config(self, options: dict, **dataset) -> Path:
+        for split in ("train", "dev", "test"):
+            self.text(f"{split}.csv", "text,label\n\"Loved it, really.\",pos\nA dull story.,neg\n")
+        return self.text("t.yaml", yaml.safe_dump({
+            "dataset": {"source": "files", "format": "csv", "files": {s: f"{s}.csv" for s in ("train", "dev", "test")},
+                        "options": options, **dataset},
+            "features": {"glove": {"source": str(TASK_FIXTURES / "glove.fixture.50d.txt")}},
+            "head": {"name": "classifier"}, "trainer": {"epochs": 1}}))
+
+    def runs_of_two_budgets(self) -> Path:
+        """A GloVe run of 1 epoch and a GloVe + ELMo run of 2 (real runs of a few seconds) under one folder."""
+        elmo = {"features__elmo": {"model": "fixture", "cache_dir": str(self.p("cache"))}}
+        for arm, epochs, extra in (("glove", 1, {}), ("glove_elmo", 2, elmo)):
+            config = self.config(f"{arm}.yaml", trainer__epochs=epochs, **extra)
+            assert main(["run", str(config), "--out", str(self.p(f"runs/{arm}/seed0")), "--quiet"]) == 0
+        return self.p("runs")
+
     def suite(self, text: str | None = None) -> Path:
         if text is None:
             text = yaml.safe_dump({"name": "s", "tasks": [{"name": "t", "glove": str(self.config("g.yaml")),
@@ -191,6 +209,35 @@ CASES: list[Case] = [
     ("embed-file output is the options file", lambda ws: (
         ["embed-file", ws.text(), ws.p("model/options.json"), "--options", ws.model() / "options.json",
          "--weights", ws.p("model/weights.hdf5")], ["is the input file", "options.json"], None)),
+    # -- embed-file: --use-sentence-keys, checked before the model loads
+    ("embed-file sentence key with /", lambda ws: (
+        ["embed-file", ws.text(content="a b\nand/or c\n"), ws.p("o.h5"), "--use-sentence-keys", "--model", ws.p("nomodel")],
+        ["in.txt, line 2", "contains '/'", "nothing was embedded"], ws.p("o.h5"))),
+    ("embed-file sentence key empty", lambda ws: (
+        ["embed-file", ws.text(content="a b\n\nc d\n"), ws.p("o.h5"), "--use-sentence-keys"],
+        ["in.txt, line 2", "the line is empty"], ws.p("o.h5"))),
+    ("embed-file sentence key twice", lambda ws: (
+        ["embed-file", ws.text(content="a b\nc d\na b\n"), ws.p("o.h5"), "--use-sentence-keys"],
+        ["in.txt, line 3", "occurs twice (lines 1 and 3)"], ws.p("o.h5"))),
+    ("embed-file sentence key '..'", lambda ws: (
+        ["embed-file", ws.text(content="a b\n..\n"), ws.p("o.h5"), "--use-sentence-keys"],
+        ["in.txt, line 2", "names a group"], ws.p("o.h5"))),
+    ("embed-file sentence key sentence_to_index", lambda ws: (
+        ["embed-file", ws.text(content="sentence_to_index\n"), ws.p("o.h5"), "--use-sentence-keys"],
+        ["in.txt, line 1", "index dataset"], ws.p("o.h5"))),
+    # -- the shared runtime options (--device, --threads) of every command that runs a model
+    ("embed-file device cuda without a GPU", lambda ws: (["embed-file", ws.text(), ws.p("o.h5"), "--device", "cuda"],
+                                                         ["--device cuda", "no CUDA device"], ws.p("o.h5"))),
+    ("embed-file threads 0", lambda ws: (["embed-file", ws.text(), ws.p("o.h5"), "--threads", "0"], ["--threads"], ws.p("o.h5"))),
+    ("embed unknown device", lambda ws: (["embed", "a b", "--device", "tpu"], ["--device", "'tpu'", "cuda:N"], None)),
+    ("embed device cuda:1 without a GPU", lambda ws: (["embed", "a b", "--device", "cuda:1"], ["--device cuda:1"], None)),
+    ("run device cuda flag without a GPU", lambda ws: (["run", ws.config(), "--device", "cuda", "--out", ws.p("r")],
+                                                        ["--device cuda", "no CUDA device"], ws.p("r/metrics.json"))),
+    ("cache unknown device", lambda ws: (["cache", ws.config(base="wnut16_elmo.yaml"), "--device", "gpu"], ["--device", "'gpu'"], None)),
+    ("pretrain device cuda without a GPU", lambda ws: (["pretrain", Path(__file__).parents[1] / "configs/pretrain/tiny.yaml",
+                                                        "--out", ws.p("o"), "--device", "cuda"], ["--device cuda"], ws.p("o"))),
+    ("perplexity device cuda without a GPU", lambda ws: (["perplexity", ws.text(), "--device", "cuda"], ["--device cuda"], None)),
+    ("bench unknown device", lambda ws: (["bench", ws.suite(), "--device", "tpu", "--out", ws.p("b")], ["--device", "'tpu'"], ws.p("b"))),
     # -- embed
     ("embed model missing", lambda ws: (["embed", "a b", "--model", ws.p("nomodel")], ["nomodel"], None)),
     ("embed word absent", lambda ws: (["embed", "a b", "--word", "zebra", "--model", ws.model()],
@@ -238,6 +285,32 @@ CASES: list[Case] = [
                                                  ["c.yaml", "dataset.files.train: file is a folder"], None)),
     ("run dataset file missing", lambda ws: (["run", ws.config(dataset={"files": {"dev": "nope.jsonl"}})],
                                              ["c.yaml", "dataset.files.dev: file not found"], None)),
+    # -- run --set KEY=VALUE: checked like the file, the error says it came from --set
+    ("run --set unknown key", lambda ws: (["run", ws.config(), "--set", "trainer.epoch=3"],
+                                          ["--set", "trainer.epoch: unknown key"], None)),
+    ("run --set not KEY=VALUE", lambda ws: (["run", ws.config(), "--set", "trainer"], ["--set 'trainer'", "KEY=VALUE"], None)),
+    ("run --set bad YAML", lambda ws: (["run", ws.config(), "--set", "trainer.epochs=[1"], ["--set trainer.epochs", "not valid YAML"], None)),
+    ("run --set wrong type", lambda ws: (["run", ws.config(), "--set", "trainer.epochs=abc"],
+                                         ["--set", "trainer.epochs: must be an integer"], None)),
+    ("run --set and --seed", lambda ws: (["run", ws.config(), "--set", "trainer.seed=1", "--seed", "2"],
+                                         ["--seed and --set trainer.seed"], None)),
+    ("run --set unknown tokenizer", lambda ws: (["run", ws.config(), "--set", "dataset.tokenize=bpe"],
+                                                ["--set", "dataset.tokenize: must be one of"], None)),
+    # -- run: your own data (csv / tsv options, dataset.tokenize, JSONL tokens)
+    ("run csv without label_column", lambda ws: (["run", ws.csv_config({"text_column": "text"}), "--out", ws.p("r")],
+                                                 ["t.yaml", "dataset.options.label_column: missing"], ws.p("r/metrics.json"))),
+    ("run csv unknown option", lambda ws: (["run", ws.csv_config({"text_column": "text", "label_column": "label", "sep": ";"}),
+                                            "--out", ws.p("r")], ["t.yaml", "dataset.options.sep"], ws.p("r/metrics.json"))),
+    ("run ptb on CoNLL tokens", lambda ws: (["run", ws.config(base="wnut16_glove.yaml", dataset__tokenize="ptb")],
+                                            ["c.yaml", "dataset.tokenize", "tokenised already"], None)),
+    ("run tokenize unknown", lambda ws: (["run", ws.csv_config({"text_column": "text", "label_column": "label"}, tokenize="bpe")],
+                                         ["t.yaml", "dataset.tokenize: must be one of"], None)),
+    ("run JSONL tokens a string", lambda ws: (
+        ["run", ws.jsonl_config('{"tokens": ["a"], "label": "x"}\n{"tokens": "@my day", "label": "y"}\n'), "--out", ws.p("r"),
+         "--quiet"], ["train.jsonl, line 2", '"tokens" must be a list of strings, got a string'], ws.p("r/metrics.json"))),
+    ("run JSONL tokens numbers", lambda ws: (
+        ["run", ws.jsonl_config('{"tokens": [1, 2], "label": "x"}\n'), "--out", ws.p("r"), "--quiet"],
+        ["train.jsonl, line 1", '"tokens" must be a list of strings'], ws.p("r/metrics.json"))),
     # -- run: data files and the run folder
     ("run JSONL nested 200,000 deep", lambda ws: (
         ["run", ws.jsonl_config("[" * 200_000 + "]" * 200_000 + "\n"), "--out", ws.p("r"), "--quiet"],
@@ -275,6 +348,8 @@ CASES: list[Case] = [
                                                                  "test": {"a": 1}, "features": 5, "head": "t"}),
                                      "config.yaml": "dataset: {}\nfeatures: {}\n"})],
         ["metrics.json: a value has the wrong type"], None)),
+    ("compare unequal budgets", lambda ws: (["compare", ws.runs_of_two_budgets(), "--out", ws.p("cmp")],
+                                            ["different budgets", "trainer.epochs", "--allow-unequal"], ws.p("cmp"))),
     # -- bench
     ("bench suite missing", lambda ws: (["bench", ws.p("s.yaml")], ["suite file not found", "s.yaml"], None)),
     ("bench suite is a folder", lambda ws: (["bench", ws.folder("s.yaml")], ["suite file is a folder"], None)),

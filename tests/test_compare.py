@@ -4,6 +4,7 @@ vectors, the tiny fixture biLM), then the tables checked against the runs' metri
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 from pathlib import Path
@@ -86,18 +87,22 @@ def test_table_numbers_are_the_runs_metrics(bench):
     assert row["glove_dev_mean"] == pytest.approx(statistics.mean(m["dev"]["span_f1"] for m in metrics_of(out, "glove")), abs=1e-7)
 
     markdown = (out / "comparison.md").read_text()
-    cut = {s: " †" if row[f"{s}_cut_off"] else "" for s in ("glove", "glove_elmo")}
-    p = row["p_value"]
-    expected = (f"| wnut16 | span_f1 | {100 * statistics.mean(glove):.2f} ± {100 * statistics.stdev(glove):.2f}{cut['glove']} | "
-                f"{100 * statistics.mean(elmo):.2f} ± {100 * statistics.stdev(elmo):.2f}{cut['glove_elmo']} | "
-                f"{100 * difference:+.2f} | {100 * (err_glove - err_elmo) / err_glove:.1f}% | "
-                f"{'<0.001' if p < 0.001 else f'{p:.3f}'} | 2 |")
+    # § marks an arm with a run whose dev F1 stayed 0 every epoch (these tiny runs often learn nothing)
+    stuck = {s: sum(all(h["dev"]["span_f1"] == 0 for h in m["history"]) for m in metrics_of(out, s))
+             for s in ("glove", "glove_elmo")}
+    assert (row["glove_dev_never_scored"], row["glove_elmo_dev_never_scored"]) == (stuck["glove"], stuck["glove_elmo"])
+    marks = {s: (" †" if row[f"{s}_cut_off"] else "") + (" §" if stuck[s] else "") for s in ("glove", "glove_elmo")}
+    expected = (f"| wnut16 | span_f1 | {100 * statistics.mean(glove):.2f} ± {100 * statistics.stdev(glove):.2f}{marks['glove']} | "
+                f"{100 * statistics.mean(elmo):.2f} ± {100 * statistics.stdev(elmo):.2f}{marks['glove_elmo']} | "
+                f"{100 * difference:+.2f} | {100 * (err_glove - err_elmo) / err_glove:.1f}% | — | 2 |")
     assert expected in markdown
-    assert 0 < p <= 1 and row["ci_low"] <= difference <= row["ci_high"]
-    verdict = next(line for line in markdown.splitlines() if line.startswith("Verdict"))
-    assert ("wnut16" in verdict) == (p < 0.05)  # the verdict names only significant differences
-    assert "elmo-tasks bench" in markdown and "tiny_fixture" in markdown  # the command and the biLM used
-    assert "tiny_fixture is the tiny test fixture, not a trained model" in markdown
+    # two seeds per arm: no p and no verdict, and the table says why
+    assert pd.isna(row["p_value"]) and "No verdict: no task has a significance figure" in markdown
+    assert "No significance figure for wnut16: 2 / 2 seeds; a significance figure needs at least 3 seeds per arm" in markdown
+    assert ("§ Dev metric 0 in every epoch" in markdown) == bool(stuck["glove"] or stuck["glove_elmo"])
+    assert "elmo-tasks bench" in markdown and "ELMo model: fixture." in markdown  # the command and the biLM used
+    assert "fixture is the tiny test model, not a trained model" in markdown
+    assert str(root) not in markdown and str(root) not in (out / "runs.csv").read_text()  # no absolute machine paths
 
     runs = pd.read_csv(out / "runs.csv")
     assert len(runs) == 10 and set(runs["setting"]) == {"glove", "glove_elmo", "probe"}
@@ -185,7 +190,7 @@ def test_compare_refuses_two_configs_in_one_cell(bench, tmp_path):
 
 
 def test_two_data_sets_with_one_name_get_separate_rows(bench, tmp_path):
-    """Runs whose data sets share a task name but differ are told apart by their train file."""
+    """Runs whose data sets share a task name but differ get a row each, told apart by a digest of their data."""
     root, _, _ = bench
     original = root / "out" / "runs" / "wnut16" / "glove" / "seed0"
     copy = tmp_path / "elsewhere" / "seed0"
@@ -195,8 +200,8 @@ def test_two_data_sets_with_one_name_get_separate_rows(bench, tmp_path):
     config["dataset"]["files"]["train"] = str(other_train)
     (copy / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     records = find_runs([original, copy])
-    assert records[0].task == "wnut16 (first 48)"
-    assert records[1].task == f"wnut16 (first 48) ({other_train})"
+    assert records[1].task.startswith("wnut16 (first 48) (data ") and records[0].task.startswith("wnut16 (first 48) (data ")
+    assert records[0].task != records[1].task and str(tmp_path) not in records[1].task
 
 
 def test_compare_errors(tmp_path, capsys):
@@ -280,3 +285,48 @@ def test_shipped_suites_load():
     # paper.yaml needs the user's own PTB files: the error says which file is missing
     with pytest.raises(UserError, match=r"paper.yaml: tasks\[2\].glove: .*ptb-pos_glove.yaml: dataset.files.train: file not found"):
         load_suite(root / "paper.yaml")
+
+
+@pytest.fixture(scope="module")
+def glosses(tmp_path_factory):
+    """Supersense classification of WordNet glosses, 3 seeds per arm (p needs 3), plus an ELMo arm of
+    another epoch budget: 7 real runs of a few seconds."""
+    root = tmp_path_factory.mktemp("glosses")
+    base = {"extends": str(TASKS / "glosses_glove.yaml"), "dataset": {"max_examples": 80},
+            "trainer": {"epochs": 3, "threads": 1}}
+    glove = write_yaml(root / "g.yaml", base)
+    elmo = write_yaml(root / "e.yaml", {**base, "features": {"elmo": {"model": "fixture", "cache_dir": str(root / "cache")}}})
+    for seed in range(3):
+        for arm, config in (("glove", glove), ("glove_elmo", elmo)):
+            assert cli.main(["run", str(config), "--seed", str(seed), "--out", str(root / "runs" / arm / f"seed{seed}"),
+                             "--quiet"]) == 0
+    assert cli.main(["run", str(elmo), "--set", "trainer.epochs=1", "--out", str(root / "short" / "seed0"), "--quiet"]) == 0
+    return root
+
+
+def test_compare_gives_p_and_a_verdict_from_three_seeds(glosses, tmp_path, capsys):
+    assert cli.main(["compare", str(glosses / "runs"), "--out", str(tmp_path / "cmp")]) == 0
+    printed = capsys.readouterr().out
+    row = pd.read_csv(tmp_path / "cmp" / "comparison.csv").set_index("task").loc["glosses (first 80)"]
+    assert row["glove_seeds"] == row["glove_elmo_seeds"] == 3
+    assert 0 < row["p_value"] <= 1 and row["ci_low"] <= row["difference"] <= row["ci_high"]
+    assert row["glove_dev_never_scored"] == row["glove_elmo_dev_never_scored"] == 0
+    verdict = next(line for line in printed.splitlines() if line.startswith("Verdict"))
+    assert ("glosses" in verdict) == (row["p_value"] < 0.05)
+    # the note records the command with the run folders relative to the report's folder, not absolute
+    runs = os.path.relpath(glosses / "runs", tmp_path / "cmp")
+    assert f"Made by `elmo-tasks compare {runs} --out .` (run folders relative to this folder)" in printed
+    assert str(glosses) not in (tmp_path / "cmp" / "comparison.md").read_text()
+    assert str(glosses) not in (tmp_path / "cmp" / "runs.csv").read_text()
+
+
+def test_compare_refuses_unequal_budgets_unless_allowed(glosses, capsys):
+    assert cli.main(["compare", str(glosses / "runs" / "glove"), str(glosses / "short")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "different budgets" in err and "trainer.epochs: GloVe 3, GloVe + ELMo 1" in err
+    assert "--allow-unequal" in err
+    assert cli.main(["compare", str(glosses / "runs" / "glove"), str(glosses / "short"), "--allow-unequal"]) == 0
+    printed = capsys.readouterr().out
+    assert "| glosses (first 80) ‡ | accuracy |" in printed
+    assert "‡ Unequal budgets, tabulated with --allow-unequal: glosses (first 80): trainer.epochs: GloVe 3, GloVe + ELMo 1" in printed
+    assert "No significance figure for glosses (first 80): unequal budgets" in printed

@@ -207,26 +207,29 @@ def test_archive_member_escaping_is_refused(tmp_path):
 
 @pytest.mark.parametrize("kind", ["tar.gz", "zip"])
 def test_archives_that_unpack_past_the_bounds_are_refused(tmp_path, capsys, monkeypatch, kind):
-    # a decompression bomb in small: 4 MB of zeros compress to a few KB; the bound is lowered to 1 MB here
+    # a decompression bomb in small: 4 MB of zeros compress to a few KB
     from elmo_tasks.formats import archive_limits
 
-    monkeypatch.setattr(archive_limits, "MAX_UNPACKED_BYTES", 1 << 20)
     (tmp_path / "zeros").write_bytes(bytes(4 << 20))
     archive = tmp_path / f"bomb.{kind}"
-    if kind == "zip":
+    if kind == "zip":  # the weights member itself: refused from the central directory, before unpacking
         with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
             z.write(ELMO / "options.json", "options.json")
             z.write(tmp_path / "zeros", "model.hdf5")
-    else:
+    else:  # a member the converter never reads: never unpacked; the stream itself is bounded by its ratio
         with tarfile.open(archive, "w:gz") as tar:
             tar.add(TF / "hub_module" / "variables", arcname="variables")
             tar.add(tmp_path / "zeros", arcname="variables/zeros")
-    assert archive.stat().st_size < 1 << 20  # smaller than the bound, unpacking to 4x past it
+        assert main(["convert", str(archive), str(tmp_path / "fine")]) == 0
+        assert not list((tmp_path / "fine").rglob("zeros"))
+        capsys.readouterr()
+        monkeypatch.setattr(archive_limits, "MAX_RATIO", 2)  # lowered so that 4 MB is past the bound
+        monkeypatch.setattr(archive_limits, "RATIO_FLOOR", 1 << 20)
+    assert archive.stat().st_size < 1 << 20  # a small archive, unpacking to 4 MB of zeros
     assert main(["convert", str(archive), str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(archive) in err and "decompression bomb" in err, err
     assert not (tmp_path / "out").exists()
-    monkeypatch.setattr(archive_limits, "MAX_UNPACKED_BYTES", 1 << 30)
     monkeypatch.setattr(archive_limits, "MAX_MEMBERS", 1)  # and an archive of too many members
     assert main(["convert", str(archive), str(tmp_path / "out")]) == 2
     assert "more than 1 members" in capsys.readouterr().err
@@ -336,3 +339,27 @@ def test_table_with_several_blocks_and_restarts(tmp_path):
     path.write_bytes(bytes(damaged))
     with pytest.raises(ValueError, match="checksum"):
         read_table(path)
+
+
+def test_embed_file_keeps_each_sentences_tokens(tmp_path):
+    """Every dataset carries its tokens (attribute 'tokens', a JSON list) so vectors line up with words,
+    also after PTB splitting; the file says how it was made; AllenNLP's layout is unchanged."""
+    import json
+
+    source = tmp_path / "in.txt"
+    source.write_text("Don't stop, please.\nI am wearing a wrist watch\n\n")
+    out = tmp_path / "o.hdf5"
+    assert main(["embed-file", str(source), str(out), "--tokenize", "ptb", "--model", str(ELMO_MODEL), "--quiet"]) == 0
+    with h5py.File(out, "r") as handle:
+        assert sorted(handle) == ["0", "1", "2", "sentence_to_index"]  # no extra datasets beside AllenNLP's
+        tokens = json.loads(handle["0"].attrs["tokens"])
+        assert tokens == ["Do", "n't", "stop", ",", "please", "."] and handle["0"].shape == (3, len(tokens), 32)
+        assert json.loads(handle["1"].attrs["tokens"]) == "I am wearing a wrist watch".split()
+        assert json.loads(handle["2"].attrs["tokens"]) == [] and handle["2"].shape == (3, 0, 32)
+        assert dict(handle.attrs) == {"layers": "all", "pool": "none", "keys": "line",
+                                      "tokenize": "elmo_tasks.data.tokenize.tokenize"}
+    assert main(["embed-file", str(source), str(tmp_path / "w.hdf5"), "--pool", "mean", "--model", str(ELMO_MODEL),
+                 "--quiet"]) == 0
+    with h5py.File(tmp_path / "w.hdf5", "r") as handle:
+        assert json.loads(handle["0"].attrs["tokens"]) == ["Don't", "stop,", "please."]
+        assert handle["0"].shape == (3, 32) and handle.attrs["tokenize"] == "whitespace"

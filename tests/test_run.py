@@ -131,3 +131,20 @@ def test_a_broken_data_file_is_one_error_with_its_line(tmp_path, capsys):
     assert main(["run", str(config), "--out", str(tmp_path / "run"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"elmo-tasks: error: {bad}, line 2") and err.count("\n") == 1
+
+
+def test_run_set_changes_keys_without_editing_the_file(tmp_path, monkeypatch, capsys):
+    """--set KEY=VALUE (repeatable, dotted, YAML values) lands in the resolved config.yaml; the file is untouched."""
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"extends": str(TASK_FIXTURES / "glosses_glove.yaml")}))
+    before = config.read_text()
+    out = tmp_path / "run"
+    assert main(["run", str(config), "--set", "trainer.epochs=1", "--set", "dataset.max_examples=12",
+                 "--set", "head={name: classifier, hidden: 8, pooling: mean}", "--set", "trainer.lr=0.02",
+                 "--out", str(out), "--quiet"]) == 0
+    resolved = yaml.safe_load((out / "config.yaml").read_text())
+    assert resolved["trainer"]["epochs"] == 1 and resolved["trainer"]["lr"] == 0.02
+    assert resolved["dataset"]["max_examples"] == 12
+    assert resolved["head"]["hidden"] == 8 and resolved["head"]["pooling"] == "mean"
+    assert len(json.loads((out / "metrics.json").read_text())["history"]) == 1
+    assert config.read_text() == before

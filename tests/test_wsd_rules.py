@@ -127,7 +127,8 @@ def test_mfs_baseline_column_next_to_both_arms(tmp_path, cache):
     from elmo_tasks.comparison.runs import find_runs
     from elmo_tasks.comparison.table import comparison_table, report_markdown
 
-    glove = wsd_run(tmp_path / "runs" / "glove" / "seed0", None, **{"features.elmo": None})
+    # the same head for both arms: compare refuses arms of different budgets
+    glove = wsd_run(tmp_path / "runs" / "glove" / "seed0", None, **{"features.elmo": None, "head.mfs_threshold": "dev"})
     wsd_run(tmp_path / "runs" / "elmo" / "seed0", cache, **{"head.mfs_threshold": "dev"})
     records = find_runs([tmp_path / "runs"], warn=False)
     table = comparison_table(records, resamples=200)

@@ -10,6 +10,7 @@ The HDF5 layout (all x·W orientation, TF gate order i, j, f, o, forget bias +1 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import h5py
@@ -21,6 +22,7 @@ from elmo_tasks.bilm.char_ids import N_RAW_CHARS
 from elmo_tasks.bilm.model import BiLM
 from elmo_tasks.bilm.options import BiLMOptions
 from elmo_tasks.errors import UserError
+from elmo_tasks.paths import input_file_problem
 
 OPTIONS_NAME = "options.json"
 WEIGHTS_NAME = "weights.hdf5"
@@ -38,7 +40,7 @@ def _reorder_gates(x: np.ndarray, axis: int) -> np.ndarray:
 
 
 class _Reader:
-    """Reads datasets, checking each against the shape the options imply."""
+    """Reads datasets, checking each against the shape the options imply and for NaN/Inf values."""
 
     def __init__(self, handle: h5py.File, path: Path) -> None:
         self.handle, self.path = handle, path
@@ -51,20 +53,34 @@ class _Reader:
             raise UserError(
                 f"{self.path}: dataset '{name}' has shape {tuple(data.shape)}, but the options file implies {shape}{hint}"
             )
-        return torch.from_numpy(np.asarray(data[...], dtype=np.float32))
+        try:
+            array = np.asarray(data[...], dtype=np.float32)
+        except (OSError, ValueError, TypeError, RuntimeError) as exc:
+            raise UserError(f"{self.path}: dataset '{name}' cannot be read ({exc})") from None
+        check_finite(array, f"dataset '{name}'", self.path)
+        return torch.from_numpy(array)
+
+
+FINITE_CHUNK = 1 << 22  # elements checked at a time: a 4 MiB boolean temporary at most
+
+
+def check_finite(array: np.ndarray, what: str, where: str | Path) -> None:
+    """A one-line error naming ``what`` (e.g. "variable 'bilm/CNN_proj/W_proj'") when ``array`` holds
+    NaN or an infinity: such weights give NaN vectors for every sentence, so they are refused at load."""
+    flat = np.asarray(array).reshape(-1)
+    for start in range(0, flat.size, FINITE_CHUNK):
+        chunk = flat[start : start + FINITE_CHUNK]
+        if not np.isfinite(chunk).all():
+            kind = "NaN" if np.isnan(chunk).any() else "infinite"
+            raise UserError(f"{where}: {what} holds {kind} values: these are not usable weights (a damaged "
+                            "or diverged model)")
 
 
 def load_weights(model: BiLM, weights_file: str | Path) -> None:
     """Copy the public-format weights into ``model`` (whose sizes come from the options file)."""
     path = Path(weights_file)
-    if not path.is_file():
-        raise UserError(f"weights file not found: {path}")
     o = model.options
-    try:
-        handle = h5py.File(path, "r")
-    except OSError as exc:
-        raise UserError(f"{path}: not a readable HDF5 file ({exc})") from None
-    with handle, torch.no_grad():
+    with _open_weights(path) as handle, torch.no_grad():
         read = _Reader(handle, path)
         enc = model.token_encoder
         table = read("char_embed", (N_RAW_CHARS, o.char_embedding_dim),
@@ -134,10 +150,9 @@ _HINTS = (("char_embed", "char_cnn.embedding.dim (261 raw character rows)"), ("C
           ("RNN", "lstm.dim and lstm.projection_dim"))
 
 
-def check_model_files(options: BiLMOptions, options_file: str | Path, weights_file: str | Path) -> None:
-    """Check the options' sizes against fixed bounds and against the weights file's dataset shapes,
-    reading only metadata, BEFORE anything is built: an absurd or mismatched model file is a
-    one-line error instead of gigabytes allocated and a crash."""
+def check_option_sizes(options: BiLMOptions, options_file: str | Path) -> None:
+    """The options' sizes against this toolkit's fixed bounds (``SIZE_LIMITS``, ``MAX_PARAMETERS``),
+    before any weight is read or written; the error names ``options_file`` and the key."""
     o = options
     sizes = {"lstm.dim": o.lstm_dim, "lstm.projection_dim": o.projection_dim, "lstm.n_layers": o.n_layers,
              "char_cnn.n_highway": o.n_highway, "char_cnn.embedding.dim": o.char_embedding_dim,
@@ -149,33 +164,86 @@ def check_model_files(options: BiLMOptions, options_file: str | Path, weights_fi
         if width > o.max_characters_per_token:
             raise UserError(f"{options_file}: char_cnn.filters[{i}] is {width} characters wide, wider than "
                             f"char_cnn.max_characters_per_token = {o.max_characters_per_token}")
-    shapes = expected_shapes(o)
-    parameters = sum(int(np.prod(shape, dtype=np.int64)) for shape in shapes.values())
+    parameters = count_parameters(o)
     if parameters > MAX_PARAMETERS:
         raise UserError(f"{options_file}: these sizes make {parameters:,} parameters, over this toolkit's limit "
                         f"of {MAX_PARAMETERS:,}")
-    path = Path(weights_file)
-    if not path.is_file():
-        raise UserError(f"weights file not found: {path}")
+
+
+def count_parameters(options: BiLMOptions) -> int:
+    """How many numbers the weights file of these options holds."""
+    return sum(int(np.prod(shape, dtype=np.int64)) for shape in expected_shapes(options).values())
+
+
+def _open_weights(path: Path) -> h5py.File:
+    problem = input_file_problem(path, "weights file")
+    if problem:
+        raise UserError(problem)
     try:
-        handle = h5py.File(path, "r")
+        return h5py.File(path, "r")
     except OSError as exc:
         raise UserError(f"{path}: not a readable HDF5 file ({exc})") from None
-    with handle:
+
+
+def _stored_dataset(handle: h5py.File, name: str, path: Path) -> h5py.Dataset | None:
+    """The dataset ``name`` if it is stored in this file (None when absent); a link to another name
+    or file, external raw storage or a virtual dataset is refused: weights are read from this file only."""
+    parts = name.split("/")
+    for depth in range(1, len(parts) + 1):
+        link = handle.get("/".join(parts[:depth]), getlink=True)
+        if link is None:
+            return None
+        if not isinstance(link, h5py.HardLink):
+            raise UserError(f"{path}: '{'/'.join(parts[:depth])}' is a {type(link).__name__} to another name or file, "
+                            "not data stored in this file")
+    data = handle.get(name)
+    if not isinstance(data, h5py.Dataset):
+        return None
+    if data.is_virtual or data.id.get_create_plist().get_external_count():
+        raise UserError(f"{path}: dataset '{name}' keeps its data in other files (external or virtual storage): "
+                        "weights are read from this file only")
+    return data
+
+
+def check_model_files(options: BiLMOptions, options_file: str | Path, weights_file: str | Path) -> None:
+    """Check the options' sizes against fixed bounds and against the weights file's dataset shapes,
+    reading only metadata, BEFORE anything is built: an absurd or mismatched model file is a
+    one-line error instead of gigabytes allocated and a crash."""
+    check_option_sizes(options, options_file)
+    shapes = expected_shapes(options)
+    path = Path(weights_file)
+    with _open_weights(path) as handle:
         for name, shape in shapes.items():
-            data = handle.get(name)
-            if not isinstance(data, h5py.Dataset):
-                raise UserError(f"{path}: dataset '{name}' is missing (is this an ELMo weights file of {options_file}?)")
-            if tuple(data.shape) != shape:
-                hint = next(h for prefix, h in _HINTS if name.startswith(prefix))
-                raise UserError(f"{path}: dataset '{name}' has shape {tuple(data.shape)}, but the options file "
-                                f"implies {shape} ({options_file}: check {hint})")
-            if data.dtype.kind not in "fiu":
-                raise UserError(f"{path}: dataset '{name}' holds {data.dtype}, not numbers")
-            declared = int(np.prod(shape, dtype=np.int64)) * data.dtype.itemsize
-            if declared > 1 << 20 and data.id.get_storage_size() < declared * MIN_STORED_FRACTION:
+            try:
+                data = _stored_dataset(handle, name, path)
+                if data is None:
+                    raise UserError(f"{path}: dataset '{name}' is missing (is this an ELMo weights file of "
+                                    f"{options_file}?)")
+                if tuple(data.shape) != shape:
+                    hint = next(h for prefix, h in _HINTS if name.startswith(prefix))
+                    raise UserError(f"{path}: dataset '{name}' has shape {tuple(data.shape)}, but the options file "
+                                    f"implies {shape} ({options_file}: check {hint})")
+                if data.dtype.kind != "f":
+                    raise UserError(f"{path}: dataset '{name}' holds {data.dtype}, not floating-point weights")
+                declared = int(np.prod(shape, dtype=np.int64)) * data.dtype.itemsize
+                stored = data.id.get_storage_size()
+            except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
+                raise UserError(f"{path}: dataset '{name}' cannot be read ({exc})") from None
+            if declared > 1 << 20 and stored < declared * MIN_STORED_FRACTION:
                 raise UserError(f"{path}: dataset '{name}' declares {declared:,} bytes but stores only "
-                                f"{data.id.get_storage_size():,}: not a file of trained weights")
+                                f"{stored:,}: not a file of trained weights")
+
+
+def verify_model_files(options_file: str | Path, weights_file: str | Path) -> None:
+    """``check_model_files``, then every dataset read once (one at a time) and checked for NaN/Inf:
+    what a converter runs on a model it wrote or copied, without building the biLM."""
+    options = BiLMOptions.load(options_file)
+    check_model_files(options, options_file, weights_file)
+    path = Path(weights_file)
+    with _open_weights(path) as handle:
+        read = _Reader(handle, path)
+        for name, shape in expected_shapes(options).items():
+            read(name, shape)
 
 
 def load_bilm(options_file: str | Path, weights_file: str | Path, stateful: bool = False) -> BiLM:
@@ -238,16 +306,20 @@ def save_bilm(model: BiLM, directory: str | Path, dtype: str = "float32") -> Pat
     return save_arrays(weights_to_arrays(model), model.options, directory, dtype)
 
 
-def save_arrays(arrays: dict[str, np.ndarray], options: BiLMOptions, directory: str | Path,
+def save_arrays(arrays: Mapping[str, np.ndarray], options: BiLMOptions, directory: str | Path,
                 dtype: str = "float32") -> Path:
-    """Write public datasets (as ``weights_to_arrays`` names them) and ``options.json`` (each atomically)."""
+    """Write public datasets (as ``weights_to_arrays`` names them) and ``options.json`` (each atomically).
+
+    ``arrays`` is iterated once, one dataset at a time (a lazy mapping keeps one tensor in memory);
+    an array already of ``dtype`` is written without a copy.
+    """
     if dtype not in ("float32", "float16"):
         raise UserError(f"save dtype must be float32 or float16, got {dtype!r}")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     with atomic_path(directory / WEIGHTS_NAME) as tmp, h5py.File(tmp, "w") as handle:
         for name, value in arrays.items():
-            handle.create_dataset(name, data=np.asarray(value).astype(dtype))
+            handle.create_dataset(name, data=np.asarray(value, dtype=dtype))
     with atomic_path(directory / OPTIONS_NAME) as tmp:
         options.save(tmp)
     return directory

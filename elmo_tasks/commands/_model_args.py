@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from elmo_tasks.commands._runtime import parse_device  # noqa: F401  (its home is _runtime; kept for older imports)
 from elmo_tasks.errors import UserError
 from elmo_tasks.model_folder import FIXTURE_WARNING, resolve_model
 
@@ -33,22 +34,6 @@ def load_embedder(args: argparse.Namespace, stateful: bool = False, batch_size: 
     if folder.is_fixture:
         print(FIXTURE_WARNING, file=sys.stderr)
     return Embedder.from_dir(folder, stateful=stateful, batch_size=batch_size)
-
-
-def parse_device(text: str):
-    """``cpu``, ``cuda`` or ``cuda:N`` -> a torch device, checked to exist (one-line error otherwise)."""
-    import torch
-
-    if text == "cpu":
-        return torch.device("cpu")
-    if text == "cuda" or (text.startswith("cuda:") and text[5:].isdigit()):
-        if not torch.cuda.is_available():
-            raise UserError(f"--device {text}: no CUDA device is available here (use --device cpu)")
-        index = int(text[5:]) if ":" in text else 0
-        if index >= torch.cuda.device_count():
-            raise UserError(f"--device {text}: only {torch.cuda.device_count()} CUDA device(s) here")
-        return torch.device("cuda", index)
-    raise UserError(f"--device must be cpu, cuda or cuda:N, got {text!r}")
 
 
 def tokenizer_for(name: str):

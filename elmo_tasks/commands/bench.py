@@ -8,25 +8,26 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
+from elmo_tasks.commands._runtime import add_runtime_arguments, apply_runtime, help_epilog
 from elmo_tasks.errors import UserError
 
 HELP = "run a benchmark suite (configs/suites/*.yaml) for N seeds and tabulate GloVe vs GloVe + ELMo"
+EPILOG = help_epilog("A suite names, per task, a GloVe config and a GloVe + ELMo config with the same trainer and "
+                     "head budget\n(configs/suites/offline.yaml; the method: docs/benchmarks.md).")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("suite", metavar="SUITE", help="suite file (configs/suites/offline.yaml)")
     parser.add_argument("--seeds", type=int, metavar="N", help="seeds 0..N-1 per config (default: the suite's seeds, 5)")
     parser.add_argument("--out", metavar="DIR", help="output folder (default: the suite's output, runs/bench/NAME)")
-    parser.add_argument("--threads", type=int, metavar="N", help="torch threads (default: torch's; "
-                        "a config's trainer.threads wins)")
     parser.add_argument("--jobs", type=int, metavar="J", default=1,
                         help="runs trained at once, each in its own process (default 1); with J > 1 each gets "
                         "--threads threads, by default the CPU count / J")
     parser.add_argument("--prepare", action="store_true",
                         help="build the prepared data sets the suite needs that are missing (elmo-tasks data prepare)")
-    parser.add_argument("--verbose", action="store_true", help="show each run's log lines and progress bars")
+    add_runtime_arguments(parser, device_help="auto, cpu, cuda or cuda:N for every run (default: each config's "
+                          "trainer.device)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,20 +45,18 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--seeds: must be between 1 and 1000, got {seeds}")
     if not 1 <= args.jobs <= 256:
         raise UserError(f"--jobs: must be between 1 and 256, got {args.jobs}")
-    if args.threads is not None:
-        if args.threads < 1:
-            raise UserError(f"--threads: must be at least 1, got {args.threads}")
-        import torch
-
-        torch.set_num_threads(args.threads)
+    runtime = apply_runtime(args, config_decides_device=True)
+    if runtime.device is not None:
+        suite.overrides["trainer.device"] = str(runtime.device)
     threads = args.threads if args.jobs == 1 else (args.threads or max(1, (os.cpu_count() or 1) // args.jobs))
     argv = ["bench", args.suite, "--seeds", str(seeds)] + (["--out", args.out] if args.out else []) \
         + (["--jobs", str(args.jobs)] if args.jobs > 1 else [])
-    result = run_suite(suite, list(range(seeds)), args.out or suite.output, command=command_line(argv),
-                       verbose=args.verbose, prepare=args.prepare, jobs=args.jobs, threads=threads)
+    # the note shows the command from the working folder, with absolute paths made relative to it
+    result = run_suite(suite, list(range(seeds)), args.out or suite.output, command=command_line(argv, paths=(1, 5)),
+                       verbose=args.verbose, prepare=args.prepare, jobs=args.jobs, threads=threads,
+                       log=runtime.say)
     print(result.written["comparison.md"].read_text(encoding="utf-8"), end="")
-    print(f"{result.trained} runs trained in {result.run_seconds / 60:.1f} min ({result.wall_seconds / 60:.1f} min wall, "
-          f"{args.jobs} at once), {result.reused} reused; "
-          f"ELMo caches {result.cache_seconds:.0f}s; wrote {', '.join(str(p) for p in result.written.values())}",
-          file=sys.stderr)
+    runtime.result(f"{result.trained} runs trained in {result.run_seconds / 60:.1f} min ({result.wall_seconds / 60:.1f} min "
+                   f"wall, {args.jobs} at once), {result.reused} reused; "
+                   f"ELMo caches {result.cache_seconds:.0f}s; wrote {', '.join(str(p) for p in result.written.values())}")
     return 0

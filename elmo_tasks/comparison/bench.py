@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 from elmo_tasks.atomic import write_text_atomic
-from elmo_tasks.comparison.notes import models_note
+from elmo_tasks.comparison.notes import model_name, models_note, shown_path
 from elmo_tasks.comparison.runs import GLOVE, GLOVE_ELMO, GRID_POINT, PROBE, SETTING_TITLES, RunRecord, read_run
 from elmo_tasks.comparison.selection import describe_values
 from elmo_tasks.comparison.suite import Suite, check_suite_configs, grid_config
@@ -209,7 +209,7 @@ def _run_suite(suite: Suite, loaded: dict, seeds: list[int], out: Path, command:
                 f"{'reused' if was_done else f'{seconds:.0f}s'}")
             timings.append({"task": item.task, "setting": item.setting, "layer": item.layer, "grid_point": item.point,
                             "grid_values": item.values, "seed": item.seed,
-                            "run_dir": str(item.run_dir), "reused": was_done, "seconds": round(seconds, 3),
+                            "run_dir": shown_path(item.run_dir, out), "reused": was_done, "seconds": round(seconds, 3),
                             "run_total_seconds": record.total_seconds})
     finally:
         if pool is not None:
@@ -217,15 +217,15 @@ def _run_suite(suite: Suite, loaded: dict, seeds: list[int], out: Path, command:
             pool.join()
     wall_seconds = time.perf_counter() - started
 
-    models = sorted({r.elmo_model for r in records if r.elmo_model})
-    note = (f"Made by `{command or f'elmo-tasks bench {suite.path} --seeds {len(seeds)}'}` "
+    models = sorted({model_name(r.elmo_model) for r in records if r.elmo_model})
+    note = (f"Made by `{command or f'elmo-tasks bench {shown_path(suite.path, out)} --seeds {len(seeds)}'}` "
             f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}): suite {suite.name}, seeds "
             f"{', '.join(map(str, seeds))}, {len(records)} runs taking {sum(r.total_seconds for r in records) / 60:.1f} "
             f"min in all (sum of the runs' total_seconds; ELMo caches built beforehand); this invocation trained "
             f"{trained} and reused {reused} in {wall_seconds / 60:.1f} min wall with {jobs} job(s) at once."
             f"{models_note(records)}")
     written = write_report(records, out, order=suite.task_names(), note=note, smoke=suite.smoke)
-    summary = {"suite": suite.path, "name": suite.name, "seeds": seeds, "command": command, "smoke": suite.smoke,
+    summary = {"suite": shown_path(suite.path, out), "name": suite.name, "seeds": seeds, "command": command, "smoke": suite.smoke,
                "jobs": jobs, "cache_seconds": round(cache_seconds, 3), "run_seconds": round(run_seconds, 3),
                "wall_seconds": round(wall_seconds, 3),
                "trained": trained, "reused": reused, "elmo_models": models,

@@ -9,8 +9,9 @@ read. The setting of a run follows from its config:
 * ``probe``: the ``probe`` head on ELMo alone, with a fixed mix (``layer0``, ``layer1``, ...).
 
 :func:`find_runs` collects the records under some folders and names each task after its data set
-(the prepared or hub name, else the folder of the training file); ``elmo-tasks bench`` names them
-after the suite's tasks instead.
+(``dataset.name``: the prepared or hub name, or the name a files config gives; else one made from the
+train file's name, see ``DatasetConfig.display_name``); two different data sets with one name get a
+short digest of their ``dataset`` section each. ``elmo-tasks bench`` names them after the suite's tasks.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from elmo_tasks.errors import UserError
+from elmo_tasks.experiment import dataset_name_from_files
 from elmo_tasks.schema import parse_yaml
 from elmo_tasks.training.run_folder import FAILED_NAME
 
@@ -62,6 +64,8 @@ class RunRecord:
     mfs_test: float | None = None
     grid_point: str = ""  # bench grids: the point's name ("p0", "p1", ...); "" without a grid
     grid_values: dict[str, Any] = field(default_factory=dict)  # dotted config key -> value of the point
+    budget: dict[str, Any] = field(default_factory=dict)  # trainer + head settings (run_budget)
+    dev_never_scored: bool = False  # the dev metric was 0 in every epoch: the run learned nothing
 
     @property
     def cut_off(self) -> bool:
@@ -121,7 +125,23 @@ def _record(run_dir: Path, metrics: dict[str, Any], config: dict[str, Any], main
         iterative=any(h.get("train_loss") is not None for h in history) if history else True,
         mfs_dev=_number(metrics["dev"].get("mfs_f1")), mfs_test=_number(metrics["test"].get("mfs_f1")),
         grid_point=str(point.get("point", "")), grid_values=dict(point.get("values") or {}),
+        budget=run_budget(config),
+        dev_never_scored=float(metrics["dev"][main]) == 0.0
+        and all(float((h.get("dev") or {}).get(main, 0.0)) == 0.0 for h in history),
     )
+
+
+NOT_BUDGET = ("seed", "threads", "device")  # trainer keys that may differ between the arms of a task
+
+
+def run_budget(config: dict[str, Any]) -> dict[str, Any]:
+    """``{"trainer.epochs": 20, ..., "head.hidden": 100, ...}`` of a resolved run config: what both arms
+    of a task must share (:mod:`elmo_tasks.comparison.budget`)."""
+    trainer = config.get("trainer") if isinstance(config.get("trainer"), dict) else {}
+    head = config.get("head") if isinstance(config.get("head"), dict) else {}
+    out = {f"trainer.{k}": v for k, v in sorted(trainer.items()) if k not in NOT_BUDGET}
+    out.update({f"head.{k}": v for k, v in sorted(head.items())})
+    return out
 
 
 GRID_POINT = "grid_point.json"  # written by bench into a run folder of a grid point
@@ -168,11 +188,10 @@ def baseline_features(config: dict[str, Any]) -> list[str]:
 def task_label(config: dict[str, Any]) -> str:
     """A short name for the run's data set (plus its non-GloVe features, so rows compare like with like)."""
     dataset = config["dataset"]
-    if dataset.get("source") in ("prepared", "hub") and dataset.get("name"):
+    if dataset.get("name"):
         label = str(dataset["name"])
     else:
-        train = (dataset.get("files") or {}).get("train", "")
-        label = Path(train).parent.name or Path(train).stem or "data"
+        label = dataset_name_from_files({k: str(v) for k, v in (dataset.get("files") or {}).items()})
     if dataset.get("max_examples") is not None:
         label += f" (first {dataset['max_examples']})"
     others = baseline_features(config)
@@ -238,11 +257,12 @@ def find_runs(paths: list[str | Path], warn: bool = True) -> list[RunRecord]:
                   + (" ..." if len(dirs) > 5 else ""), file=sys.stderr)
     if not finished:
         raise UserError("no finished runs in " + ", ".join(str(p) for p in paths))
-    records = []
-    labels: dict[str, str] = {}  # task label -> dataset key, to catch two data sets with one name
-    for run_dir in finished:
-        record = read_run(run_dir)
-        if labels.setdefault(record.task, record.dataset_key) != record.dataset_key:
-            record.task = f"{record.task} ({record.train_file or record.dataset_key})"
-        records.append(record)
+    records = [read_run(run_dir) for run_dir in finished]
+    keys: dict[str, set[str]] = {}  # task label -> the data sets under it
+    for record in records:
+        keys.setdefault(record.task, set()).add(record.dataset_key)
+    for record in records:
+        if len(keys[record.task]) > 1:  # two data sets with one name: each gets its own row
+            digest = hashlib.sha256(record.dataset_key.encode()).hexdigest()[:8]
+            record.task = f"{record.task} (data {digest})"
     return records

@@ -29,6 +29,7 @@ import numpy as np
 
 RESAMPLES = 10_000
 LEVEL = 0.05  # differences with p below this are "significant" in the verdict
+MIN_SEEDS = 3  # seeds per arm below which no significance figure is given (elmo_tasks.comparison.table)
 
 # main metric -> how many counts per item (see item_counts)
 COUNTED = {"accuracy": 2, "span_f1": 3, "f1": 3}
@@ -154,14 +155,15 @@ def task_bootstrap(metric: str, glove: Sequence[Any], glove_elmo: Sequence[Any],
             try:
                 gold, pred = read_predictions(record.run_dir)
             except (OSError, ValueError, KeyError):
-                return f"no readable predictions/test.jsonl in {record.run_dir}"
+                return f"no readable predictions/test.jsonl in the {record.setting} run of seed {record.seed}"
             if reference is None:
                 reference = gold
             elif gold != reference:
-                return f"{record.run_dir} scored other test items than {glove[0].run_dir if glove else ''}"
+                return (f"the {record.setting} run of seed {record.seed} scored other test items than the "
+                        f"{glove[0].setting} run of seed {glove[0].seed}")
             counts = item_counts(metric, gold, pred)
             if abs(float(score(metric, counts.sum(axis=0))) - record.test) > 1e-5:
-                return f"the predictions in {record.run_dir} do not give its test score"
+                return f"the predictions of the {record.setting} run of seed {record.seed} do not give its test score"
             arms[arm].append(counts)
     if not arms[0] or not arms[1] or reference is None or not reference:
         return "an arm without runs or without test items"

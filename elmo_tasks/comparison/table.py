@@ -6,9 +6,12 @@ s, written as CSV (fractions, full precision) and markdown (percentages, 2 decim
 Relative error reduction = (err_GloVe - err_ELMo) / err_GloVe with err = 1 - mean test score: the
 share of the baseline's errors that adding ELMo removes (the paper's Table 1 column). ``p`` is the
 paired bootstrap over test items and seeds of :mod:`~elmo_tasks.comparison.significance`; the
-verdict names only differences with p < 0.05. Where a suite gave grids, each arm's point is
-picked on dev first (:mod:`~elmo_tasks.comparison.selection`) and only the picked runs are
-tabulated; ``runs.csv`` keeps every run with its ``picked`` flag.
+verdict names only differences with p < 0.05, and is not given for a task with fewer than
+``MIN_SEEDS`` seeds in an arm, with a run whose dev metric never left 0 (flagged §), or whose arms
+had unequal budgets (refused unless ``allow_unequal``, then flagged ‡; :mod:`.budget`). Where a suite
+gave grids, each arm's point is picked on dev first (:mod:`~elmo_tasks.comparison.selection`) and
+only the picked runs are tabulated; ``runs.csv`` keeps every run with its ``picked`` flag. Folders
+are written relative to the report's folder, never as absolute machine paths.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from pathlib import Path
 import pandas as pd
 
 from elmo_tasks.atomic import write_text_atomic
+from elmo_tasks.comparison.budget import check_budgets
+from elmo_tasks.comparison.notes import cut_off_note, flag_notes, shown_path
 from elmo_tasks.comparison.runs import (
     GLOVE,
     GLOVE_ELMO,
@@ -33,24 +38,26 @@ from elmo_tasks.comparison.selection import (
     has_grid,
     select_on_dev,
 )
-from elmo_tasks.comparison.significance import LEVEL, RESAMPLES, task_bootstrap
+from elmo_tasks.comparison.significance import LEVEL, MIN_SEEDS, RESAMPLES, task_bootstrap
 from elmo_tasks.errors import UserError
 
 RUN_COLUMNS = ["task", "setting", "layer", "grid_point", "grid_values", "seed", "metric", "dev", "test", "picked",
-               "best_epoch", "epochs_run", "epochs_cap", "cut_off", "train_seconds", "total_seconds", "config_name",
-               "run_dir"]
+               "best_epoch", "epochs_run", "epochs_cap", "cut_off", "dev_never_scored", "train_seconds",
+               "total_seconds", "config_name", "run_dir"]
 
 
-def runs_frame(records: Sequence[RunRecord], picked: Sequence[RunRecord] | None = None) -> pd.DataFrame:
+def runs_frame(records: Sequence[RunRecord], picked: Sequence[RunRecord] | None = None,
+               base: str | Path | None = None) -> pd.DataFrame:
     """One row per run: task, setting (glove / glove_elmo / probe), probe layer, grid point and its
     values, seed, metric, dev and test score (fractions), whether its grid point was picked on dev,
-    best epoch of its cap (``cut_off``: in the last fifth), seconds, folder."""
+    best epoch of its cap (``cut_off``: in the last fifth), whether its dev metric stayed 0, seconds,
+    folder (relative to ``base``)."""
     chosen = {id(r) for r in (records if picked is None else picked)}
     rows = []
     for r in records:
         row = {c: getattr(r, c) for c in RUN_COLUMNS if hasattr(r, c)}
         row.update(grid_values=describe_values(r.grid_values) if r.grid_point else "", picked=id(r) in chosen,
-                   cut_off=r.cut_off)
+                   cut_off=r.cut_off, run_dir=shown_path(r.run_dir, base if base is not None else "."))
         rows.append(row)
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
 
@@ -90,11 +97,27 @@ def _stats(frame: pd.DataFrame) -> tuple[float, float, int, float]:
         float(frame["dev"].astype(float).mean())
 
 
+def _no_verdict_reason(arms: list[list[RunRecord]], unequal: str) -> str:
+    """Why a task gets no significance figure, or "" when it may have one."""
+    counts = [len(a) for a in arms]
+    if unequal:
+        return f"unequal budgets ({unequal})"
+    if min(counts) < MIN_SEEDS:
+        return (f"{counts[0]} / {counts[1]} seeds; a significance figure needs at least {MIN_SEEDS} seeds per arm "
+                "(with fewer, one lucky seed can decide it)")
+    stuck = sum(r.dev_never_scored for a in arms for r in a)
+    if stuck:
+        return f"{stuck} run(s) whose dev metric never left 0"
+    return ""
+
+
 def comparison_table(records: Sequence[RunRecord], order: Sequence[str] | None = None,
-                     resamples: int = RESAMPLES) -> pd.DataFrame:
+                     resamples: int = RESAMPLES, unequal: dict[str, str] | None = None) -> pd.DataFrame:
     """One row per task that has GloVe or GloVe + ELMo runs (numbers are fractions), from the runs
     given (pass the picked ones: :func:`~elmo_tasks.comparison.selection.select_on_dev`).
-    ``resamples=0`` leaves out the bootstrap (p is nan)."""
+    ``resamples=0`` leaves out the bootstrap (p is nan); so do the reasons of :func:`_no_verdict_reason`.
+    ``unequal``: task -> the budget keys its arms differ in (``--allow-unequal``)."""
+    unequal = unequal or {}
     runs = runs_frame(records)
     runs = runs[runs["setting"].isin([GLOVE, GLOVE_ELMO])]
     rows = []
@@ -108,7 +131,8 @@ def comparison_table(records: Sequence[RunRecord], order: Sequence[str] | None =
         e_mean, e_std, e_n, e_dev = _stats(mine[mine["setting"] == GLOVE_ELMO])
         err_glove, err_elmo = 1.0 - g_mean, 1.0 - e_mean
         arms = [[r for r in records if r.task == task and r.setting == s] for s in (GLOVE, GLOVE_ELMO)]
-        boot = task_bootstrap(metrics[0], *arms, resamples=resamples) if resamples and all(arms) else "no runs"
+        reason = _no_verdict_reason(arms, unequal.get(task, "")) if all(arms) else "an arm has no runs"
+        boot = reason or (task_bootstrap(metrics[0], *arms, resamples=resamples) if resamples else "no bootstrap")
         mfs = [r.mfs_test for r in arms[0] + arms[1] if r.mfs_test is not None]
         rows.append({
             "task": task, "metric": metrics[0],
@@ -125,6 +149,9 @@ def comparison_table(records: Sequence[RunRecord], order: Sequence[str] | None =
             "glove_cut_off": sum(r.cut_off for r in arms[0]), "glove_elmo_cut_off": sum(r.cut_off for r in arms[1]),
             "glove_dev_mean": g_dev, "glove_elmo_dev_mean": e_dev,
             "glove_picked": _picked(arms[0]), "glove_elmo_picked": _picked(arms[1]),
+            "glove_dev_never_scored": sum(r.dev_never_scored for r in arms[0]),
+            "glove_elmo_dev_never_scored": sum(r.dev_never_scored for r in arms[1]),
+            "unequal_budget": unequal.get(task, ""),
         })
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
 
@@ -132,7 +159,8 @@ def comparison_table(records: Sequence[RunRecord], order: Sequence[str] | None =
 COMPARISON_COLUMNS = ["task", "metric", "glove_mean", "glove_std", "glove_seeds", "glove_elmo_mean", "glove_elmo_std",
                       "glove_elmo_seeds", "difference", "relative_error_reduction", "p_value", "ci_low", "ci_high",
                       "significant", "p_note", "mfs_baseline", "glove_cut_off", "glove_elmo_cut_off",
-                      "glove_dev_mean", "glove_elmo_dev_mean", "glove_picked", "glove_elmo_picked"]
+                      "glove_dev_mean", "glove_elmo_dev_mean", "glove_picked", "glove_elmo_picked",
+                      "glove_dev_never_scored", "glove_elmo_dev_never_scored", "unequal_budget"]
 
 
 def _picked(runs: Sequence[RunRecord]) -> str:
@@ -154,8 +182,10 @@ def probe_table(records: Sequence[RunRecord], order: Sequence[str] | None = None
             cell = mine[mine["layer"] == layer]
             mean, std, n, dev = _stats(cell)
             rows.append({"task": task, "layer": layer, "metric": cell["metric"].iloc[0], "mean": mean, "std": std,
-                         "seeds": n, "dev_mean": dev, "cut_off": int(cell["cut_off"].sum())})
-    return pd.DataFrame(rows, columns=["task", "layer", "metric", "mean", "std", "seeds", "dev_mean", "cut_off"])
+                         "seeds": n, "dev_mean": dev, "cut_off": int(cell["cut_off"].sum()),
+                         "dev_never_scored": int(cell["dev_never_scored"].sum())})
+    return pd.DataFrame(rows, columns=["task", "layer", "metric", "mean", "std", "seeds", "dev_mean", "cut_off",
+                                       "dev_never_scored"])
 
 
 def layer_weights_table(records: Sequence[RunRecord], order: Sequence[str] | None = None) -> pd.DataFrame:
@@ -220,12 +250,16 @@ def _p(value: float) -> str:
 
 
 def comparison_markdown(table: pd.DataFrame, smoke: bool = False) -> str:
-    """The task table; a dagger marks an arm with a run cut off by its epoch cap."""
+    """The task table; † marks an arm with a run cut off by its epoch cap, § one with a run whose dev
+    metric never left 0, ‡ a task whose arms had unequal budgets."""
     with_mfs = table["mfs_baseline"].notna().any()
     rows = []
     for r in table.itertuples():
-        row = [r.task, r.metric, _mean_std(r.glove_mean, r.glove_std) + (" †" if r.glove_cut_off else ""),
-               _mean_std(r.glove_elmo_mean, r.glove_elmo_std) + (" †" if r.glove_elmo_cut_off else ""),
+        row = [r.task + (" ‡" if r.unequal_budget else ""), r.metric,
+               _mean_std(r.glove_mean, r.glove_std) + (" †" if r.glove_cut_off else "")
+               + (" §" if r.glove_dev_never_scored else ""),
+               _mean_std(r.glove_elmo_mean, r.glove_elmo_std) + (" †" if r.glove_elmo_cut_off else "")
+               + (" §" if r.glove_elmo_dev_never_scored else ""),
                "—" if pd.isna(r.difference) else f"{100 * r.difference:+.2f}",
                "—" if pd.isna(r.relative_error_reduction) else f"{100 * r.relative_error_reduction:.1f}%"]
         if not smoke:
@@ -252,30 +286,17 @@ def verdict_lines(table: pd.DataFrame) -> list[str]:
         parts.append(f"GloVe + ELMo is significantly ahead of GloVe on {named(ahead)}")
     if not behind.empty:
         parts.append(f"significantly behind on {named(behind)}")
-    lines = [f"Verdict (p < {LEVEL}, paired bootstrap over test items and seeds): " + ("; ".join(parts) + "."
-             if parts else "no difference between GloVe and GloVe + ELMo is significant.")]
+    if tested.empty:
+        lines = ["No verdict: no task has a significance figure (why, below)."]
+    else:
+        lines = [f"Verdict (p < {LEVEL}, paired bootstrap over test items and seeds): " + ("; ".join(parts) + "."
+                 if parts else "no difference between GloVe and GloVe + ELMo is significant.")]
     rest = tested[~(tested["p_value"] < LEVEL)]
     if not rest.empty:
         lines.append("Not significant at 0.05 (no verdict): " + ", ".join(rest["task"]) + ".")
     for r in table[table["p_value"].isna()].itertuples():
         lines.append(f"No significance figure for {r.task}: {r.p_note}.")
     return lines
-
-
-def cut_off_note(runs: pd.DataFrame) -> str:
-    """The warning for tabulated (picked) runs whose best epoch is in the last fifth of their cap."""
-    picked = runs[runs["picked"]]
-    parts = []
-    for (task, setting, layer), cell in picked.groupby(["task", "setting", "layer"], sort=False):
-        count = int(cell["cut_off"].sum())
-        if count:
-            caps = ", ".join(str(c) for c in sorted(set(cell["epochs_cap"])))
-            parts.append(f"{task} {SETTING_TITLES[setting]}{f' layer {layer}' if layer else ''} "
-                         f"({count} of {len(cell)} runs, cap {caps} epochs)")
-    if not parts:
-        return ""
-    return ("† Best epoch in the last fifth of the epoch cap: " + "; ".join(parts) + ". These runs may still be "
-            "improving: raise trainer.epochs and trainer.patience (for both arms of a task).")
 
 
 def grid_markdown(grid: pd.DataFrame) -> str:
@@ -285,8 +306,8 @@ def grid_markdown(grid: pd.DataFrame) -> str:
 
 
 def probe_markdown(table: pd.DataFrame) -> str:
-    rows = [[r.task, r.layer, r.metric, _mean_std(r.mean, r.std) + (" †" if r.cut_off else ""), str(r.seeds)]
-            for r in table.itertuples()]
+    rows = [[r.task, r.layer, r.metric, _mean_std(r.mean, r.std) + (" †" if r.cut_off else "")
+             + (" §" if r.dev_never_scored else ""), str(r.seeds)] for r in table.itertuples()]
     return markdown_table(["Task", "biLM layer", "Metric", "Linear probe", "Seeds"], rows, right={3, 4})
 
 
@@ -307,24 +328,28 @@ SMOKE_NOTE = ("SMOKE TEST: tiny data and few epochs, to check that every run wor
 
 
 def report_frames(records: Sequence[RunRecord], order: Sequence[str] | None = None, smoke: bool = False,
-                  resamples: int = RESAMPLES) -> dict[str, pd.DataFrame]:
-    """Every table of the report: comparison, probes, layer_weights, runs, grid (selection on dev first)."""
+                  resamples: int = RESAMPLES, allow_unequal: bool = False,
+                  base: str | Path | None = None) -> dict[str, pd.DataFrame]:
+    """Every table of the report: comparison, probes, layer_weights, runs, grid (selection on dev first).
+    Arms with unequal budgets are an error unless ``allow_unequal``; folders are relative to ``base``."""
     check_records(records)
     picked, grid = select_on_dev(records)
+    unequal = check_budgets(picked, allow_unequal)
     return {
-        "comparison": comparison_table(picked, order, resamples=0 if smoke else resamples),
+        "comparison": comparison_table(picked, order, resamples=0 if smoke else resamples, unequal=unequal),
         "probes": probe_table(picked, order),
         "layer_weights": layer_weights_table(picked, order),
-        "runs": runs_frame(records, picked),
+        "runs": runs_frame(records, picked, base),
         "grid": grid,
     }
 
 
 def report_markdown(records: Sequence[RunRecord], order: Sequence[str] | None = None, note: str = "",
-                    smoke: bool = False, frames: dict[str, pd.DataFrame] | None = None) -> str:
+                    smoke: bool = False, frames: dict[str, pd.DataFrame] | None = None,
+                    allow_unequal: bool = False) -> str:
     """The whole comparison as markdown: the task table and verdict, the settings picked on dev,
     the probe table and the layer weights."""
-    frames = frames or report_frames(records, order, smoke)
+    frames = frames or report_frames(records, order, smoke, allow_unequal=allow_unequal)
     parts = [SMOKE_NOTE] if smoke else []
     if note:
         parts.append(note)
@@ -345,6 +370,7 @@ def report_markdown(records: Sequence[RunRecord], order: Sequence[str] | None = 
     cut = cut_off_note(frames["runs"])
     if cut:
         parts.append(cut)
+    parts.extend(flag_notes(frames["runs"], table))
     weights = frames["layer_weights"]
     if not weights.empty:
         parts.append("Layer weights of the GloVe + ELMo runs (softmax-normalised s_j and gamma, mean over seeds):\n\n"
@@ -356,13 +382,13 @@ def report_markdown(records: Sequence[RunRecord], order: Sequence[str] | None = 
 
 
 def write_report(records: Sequence[RunRecord], out_dir: str | Path, order: Sequence[str] | None = None,
-                 note: str = "", plot: bool = True, smoke: bool = False) -> dict[str, Path]:
+                 note: str = "", plot: bool = True, smoke: bool = False, allow_unequal: bool = False) -> dict[str, Path]:
     """Write comparison.md, comparison.csv, probes.csv, layer_weights.csv, runs.csv, grid.csv (when
     a grid was searched) and layer_weights.png (when some run learned a mix) into ``out_dir``."""
     # matplotlib (through plot) is imported only when a report is written: it is slow to load
     from elmo_tasks.comparison.plot import plot_layer_weights
 
-    frames = report_frames(records, order, smoke)
+    frames = report_frames(records, order, smoke, allow_unequal=allow_unequal, base=out_dir)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = {}

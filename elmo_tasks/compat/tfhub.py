@@ -24,7 +24,6 @@ ignored: these are numpy arrays (fine-tune the mix with ``elmo_tasks.elmo.Elmo``
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ import numpy as np
 from elmo_tasks.embedder import Embedder
 from elmo_tasks.errors import UserError
 from elmo_tasks.formats.convert import resolve_model_dir
-from elmo_tasks.formats.tfhub import AGGREGATION_NAME
+from elmo_tasks.formats.tfhub import AGGREGATION_NAME, read_aggregation_file
 
 OUTPUTS = ("word_emb", "lstm_outputs1", "lstm_outputs2", "elmo", "default", "sequence_len")
 
@@ -48,12 +47,9 @@ class Module:
         self.trainable = trainable
         layers = self.embedder.num_layers
         self.weights, self.scaling = np.zeros(layers), 1.0
-        aggregation = folder / AGGREGATION_NAME
-        if aggregation.is_file():
-            data = json.loads(aggregation.read_text(encoding="utf-8"))
-            self.weights, self.scaling = np.asarray(data["weights"], dtype=np.float64), float(data["scaling"])
-            if self.weights.shape != (layers,):
-                raise UserError(f"{aggregation}: {self.weights.size} weights for a model with {layers} layers")
+        if (folder / AGGREGATION_NAME).exists():
+            weights, self.scaling = read_aggregation_file(folder / AGGREGATION_NAME, layers)
+            self.weights = np.asarray(weights, dtype=np.float64)
 
     @property
     def mix(self) -> np.ndarray:

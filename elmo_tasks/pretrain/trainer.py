@@ -32,7 +32,7 @@ from torch import nn
 from elmo_tasks import modules
 from elmo_tasks.bilm.model import BiLM
 from elmo_tasks.bilm.weights import save_bilm
-from elmo_tasks.device import bf16_supported, keep_freed_memory, preserved_rng, resolve_device
+from elmo_tasks.device import amp_fallback_message, bf16_supported, keep_freed_memory, preserved_rng, resolve_device
 from elmo_tasks.errors import UserError
 from elmo_tasks.pretrain.batches import Batch, Streams, build_streams, epoch_order, stream_length
 from elmo_tasks.pretrain.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
@@ -88,7 +88,7 @@ def load_data(config: PretrainConfig) -> Data:
 class Trainer:
     def __init__(self, config: PretrainConfig, out_dir: str | Path, device: str | None = None,
                  resume: bool = False, progress: bool = True, data: Data | None = None,
-                 init_from: str | Path | None = None) -> None:
+                 init_from: str | Path | None = None, threads: int | None = None) -> None:
         self.config = config
         self.out = Path(out_dir)
         t = config.training
@@ -97,8 +97,8 @@ class Trainer:
             keep_freed_memory()  # no page faults for the step's large buffers
         self.parallel = DataParallel(self.device)
         self.progress = progress and self.parallel.is_main
-        if t.threads:
-            torch.set_num_threads(t.threads)
+        if threads or t.threads:  # --threads, else training.threads, else as the caller set them
+            torch.set_num_threads(threads or t.threads)
         if not resume and (self.out / CHECKPOINT_NAME).exists():
             raise UserError(f"{self.out} already holds a run ({CHECKPOINT_NAME}); pass --resume to continue it "
                             "or --out to start a new one elsewhere")
@@ -115,6 +115,8 @@ class Trainer:
         d = self.data
         self.per_sentence = t.state_mode == "per_sentence"
         self.amp = t.amp and bf16_supported(self.device)
+        if t.amp and not self.amp:
+            self._say(amp_fallback_message("training.amp", self.device))
 
         torch.manual_seed(t.seed)
         self.model = BiLM(bilm_options(config))

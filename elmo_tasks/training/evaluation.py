@@ -29,7 +29,7 @@ def decode(task: Task, prediction: Any) -> Any:
 
 @torch.no_grad()
 def evaluate(model: Any, split: Split, task: Task, batch_size: int, device: torch.device) -> tuple[dict[str, float], list]:
-    """Metrics and decoded predictions (in the split's order) of a ``TaskModel``."""
+    """Metrics and decoded predictions (in the split's order) of a ``TaskNetwork``."""
     model.eval()
     predictions: list[Any] = [None] * len(split)
     for batch in split.batches(batch_size, model.features):

@@ -37,15 +37,10 @@ def load_splits(config: DatasetConfig) -> dict[str, Any]:
     if config.source == "prepared":
         loaded = recipes.load_prepared(config.name)
     elif config.source == "hub":
-        loaded = readers.load_hub(config.name, **config.options)
-    else:
-        reader = getattr(readers, f"read_{config.format}")
-        loaded = {}
-        for split in SPLITS:
-            try:
-                loaded[split] = reader(config.files[split], **config.options)
-            except TypeError as exc:
-                raise UserError(f"dataset.options: {exc} (reader read_{config.format} of {config.files[split]})") from None
+        loaded = readers.load_hub(config.name, **{"tokenize": config.tokenizer, **config.options})
+    else:  # the options were checked against the reader's Options when the config was loaded
+        loaded = {split: readers.read_file(config.format, config.files[split], config.options, config.tokenizer)
+                  for split in SPLITS}
     missing = [s for s in SPLITS if s not in loaded]
     if missing:
         raise UserError(f"dataset {config.name or config.files}: no {', '.join(missing)} split "
@@ -175,17 +170,19 @@ class CachedSplit:
 
 
 def cache_dataset(config: Config, progress: bool = True, data: dict[str, Any] | None = None,
-                  log: Callable[[str], None] | None = None) -> list[CachedSplit]:
+                  log: Callable[[str], None] | None = None, device: torch.device | None = None) -> list[CachedSplit]:
     """Build the ELMo layer cache of every split of the config's data set unless it exists.
 
     The one "config -> splits -> cache" path of ``elmo-tasks run`` (before training), ``cache``
-    and ``bench``; under torchrun the ranks build together. ``data``: the splits, if loaded already.
+    and ``bench``; under torchrun the ranks build together. ``data``: the splits, if loaded already;
+    ``device``: where the biLM runs (default the CPU; ``run`` passes ``trainer.device``).
     Existing caches are checked memory-mapped, not read.
     """
     elmo = config.features.elmo
     if elmo is None:
         raise UserError(f"{config.path}: features.elmo is not set: this config uses no ELMo layers to cache")
     cache = elmo.layer_cache()
+    cache.device = device
     data = data if data is not None else load_splits(config.dataset)
     out = []
     for split in SPLITS:

@@ -27,7 +27,6 @@ import random
 import sys
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -37,47 +36,19 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from elmo_tasks.device import bf16_supported
+from elmo_tasks.device import amp_fallback_message, bf16_supported
 from elmo_tasks.errors import UserError
 from elmo_tasks.experiment import Config
-from elmo_tasks.features import FeatureStack, build_features
+from elmo_tasks.features import build_features
 from elmo_tasks.features.base import BuildContext
 from elmo_tasks.heads import HEADS
 from elmo_tasks.task import SPLITS, Task
 from elmo_tasks.training.evaluation import evaluate, prediction_rows, to_device
+from elmo_tasks.training.network import TaskNetwork
 from elmo_tasks.training.run_folder import RunFolder
 from elmo_tasks.training.splits import Split, cache_dataset, load_sense_frequencies, load_splits
 
 SCHEMA = 1
-
-
-class TaskModel(nn.Module):
-    """Features + head; the ELMo mix's L2 penalty is part of the loss.
-
-    ``amp`` (set by :func:`train`'s caller from ``trainer.amp`` and the device) runs the forward
-    passes under bfloat16 autocast; heads return float32 scores, so losses stay float32.
-    """
-
-    def __init__(self, features: FeatureStack, head: nn.Module) -> None:
-        super().__init__()
-        self.features, self.head = features, head
-        self.amp = False
-
-    def autocast(self) -> Any:
-        device = next(self.parameters(), torch.empty(0)).device.type
-        return torch.autocast(device, dtype=torch.bfloat16) if self.amp else nullcontext()
-
-    def loss(self, batch: dict[str, Any]) -> torch.Tensor:
-        with self.autocast():
-            return self.head.loss(self.features(batch), batch) + self.features.penalty()
-
-    def predict(self, batch: dict[str, Any]) -> list:
-        with self.autocast():
-            return self.head.predict(self.features(batch), batch)
-
-    def fit(self, batch: dict[str, Any]) -> None:
-        with self.autocast():
-            self.head.fit(self.features(batch), batch)
 
 
 def seed_everything(seed: int) -> None:
@@ -87,7 +58,7 @@ def seed_everything(seed: int) -> None:
 
 
 def prepare(config: Config, progress: bool = True, recompute_elmo: bool = False,
-            log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> tuple[Task, dict[str, Split], TaskModel, dict]:
+            log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> tuple[Task, dict[str, Split], TaskNetwork, dict]:
     """Load the data, build the features (and their caches) and the model: everything but training.
 
     ``recompute_elmo`` runs the biLM on every batch instead of reading the cache (for benchmarks).
@@ -97,7 +68,7 @@ def prepare(config: Config, progress: bool = True, recompute_elmo: bool = False,
     task = Task.build(raw, load_sense_frequencies(config.dataset) if "sense" in raw["train"].column_names else None)
     splits = {name: Split.encode(name, raw[name], task, config.dataset.normalize) for name in SPLITS}
     if config.features.elmo is not None and not recompute_elmo:
-        cache_dataset(config, progress=progress, data=raw, log=log)
+        cache_dataset(config, progress=progress, data=raw, log=log, device=torch.device(config.trainer.device))
     tokens = {name: split.embed_tokens for name, split in splits.items()}
     stack = build_features(config.features.selected(), tokens, BuildContext(progress, recompute_elmo, log))
     for name, split in splits.items():
@@ -106,10 +77,10 @@ def prepare(config: Config, progress: bool = True, recompute_elmo: bool = False,
         head = HEADS[config.head.name](config.head.options, task, stack.input_dim, stack.output_dim)
     except ValueError as exc:
         raise UserError(f"{config.path}: head: {exc}") from None
-    return task, splits, TaskModel(stack, head), stack.report()
+    return task, splits, TaskNetwork(stack, head), stack.report()
 
 
-def train_epoch(model: TaskModel, split: Split, config: Config, optimizer: torch.optim.Optimizer, epoch: int,
+def train_epoch(model: TaskNetwork, split: Split, config: Config, optimizer: torch.optim.Optimizer, epoch: int,
                 device: torch.device, progress: bool = True) -> float:
     """One pass over the training split; returns the mean loss. Seeded by (seed, epoch)."""
     t = config.trainer
@@ -135,7 +106,7 @@ def train_epoch(model: TaskModel, split: Split, config: Config, optimizer: torch
     return total / max(count, 1)
 
 
-def fit_epoch(model: TaskModel, split: Split, batch_size: int, device: torch.device) -> float:
+def fit_epoch(model: TaskNetwork, split: Split, batch_size: int, device: torch.device) -> float:
     """One pass for a head that is not trained by gradient steps (``fit``); its loss is NaN."""
     model.eval()
     with torch.no_grad():
@@ -144,7 +115,7 @@ def fit_epoch(model: TaskModel, split: Split, batch_size: int, device: torch.dev
     return float("nan")
 
 
-def calibrate(model: TaskModel, split: Split, batch_size: int, device: torch.device) -> None:
+def calibrate(model: TaskNetwork, split: Split, batch_size: int, device: torch.device) -> None:
     """A fitted head with a setting chosen on dev (``calibrate``: the wsd head's back-off threshold)
     sees the dev split's features and labels once. Dev only: test never chooses anything."""
     if not hasattr(model.head, "calibrate"):
@@ -155,7 +126,7 @@ def calibrate(model: TaskModel, split: Split, batch_size: int, device: torch.dev
         model.head.calibrate([(model.features(b), b) for b in batches])
 
 
-def train(model: TaskModel, splits: dict[str, Split], task: Task, config: Config, folder: RunFolder,
+def train(model: TaskNetwork, splits: dict[str, Split], task: Task, config: Config, folder: RunFolder,
           device: torch.device, state: dict[str, Any] | None, progress: bool = True) -> dict[str, Any]:
     """Epochs with early stopping on dev (resuming after ``state``'s epoch); keeps the best weights
     in the folder. Returns the history and the best epoch."""
@@ -208,8 +179,10 @@ def train(model: TaskModel, splits: dict[str, Split], task: Task, config: Config
             "stopped_early": bool(history) and history[-1]["epoch"] < epochs}
 
 
-def run(config: Config, run_dir: str | Path, progress: bool = True, restart: bool = False, echo: bool = True) -> dict[str, Any]:
+def run(config: Config, run_dir: str | Path, progress: bool = True, restart: bool = False, echo: bool = True,
+        threads: int | None = None) -> dict[str, Any]:
     """Train, select on dev, evaluate on test; write the run folder. Returns the metrics dict.
+    ``threads`` (``--threads``) wins over ``trainer.threads``; without either torch's setting stays.
 
     The folder is locked meanwhile (a second process is refused); a run that fails leaves
     ``failed.json`` (its error) and no ``metrics.json``, so it is never taken for a finished one.
@@ -225,18 +198,19 @@ def run(config: Config, run_dir: str | Path, progress: bool = True, restart: boo
             return done
         state = folder.resume_state()
         try:
-            return _run(config, folder, state, progress)
+            return _run(config, folder, state, progress, threads)
         except Exception as exc:
             folder.mark_failed(exc)
             raise
 
 
-def _run(config: Config, folder: RunFolder, state: dict[str, Any] | None, progress: bool) -> dict[str, Any]:
+def _run(config: Config, folder: RunFolder, state: dict[str, Any] | None, progress: bool,
+         threads: int | None = None) -> dict[str, Any]:
     folder.start(config.to_dict())
     started = time.perf_counter()
     t = config.trainer
-    if t.threads:
-        torch.set_num_threads(t.threads)
+    if threads or t.threads:
+        torch.set_num_threads(threads or t.threads)
     device = torch.device(t.device)
     seed_everything(t.seed)
     folder.log(f"run {config.name} (seed {t.seed}) -> {folder.path}")
@@ -245,7 +219,7 @@ def _run(config: Config, folder: RunFolder, state: dict[str, Any] | None, progre
     model.to(device)
     model.amp = t.amp and bf16_supported(device)
     if t.amp and not model.amp:
-        folder.log("trainer.amp: this device has no bfloat16 units; training in float32")
+        folder.log(amp_fallback_message("trainer.amp", device))
     folder.log(f"task {task.kind}: {len(task.labels)} labels; sentences train {len(splits['train'])}, "
                f"dev {len(splits['dev'])}, test {len(splits['test'])}; main metric dev {task.main_metric}")
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -264,7 +238,7 @@ def _run(config: Config, folder: RunFolder, state: dict[str, Any] | None, progre
     out = {
         "schema": SCHEMA, "name": config.name, "config": config.path, "fingerprint": folder.fingerprint,
         "seed": t.seed, "task": task.kind,
-        "dataset": config.dataset.name or config.dataset.files.get("train", ""),
+        "dataset": config.dataset.display_name(),
         "head": config.head.name, "features": config.features.names(), "main_metric": task.main_metric,
         "dev": results["dev"], "test": results["test"],
         "best_epoch": trained["best_epoch"], "epochs_run": len(history), "stopped_early": trained["stopped_early"],

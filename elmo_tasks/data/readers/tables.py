@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,18 @@ from elmo_tasks.errors import UserError
 
 if TYPE_CHECKING:
     from datasets import Dataset
+
+
+@dataclass
+class TableOptions:
+    """``dataset.options`` of ``format: csv | tsv | table`` (the keyword arguments of :func:`read_table`)."""
+
+    text_column: int | str  # the text's column: a 0-based index, or a header name
+    label_column: int | str  # the label's column, the same way
+    delimiter: str | None = None  # default: "," for csv, a tab for tsv; table: a tab for .tsv/.tab files
+    has_header: bool | None = None  # default: a header row exists exactly when a column is given by name
+    label_map: dict[str, str] | None = None  # renames labels ({"1": positive}); a label not in it is an error
+    encoding: str = "utf-8"
 
 
 def read_table(path: str | os.PathLike, text_column: int | str, label_column: int | str,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from elmo_tasks.data.readers.common import empty_error, lines, make_dataset, where
@@ -16,6 +17,27 @@ if TYPE_CHECKING:
 SENTENCE_END_TAGS: tuple[str, ...] = (".",)
 # tags of tokens that close the sentence just ended ("?/. ''/''" keeps the quote in that sentence)
 CLOSING_TAGS: tuple[str, ...] = ("''", ")", "-RRB-", "-RCB-")
+
+
+@dataclass
+class ConllOptions:
+    """``dataset.options`` of ``format: conll`` (the keyword arguments of :func:`read_conll`)."""
+
+    token_column: int = 0  # 0-based; negative counts from the end
+    tag_column: int = -1
+    delimiter: str | None = None  # None: any whitespace; "\t" keeps spaces inside a column
+    encoding: str = "utf-8"
+
+
+@dataclass
+class WordTagOptions:
+    """``dataset.options`` of ``format: word_tag`` (the keyword arguments of :func:`read_word_tag`)."""
+
+    separator: str = "/"
+    sentence_end_tags: list[str] | None = field(default_factory=lambda: list(SENTENCE_END_TAGS))  # null: a line each
+    closing_tags: list[str] = field(default_factory=lambda: list(CLOSING_TAGS))
+    first_alternative: bool = False  # keep the first of ambiguous tags such as NN|JJ
+    encoding: str = "utf-8"
 
 
 def read_conll(path: str | os.PathLike, token_column: int = 0, tag_column: int = -1,
