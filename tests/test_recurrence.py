@@ -155,3 +155,58 @@ def test_golden_model_forward_and_gradients_equal_the_per_step_loop(elmo_fixture
     assert fused_grads.keys() == reference_grads.keys() and len(fused_grads) > 10
     for name, grad in fused_grads.items():
         assert torch.allclose(grad, reference_grads[name], atol=1e-5, rtol=1e-5), name
+
+
+def _reference_bilstm(lstm, x, mask):
+    """The two-``nn.LSTM`` path of ``modules.BiLSTM`` (what runs on a GPU), for comparison."""
+    from elmo_tasks.modules import reverse_within_lengths
+
+    lengths = mask.sum(dim=1)
+    for i, (fwd, bwd) in enumerate(zip(lstm.forward_layers, lstm.backward_layers)):
+        if i:
+            x = lstm.dropout(x)
+        forward_out, _ = fwd(x)
+        backward_out, _ = bwd(reverse_within_lengths(x, lengths))
+        x = torch.cat([forward_out, reverse_within_lengths(backward_out, lengths)], dim=-1)
+    return x * mask.unsqueeze(-1)
+
+
+@pytest.mark.parametrize("layers,dropout,lengths", [(1, 0.0, [1]), (1, 0.0, [5, 3, 1]), (2, 0.3, [6, 6, 2]),
+                                                    (3, 0.0, [4, 1])])
+def test_fused_bilstm_equals_nn_lstm(layers, dropout, lengths):
+    from elmo_tasks.modules import BiLSTM
+
+    torch.manual_seed(0)
+    lstm = BiLSTM(7, 5, layers=layers, dropout=dropout)
+    steps = max(lengths)
+    mask = torch.tensor([[t < n for t in range(steps)] for n in lengths])
+    x = torch.randn(len(lengths), steps, 7)
+    results = []
+    for run in (lstm.forward, lambda a, m: _reference_bilstm(lstm, a, m)):
+        torch.manual_seed(1)  # the same dropout masks in both
+        xi = x.clone().requires_grad_()
+        out = run(xi, mask)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        grads = [xi.grad] + [p.grad.clone() for p in lstm.parameters()]
+        lstm.zero_grad()
+        results.append((out.detach(), grads))
+    (out_a, grads_a), (out_b, grads_b) = results
+    torch.testing.assert_close(out_a, out_b, atol=1e-5, rtol=1e-5)
+    for a, b in zip(grads_a, grads_b):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_fused_bilstm_under_bfloat16_autocast():
+    from elmo_tasks.modules import BiLSTM
+
+    torch.manual_seed(0)
+    lstm = BiLSTM(8, 6, layers=2)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]], dtype=torch.bool)
+    x = torch.randn(2, 4, 8)
+    reference = _reference_bilstm(lstm, x, mask)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = lstm(x, mask)
+        out.float().sum().backward()
+    assert torch.isfinite(lstm.forward_layers[0].weight_hh_l0.grad).all()
+    assert (out.float() - reference).abs().max() < 0.05
+    assert (out[1, 2:] == 0).all()

@@ -10,7 +10,7 @@ Equations (gate order i, f, g, o; the forget-gate bias of +1 is folded into ``st
 
 These are the plain, differentiable modules (training uses them): ``run_stacks`` runs both
 directions at once, each layer as one product for the input half of the gates plus the recurrence
-with a hand-written backward (``elmo_tasks.bilm.recurrence``). The inference engine runs the same
+with a hand-written backward (``elmo_tasks.recurrence``). The inference engine runs the same
 equations faster in ``elmo_tasks.bilm.fast_lstm``.
 """
 
@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from elmo_tasks import modules
-from elmo_tasks.bilm.recurrence import run_recurrence
+from elmo_tasks.recurrence import run_recurrence
 
 State = tuple[torch.Tensor, torch.Tensor]  # (h: (B, P), c: (B, C))
 
