@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "convert": "convert",
     "predict": "predict",
     "package": "package",
+    "serve": "serve",
 }
 
 
