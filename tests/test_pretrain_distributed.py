@@ -59,7 +59,9 @@ def test_two_processes_equal_one_and_resume(tmp_path):
         other = arrays(tmp_path / run / "model")
         assert other.keys() == one.keys()
         for name, value in one.items():
-            assert np.allclose(value, other[name], atol=1e-5, rtol=0), (run, name, np.abs(value - other[name]).max())
+            # 4 Adam steps (lr 0.01) on sums taken in another order (2 half batches, all-reduced): a real
+            # mismatch (other samples, a step too many) moves weights by ~1e-2; float order moves them ~1e-5
+            assert np.allclose(value, other[name], atol=1e-4, rtol=0), (run, name, np.abs(value - other[name]).max())
     summary = (tmp_path / "two" / "summary.json").read_text()
     assert '"processes": 2' in summary and '"steps": 4' in summary
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == [
