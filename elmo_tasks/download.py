@@ -245,7 +245,7 @@ def _receive(response, partial: Path, start: int, total: int | None, source: str
         with open(partial, "r+b" if start else "wb") as handle:
             handle.seek(start)
             handle.truncate()
-            for block in response.iter_raw(BLOCK):
+            for block in response.iter_raw():  # as it arrives: a dropped connection loses nothing received
                 handle.write(block)
                 done += len(block)
                 bar.update(len(block))
