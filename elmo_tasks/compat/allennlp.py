@@ -178,8 +178,9 @@ def empty_embedding(dim: int) -> np.ndarray:
 class ElmoEmbedder:
     """AllenNLP 0.9's ``ElmoEmbedder``: the frozen biLM's three layers as numpy arrays.
 
-    The files default to AllenNLP's original model (downloaded once into the cache). ``elmo_bilm`` is the ``_ElmoBiLm`` AllenNLP's has (sharing the weights); the
-    embedding methods run this toolkit's batching ``Embedder`` on the same biLM.
+    The files default to AllenNLP's original model (downloaded once into the cache). ``elmo_bilm`` is
+    the ``_ElmoBiLm`` AllenNLP's has (sharing the weights); the embedding methods run this toolkit's
+    batching ``Embedder`` on the same biLM.
     """
 
     def __init__(self, options_file: str | Path | None = DEFAULT_OPTIONS_FILE,
