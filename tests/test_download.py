@@ -251,3 +251,34 @@ def test_models_command_lists_and_downloads(server, tmp_path):
     bad = subprocess.run([*cli, "embed", "--model", "no-such-model", "a"], env=env, capture_output=True, text=True,
                          timeout=60)
     assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1 and "elmo-tasks models" in bad.stderr
+
+
+def test_config_model_takes_a_name_and_a_url(server, tmp_path, monkeypatch):
+    from tasks_util import TASK_FIXTURES
+
+    from elmo_tasks.experiment import load_config
+    from elmo_tasks.schema import ConfigError
+
+    for model in ("small", MODELS["original"].options.replace("https://s3-us-west-2.amazonaws.com/allennlp/",
+                                                              "https://allennlp.s3.amazonaws.com/")):
+        path = tmp_path / "config.yaml"
+        path.write_text(f"extends: {TASK_FIXTURES / 'wnut16_elmo.yaml'}\nfeatures:\n  elmo: {{model: '{model}'}}\n")
+        config = load_config(path)
+        assert config.features.elmo.model == model  # not taken for a path beside the config
+        assert config.features.elmo.identity() == {"model_digest": ModelFolder(FIXTURE_MODEL_DIR).digest()}
+    monkeypatch.setenv("ELMO_TASKS_OFFLINE", "1")
+    path.write_text(f"extends: {TASK_FIXTURES / 'wnut16_elmo.yaml'}\nfeatures:\n  elmo: {{model: medium}}\n")
+    with pytest.raises(ConfigError, match="features.elmo.model: .*not in the cache"):
+        load_config(path)
+
+
+def test_embedder_and_init_from_take_names(server):
+    from elmo_tasks.bilm.options import BiLMOptions
+    from elmo_tasks.embedder import Embedder
+    from elmo_tasks.pretrain.init_from import load_initial
+
+    remote = Embedder.from_dir("small").embed_sentences([["a", "watch"]])
+    local = Embedder.from_dir(FIXTURE_MODEL_DIR).embed_sentences([["a", "watch"]])
+    np.testing.assert_array_equal(next(iter(remote)), next(iter(local)))
+    initial = load_initial("small", BiLMOptions.load(FIXTURE_MODEL_DIR / "options.json"), "config.yaml")
+    assert initial.source == cached_model("small") and initial.softmax is None  # --init-from small
