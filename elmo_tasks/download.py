@@ -142,7 +142,7 @@ def _download(url: str, entry: Path, manifest: dict | None, check: Check | None,
 
     target, source = entry / file_name(url), mirrored(url)
     partial = entry / (target.name + PARTIAL_SUFFIX)
-    etag = manifest.get("etag") if manifest and target.is_file() else None
+    etag = manifest.get("etag") if manifest and cached_path(url) is not None else None  # a damaged copy: no 304
     delay, last = BACKOFF_S, ""
     timeout = httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)
     with httpx.Client(follow_redirects=True, max_redirects=MAX_REDIRECTS, timeout=timeout) as client:

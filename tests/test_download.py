@@ -143,6 +143,10 @@ def test_a_changed_file_under_the_same_url_is_refused(server):
     with pytest.raises(UserError, match="changed on the server since its first download.*refused") as error:
         download.fetch(url, revalidate=True)
     assert "is kept" in str(error.value) and path.read_bytes() == OPTIONS
+    server.files["/files/options.json"] = OPTIONS
+    path.write_bytes(OPTIONS[:10])  # a damaged cached copy is downloaded again, not revalidated
+    assert download.fetch(url).read_bytes() == OPTIONS and server.requests("/files/options.json")[-1]["status"] == 200
+    server.files["/files/options.json"] = OPTIONS.replace(b"}", b" }", 1)
     path.unlink()  # gone from the cache: the manifest still holds the first download's digest
     with pytest.raises(UserError, match="changed on the server"):
         download.fetch(url)
