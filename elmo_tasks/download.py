@@ -130,11 +130,18 @@ def fetch(url: str, check: Check | None = None, revalidate: bool = False, what: 
                         f"it where there is one (elmo-tasks models download) and copy the cache folder, {GIVE_LOCAL}")
     entry = entry_dir(url)
     entry.mkdir(parents=True, exist_ok=True)
-    with hold(entry / ".lock", f"the download of {url}", wait=True):
-        cached = cached_path(url)  # another process may have finished it while we waited
-        if cached is not None and not revalidate:
-            return cached
-        return _download(url, entry, read_manifest(url), check, what)
+    try:
+        with hold(entry / ".lock", f"the download of {url}", wait=True):
+            cached = cached_path(url)  # another process may have finished it while we waited
+            if cached is not None and not revalidate:
+                return cached
+            return _download(url, entry, read_manifest(url), check, what)
+    except UserError:
+        try:
+            entry.rmdir()  # nothing was kept: no empty folder left behind
+        except OSError:
+            pass
+        raise
 
 
 def _download(url: str, entry: Path, manifest: dict | None, check: Check | None, what: str) -> Path:

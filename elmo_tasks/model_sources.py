@@ -92,26 +92,26 @@ def _check_options(path: Path) -> None:
     check_option_sizes(BiLMOptions.load(path), path)
 
 
-def fetch_pair(options: str | Path, weights: str | Path) -> tuple[Path, Path]:
+def fetch_pair(options: str | Path, weights: str | Path, revalidate: bool = False) -> tuple[Path, Path]:
     """Local paths of an options file and its weights, each a path already or a URL downloaded and
     checked as a local model is (``verify_model_files``: shapes, types, NaN/Inf) before it is kept."""
     # torch and h5py load only when a download has to be checked
     from elmo_tasks.bilm.weights import verify_model_files
 
-    options_path = download.fetch(str(options), _check_options, what="options.json") if is_url(str(options)) \
-        else Path(options)
+    options_path = download.fetch(str(options), _check_options, revalidate, what="options.json") \
+        if is_url(str(options)) else Path(options)
     if not is_url(str(weights)):
         return options_path, Path(weights)
-    return options_path, download.fetch(str(weights), lambda p: verify_model_files(options_path, p),
+    return options_path, download.fetch(str(weights), lambda p: verify_model_files(options_path, p), revalidate,
                                         what=f"weights file for {options}")
 
 
-def _fetch_archive(url: str) -> Path:
+def _fetch_archive(url: str, revalidate: bool = False) -> Path:
     """The converted folder of a downloaded TF-Hub module or NLPL zip; a download the converter refuses is
     removed from the cache."""
     from elmo_tasks.formats.convert import resolve_model_dir
 
-    archive = download.fetch(url, what="model archive")
+    archive = download.fetch(url, revalidate=revalidate, what="model archive")
     try:
         return resolve_model_dir(archive)
     except UserError as exc:
@@ -120,23 +120,19 @@ def _fetch_archive(url: str) -> Path:
 
 
 def resolve_remote(source: str, revalidate: bool = False) -> Path:
-    """The model folder of a registry name or URL: from the cache, or downloaded, checked and linked now."""
+    """The model folder of a registry name or URL: from the cache, or downloaded, checked and linked now;
+    ``revalidate`` asks the server whether cached files changed (``elmo-tasks models download``)."""
     cached = cached_model(source)
     if cached is not None and not revalidate:
         return cached
     key, kind, urls = model_files(source)
     if kind == "hdf5":
-        if revalidate:
-            for url in urls:
-                download.fetch(url, revalidate=True)
-        options, weights = fetch_pair(*urls)
+        options, weights = fetch_pair(*urls, revalidate=revalidate)
         files = {OPTIONS_NAME: options, WEIGHTS_NAME: weights}
     else:
-        if revalidate:
-            download.fetch(urls[0], revalidate=True)
-        converted = _fetch_archive(urls[0])
+        converted = _fetch_archive(urls[0], revalidate)
         files = {p.name: p for p in sorted(converted.iterdir()) if p.is_file() and p.name != "SOURCE"}
-    if cached is not None:
+    if cached is not None:  # revalidated: the same bytes (changed ones are refused), the same links
         return cached
     return _link_folder(cache_dir() / MODELS_CACHE / key, source, urls, files)
 

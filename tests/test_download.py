@@ -286,3 +286,23 @@ def test_embedder_and_init_from_take_names(server):
     np.testing.assert_array_equal(next(iter(remote)), next(iter(local)))
     initial = load_initial("small", BiLMOptions.load(FIXTURE_MODEL_DIR / "options.json"), "config.yaml")
     assert initial.source == cached_model("small") and initial.softmax is None  # --init-from small
+
+
+def test_nlpl_id_through_the_converter(server, tmp_path):
+    import io
+    import zipfile
+
+    from elmo_tasks.embedder import Embedder
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("model.hdf5", WEIGHTS)
+        archive.writestr("options.json", OPTIONS)
+        archive.writestr("meta.json", '{"corpus": "the fixture"}')
+    server.add("/repository/20/209.zip", buffer.getvalue())
+    folder = resolve_model("nlpl-209")
+    assert (folder.path / "meta.json").is_file()
+    converted = Embedder.from_dir(folder).embed_sentences([["a", "watch"]])
+    np.testing.assert_array_equal(next(iter(converted)), next(iter(Embedder.from_dir(FIXTURE_MODEL_DIR).embed_sentences(
+        [["a", "watch"]]))))
+    assert resolve_model("nlpl:209").path == folder.path and len(server.requests("/repository/20/209.zip")) == 1
