@@ -50,7 +50,7 @@ def part_batched(run: Path, texts: list[str], args: argparse.Namespace) -> dict[
     tick = time.perf_counter()
     results = model.predict_examples(examples, batch_size=args.batch_size)
     seconds = time.perf_counter() - tick
-    Path(args.tags_out).write_text(json.dumps([r["tags"] for r in results[:args.single]]))
+    Path(args.tags_out).write_text(json.dumps([[r["tags"], r["tag_probabilities"]] for r in results[:args.single]]))
     return {"sentences": len(texts), "tokens": sum(len(e.tokens) for e in examples), "seconds": seconds,
             "spans": sum(len(r["spans"]) for r in results)}
 
@@ -64,8 +64,10 @@ def part_single(run: Path, texts: list[str], args: argparse.Namespace) -> dict[s
     results = [model.predict_examples([e], batch_size=1)[0] for e in examples]
     seconds = time.perf_counter() - tick
     batched = json.loads(Path(args.tags_out).read_text())
+    gap = max(abs(x - y) for r, (_, probs) in zip(results, batched) for x, y in zip(r["tag_probabilities"], probs))
     return {"sentences": len(subset), "tokens": sum(len(e.tokens) for e in examples), "seconds": seconds,
-            "tags_differing_from_batched": sum(r["tags"] != b for r, b in zip(results, batched))}
+            "tags_differing_from_batched": sum(r["tags"] != tags for r, (tags, _) in zip(results, batched)),
+            "max_probability_difference_from_batched": round(gap, 7)}
 
 
 def part_eval(run: Path, texts: list[str], args: argparse.Namespace) -> dict[str, Any]:
@@ -176,7 +178,8 @@ def main() -> int:
 
     print(f"batched / one at a time: {rate(b) / rate(s):.1f}x sentences/s "
           f"({tokens_per_s(b) / tokens_per_s(s):.1f}x tokens/s); "
-          f"tags that differ between the two on the {s['sentences']}: {s['tags_differing_from_batched']}")
+          f"tags that differ between the two on the {s['sentences']}: {s['tags_differing_from_batched']}, "
+          f"largest tag-probability difference {s['max_probability_difference_from_batched']}")
     print(f"cached evaluation loop (batch {args.batch_size}) / batched predict: "
           f"{tokens_per_s(e) / tokens_per_s(b):.1f}x tokens/s (WNUT-16 tweets average "
           f"{e['tokens'] / e['sentences']:.1f} tokens, the raw sentences {b['tokens'] / b['sentences']:.1f})")

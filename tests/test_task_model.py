@@ -192,6 +192,21 @@ def test_crf_marginals_equal_the_enumerated_posterior():
         assert torch.allclose(marginals[row, :n], expected, atol=1e-5)
 
 
+def test_crf_marginals_stay_probabilities_on_long_confident_sentences():
+    """Scores summing to thousands (40 tokens of large emissions): each position's marginals still sum to 1
+    and none passes 1 (float32 sums there are off by 1e-4)."""
+    torch.manual_seed(1)
+    crf = CRF(21)
+    emissions = torch.randn(3, 40, 21) * 30
+    mask = torch.ones(3, 40, dtype=torch.bool)
+    mask[2, 25:] = False
+    with torch.no_grad():
+        marginals = crf_marginals(crf, emissions, mask)
+    assert marginals.dtype == torch.float32 and float(marginals.max()) <= 1.0
+    sums = marginals.double().sum(-1)
+    assert float((sums[mask] - 1).abs().max()) < 1e-6
+
+
 def test_spans_and_character_offsets():
     text = "  New\tYork   New York,  \u201cthe  Big Apple\u201d \u2014 yes"
     tokens = ["New", "York", "New", "York", ",", "``", "the", "Big", "Apple", "''", "--", "yes"]
