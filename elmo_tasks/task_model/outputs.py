@@ -30,25 +30,9 @@ def tag_scores(head: Any, features: Features) -> torch.Tensor:
 
 
 def crf_marginals(crf: CRF, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """(B, T, K) posterior probability of each tag at each position (forward-backward in float64: the
-    log-space sums reach hundreds, where a float32 rounding is already 1e-5 of a probability)."""
+    """(B, T, K) posterior probability of each tag at each position (forward-backward, autocast off)."""
     with torch.autocast(emissions.device.type, enabled=False):
-        e = emissions.double()
-        trans, start = (x.double() for x in crf._scores())
-        stop = crf.end.double()
-        b, t, k = e.shape
-        alphas = [start.unsqueeze(0) + e[:, 0]]
-        for i in range(1, t):
-            nxt = torch.logsumexp(alphas[-1].unsqueeze(2) + trans.unsqueeze(0), dim=1) + e[:, i]
-            alphas.append(torch.where(mask[:, i:i + 1], nxt, alphas[-1]))
-        end = stop.unsqueeze(0).expand(b, k)
-        betas = [end] * t
-        for i in range(t - 2, -1, -1):
-            nxt = torch.logsumexp(trans.unsqueeze(0) + (e[:, i + 1] + betas[i + 1]).unsqueeze(1), dim=2)
-            betas[i] = torch.where(mask[:, i + 1:i + 2], nxt, end)
-        log_z = torch.logsumexp(alphas[-1] + stop.unsqueeze(0), dim=1)
-        alpha, beta = torch.stack(alphas, 1), torch.stack(betas, 1)
-        return torch.exp(alpha + beta - log_z.view(b, 1, 1)).clamp_(max=1.0).float()
+        return crf.marginals(emissions, mask)
 
 
 def spans(tags: list[str], probabilities: list[float]) -> list[dict[str, Any]]:
