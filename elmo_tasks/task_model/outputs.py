@@ -114,8 +114,7 @@ def wsd_results(head: Any, task: Task, features: Features, batch: dict[str, Any]
                                   "pos": example.pos, "sense": sense,
                                   "backoff": answer is not None and answer != best,
                                   "score": round(score, 6) if best is not None and math.isfinite(score) else None}
-        known = glosses.get(sense or "")
-        if known:
-            result.update({k: known[k] for k in ("synset", "gloss") if k in known})
+        known = glosses.get(sense or "", {})
+        result.update(synset=known.get("synset"), gloss=known.get("gloss"))
         out.append(result)
     return out
