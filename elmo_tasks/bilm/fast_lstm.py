@@ -16,18 +16,22 @@ from elmo_tasks.bilm.lstm import LSTMStack, ProjectedLSTMLayer, State
 from elmo_tasks.bilm.workers import run_pair
 
 # rows (timesteps x batch rows) per matrix product for the input half of the gates
-INPUT_GATE_ROWS = 1024
+INPUT_GATE_ROWS = 256
 
 
 class Products:
-    """The three matrix products of one cell, in one of three modes:
+    """The three matrix products of one cell, in one of four modes:
 
     * ``packed`` (float32 on a CPU with oneDNN): on weights prepacked for oneDNN
       (``elmo_tasks.bilm.packed``), the recurrent product fused with the add of the input gates;
       row counts are rounded up to buckets, the extra rows computed and dropped;
     * ``float32``: ``torch.mm``/``addmm`` on the weights as they are (GPUs, or builds without oneDNN);
-    * ``low`` (a lower ``dtype``): cached low-precision weight copies with float32 results (gates,
-      states and elementwise maths stay float32).
+    * ``packed_low`` (a lower ``dtype`` on a CPU whose oneDNN has kernels for it, ``packed.ready_low``):
+      low-precision weights prepacked for oneDNN, rows bucketed as in ``packed``;
+    * ``low`` (a lower ``dtype`` elsewhere): cached low-precision weight copies and ``torch.mm``.
+
+    In both low modes each product's result is rounded to ``dtype`` and added to float32: gates,
+    states and the elementwise maths stay float32.
 
     Converted weights are kept in ``store`` (the engine's); ``use_packed=False`` forbids packed mode.
     """
@@ -37,7 +41,7 @@ class Products:
         self.bias = cell.state_linear.bias
         self.dtype = dtype
         if dtype != torch.float32:
-            self.mode = "low"
+            self.mode = "packed_low" if use_packed and packed.ready_low(device, dtype) else "low"
         else:
             self.mode = "packed" if use_packed and packed.ready(device) else "float32"
         weights = (cell.input_linear.weight, cell.state_linear.weight, cell.projection.weight)
@@ -45,22 +49,28 @@ class Products:
             self.w_input, self.w_state, self.w_projection = store.get(
                 cell, "packed", weights, lambda ws: tuple(packed.pack(w) for w in ws))
             return
+        if self.mode == "packed_low":
+            self.w_input, self.w_state, self.w_projection = store.get(
+                cell, ("packed", dtype), weights, lambda ws: tuple(packed.pack(w.to(dtype)) for w in ws))
+            return
         if self.mode == "low":
             weights = store.get(cell, dtype, weights, lambda ws: tuple(w.detach().to(dtype) for w in ws))
         self.w_input, self.w_state, self.w_projection = (w.t() for w in weights)
 
     def cast(self, x: torch.Tensor) -> torch.Tensor:
-        return x.to(self.dtype) if self.mode == "low" else x
+        return x.to(self.dtype) if self.mode in ("low", "packed_low") else x
 
     def rows(self, n: int, available: int) -> int:
         """How many rows to multiply when ``n`` are needed and ``available`` exist: ``n``, or in packed
         mode ``n`` rounded up to its bucket (``packed.padded_rows``) within ``available``."""
-        return min(packed.padded_rows(n), available) if self.mode == "packed" else n
+        return min(packed.padded_rows(n), available) if self.mode in ("packed", "packed_low") else n
 
     def input_gates(self, source: torch.Tensor) -> torch.Tensor:
         """``source @ W_input^T + bias`` (rows, 4C), a new float32 tensor."""
         if self.mode == "packed":
             return packed.linear(source, self.w_input, self.bias)
+        if self.mode == "packed_low":
+            return torch.add(packed.linear(source.to(self.dtype), self.w_input), self.bias)
         if self.mode == "low":
             return torch.add(torch.mm(source.to(self.dtype), self.w_input), self.bias)
         return torch.addmm(self.bias, source, self.w_input)
@@ -69,13 +79,15 @@ class Products:
         """``gates + h @ W_state^T``: in place, or (packed) fused into a new tensor that is returned."""
         if self.mode == "packed":
             return packed.linear_add(h, gates, self.w_state)
+        if self.mode == "packed_low":
+            return gates.add_(packed.linear(h, self.w_state))
         if self.mode == "low":
             return gates.add_(torch.mm(h, self.w_state))
         return gates.addmm_(h, self.w_state)
 
     def project(self, m: torch.Tensor, out: torch.Tensor) -> None:
         """``out = (m @ W_projection^T)[:len(out)]`` (``m`` may have extra rows in packed mode)."""
-        if self.mode == "packed":
+        if self.mode in ("packed", "packed_low"):
             out.copy_(packed.linear(m, self.w_projection)[: out.shape[0]])
         elif self.mode == "low":
             out.copy_(torch.mm(m, self.w_projection))
