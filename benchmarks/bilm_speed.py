@@ -19,6 +19,10 @@ throughput as a fraction of the limit that rate sets, and each side's peak worki
 
     python benchmarks/bilm_speed.py            # the full table (under 10 minutes on 2 cores)
     python benchmarks/bilm_speed.py --quick    # a smaller run (under a minute)
+
+``--before TREE`` also times another checkout of elmo-tasks (``git worktree add /tmp/before main``)
+on the same model and sentences, in a child process with that tree first on its path, interleaved
+with ours (before, ours; float32 then bfloat16), and prints the two side by side.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -86,8 +91,41 @@ def timed(function):
     return result, seconds, peak
 
 
+def time_embedder(directory: Path, sentences: list[list[str]], warmup: list[list[str]], batch_size: int,
+                  precision: str) -> dict:
+    """Tokens/s of ``Embedder.embed_sentences`` from an empty token cache, after a warm-up (the child
+    process of ``--before``: runs the elmo-tasks first on its path)."""
+    import elmo_tasks
+
+    embedder = Embedder.from_dir(directory, batch_size=batch_size)
+    embedder.engine.set(precision=precision)
+    list(embedder.embed_sentences(warmup))
+    embedder.engine.token_cache.clear()
+    _, seconds, _ = timed(lambda: list(embedder.embed_sentences(sentences)))
+    return {"tok_s": sum(len(s) for s in sentences) / seconds, "code": str(Path(elmo_tasks.__file__).parent)}
+
+
+def run_before(tree: Path, directory: Path, sentences: list[list[str]], warmup: list[list[str]],
+               batch_size: int, precision: str, threads: int) -> float:
+    """Tokens/s of the checkout ``tree`` on the same work, in a child process (bounded in time)."""
+    with tempfile.TemporaryDirectory(prefix="bilm-before-") as tmp:
+        job = Path(tmp) / "job.json"
+        job.write_text(json.dumps({"directory": str(directory), "sentences": sentences, "warmup": warmup,
+                                   "batch_size": batch_size, "precision": precision}))
+        env = {**os.environ, "PYTHONPATH": str(tree)}
+        done = subprocess.run([sys.executable, __file__, "--threads", str(threads), "--child", str(job)], env=env,
+                              capture_output=True, text=True, timeout=900)
+    if done.returncode != 0:
+        raise UserError(f"--before {tree}: the child run failed: {done.stderr.strip().splitlines()[-1:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    if not Path(result["code"]).resolve().is_relative_to(tree.resolve()):
+        raise UserError(f"--before {tree}: the child ran elmo-tasks from {result['code']}, not from that tree")
+    return result["tok_s"]
+
+
 def bench_model(name: str, directory: Path, sentences: list[list[str]], warmup: list[list[str]],
-                batch_size: int, rate: float, ablation: bool, bf16: bool) -> dict:
+                batch_size: int, rate: float, ablation: bool, bf16: bool, before: Path | None = None,
+                threads: int = 2) -> dict:
     ours = Embedder.from_dir(directory, batch_size=batch_size)
     reference, to_ids = load_reference(directory)
     list(ours.embed_sentences(warmup))  # one-time library set-up, then back to an empty token cache
@@ -95,6 +133,9 @@ def bench_model(name: str, directory: Path, sentences: list[list[str]], warmup: 
     run_reference(reference, to_ids, warmup, batch_size)
 
     tokens = sum(len(s) for s in sentences)
+    before_rates = {}
+    if before is not None:
+        before_rates["float32"] = run_before(before, directory, sentences, warmup, batch_size, "float32", threads)
     got, ours_s, ours_mem = timed(lambda: list(ours.embed_sentences(sentences)))
     want, ref_s, ref_mem = timed(lambda: run_reference(reference, to_ids, sentences, batch_size))
     diff = max(float(np.abs(a - b).max()) for a, b in zip(got, want) if a.size)
@@ -111,12 +152,17 @@ def bench_model(name: str, directory: Path, sentences: list[list[str]], warmup: 
         "token_cache": len(ours.engine.token_cache),
     }
     if bf16:  # the opt-in reduced precision, from an empty token cache again
+        if before is not None:
+            before_rates["bfloat16"] = run_before(before, directory, sentences, warmup, batch_size, "bfloat16",
+                                                  threads)
         ours.engine.set(precision="bfloat16").token_cache.clear()
         low, low_s, low_mem = timed(lambda: list(ours.embed_sentences(sentences)))
         row["bf16"] = {"tok_s": tokens / low_s, "ratio": ref_s / low_s, "peak_mib": low_mem,
                        "max_abs_diff": max(float(np.abs(a - b).max()) for a, b in zip(low, want) if a.size),
                        "max_abs_value": max(float(np.abs(b).max()) for b in want if b.size)}
         ours.engine.set(precision="float32")
+    if before_rates:
+        row["before"] = {"tree": str(before), **{k: v for k, v in before_rates.items()}}
     if ablation:
         row["ablation"] = run_ablation(ours, sentences, batch_size, tokens)
     ours = reference = None  # free both models before the next shape loads
@@ -165,6 +211,18 @@ def print_table(rows: list[dict]) -> None:
                 b = r["bf16"]
                 print(f"| {r['model']} | {b['tok_s']:.0f} | {b['ratio']:.2f}x | {b['tok_s'] / r['ours_tok_s']:.2f}x | "
                       f"{b['max_abs_diff']:.1e} ({b['max_abs_value']:.1f}) |")
+    if any("before" in r for r in rows):
+        print("\nbefore (--before tree) and now, interleaved in this run (tokens/s):\n")
+        print("| model | float32 before | float32 now | now / before | bfloat16 before | bfloat16 now | now / before "
+              "| bfloat16 / float32 now |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        for r in rows:
+            if "before" in r:
+                b, low = r["before"], r.get("bf16", {}).get("tok_s", float("nan"))
+                low_before = b.get("bfloat16", float("nan"))
+                print(f"| {r['model']} | {b['float32']:.0f} | {r['ours_tok_s']:.0f} | "
+                      f"{r['ours_tok_s'] / b['float32']:.2f}x | {low_before:.0f} | {low:.0f} | {low / low_before:.2f}x "
+                      f"| {low / r['ours_tok_s']:.2f}x |")
     for r in rows:
         if "ablation" in r:
             print(f"\nablation, {r['model']} (tokens/s; all tricks: {r['ours_tok_s']:.0f}):")
@@ -186,9 +244,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-bf16", dest="bf16", action="store_false",
                         help="skip the opt-in bfloat16 rows (timed by default)")
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+    parser.add_argument("--before", metavar="TREE", type=Path,
+                        help="also time this checkout (e.g. `git worktree add /tmp/before main`), interleaved")
+    parser.add_argument("--child", metavar="JOB", type=Path, help=argparse.SUPPRESS)  # --before's child process
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
+    if args.child is not None:
+        job = json.loads(args.child.read_text())
+        print(json.dumps(time_embedder(Path(job["directory"]), job["sentences"], job["warmup"], job["batch_size"],
+                                       job["precision"])))
+        return 0
+    if args.before is not None and not (args.before / "elmo_tasks" / "__init__.py").is_file():
+        raise UserError(f"--before {args.before}: not an elmo-tasks checkout (no elmo_tasks/__init__.py)")
     print(f"machine: {machine_description(args.threads)}")
     print("GPU: none (this benchmark runs on the CPU)" if not torch.cuda.is_available()
           else f"GPU present ({torch.cuda.get_device_name()}), not used by this CPU benchmark")
@@ -218,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 directory = write_random_model(Path(tmp) / name, name)
             start = time.perf_counter()
-            row = bench_model(name, directory, sentences, warmup, args.batch_size, rate, args.ablation, args.bf16)
+            row = bench_model(name, directory, sentences, warmup, args.batch_size, rate, args.ablation, args.bf16,
+                              args.before, args.threads)
             print(f"{name}: ours {row['ours_tok_s']:.0f} tok/s, reference {row['ref_tok_s']:.0f} tok/s, "
                   f"{row['ratio']:.2f}x, max abs diff {row['max_abs_diff']:.1e} "
                   f"({time.perf_counter() - start:.0f} s)", flush=True)

@@ -231,6 +231,34 @@ def test_run_bidirectional_matches_two_plain_stacks(skip, clip, products, monkey
         assert max(out.abs().max() for out in fwd) > 2.0  # the clip was reached somewhere
 
 
+@pytest.mark.parametrize("use_packed", [True, False])
+def test_run_bidirectional_in_bfloat16_stays_close_on_both_product_paths(use_packed):
+    """bfloat16 products on oneDNN packed weights (where the CPU has the kernels) or ``torch.mm``:
+    close to float32 (not equal), and the two paths agree to bfloat16 rounding."""
+    cell = LSTMStack(1, 2, 3, None, None, False).layers[0]
+    expected = "packed_low" if use_packed and packed.ready_low(torch.device("cpu"), torch.bfloat16) else "low"
+    assert fast_lstm.Products(cell, torch.bfloat16, torch.device("cpu"), packed.ConvertedWeights(),
+                              use_packed).mode == expected
+    torch.manual_seed(1)
+    p, c, n_layers = 16, 24, 2
+    stacks = [LSTMStack(n_layers, p, c, 3.0, 3.0, True) for _ in range(2)]
+    lengths = sorted(torch.randint(1, 9, (40,)).tolist(), reverse=True)
+    batch, steps = len(lengths), lengths[0]
+    x = torch.randn(steps, batch, 2, p) * (torch.arange(steps).unsqueeze(1) < torch.tensor(lengths)).view(steps, batch, 1, 1)
+    sizes = [sum(1 for n in lengths if n > t) for t in range(steps)]
+    states = [(torch.randn(batch, p), torch.randn(batch, c)) for _ in range(2 * n_layers)]
+    with torch.no_grad():
+        exact, _ = run_bidirectional(stacks[0], stacks[1], x, sizes, states, packed.ConvertedWeights())
+        low, finals = run_bidirectional(stacks[0], stacks[1], x, sizes, states, packed.ConvertedWeights(),
+                                        matmul_dtype=torch.bfloat16, use_packed=use_packed)
+        other, _ = run_bidirectional(stacks[0], stacks[1], x, sizes, states, packed.ConvertedWeights(),
+                                     matmul_dtype=torch.bfloat16, use_packed=not use_packed)
+    assert all(out.dtype == torch.float32 for out in low) and finals[0][0].dtype == torch.float32
+    for layer in range(n_layers):
+        assert 1e-4 < float((low[layer] - exact[layer]).abs().max()) < 0.1
+        assert float((low[layer] - other[layer]).abs().max()) < 0.1
+
+
 # -- the whole biLM ---------------------------------------------------------------------------------
 
 

@@ -15,7 +15,9 @@ from elmo_tasks.bilm import packed
 from elmo_tasks.bilm.lstm import LSTMStack, ProjectedLSTMLayer, State
 from elmo_tasks.bilm.workers import run_pair
 
-# rows (timesteps x batch rows) per matrix product for the input half of the gates
+# rows (timesteps x batch rows) per matrix product for the input half of the gates: at 4096 cells a
+# chunk's gates (16 MiB) stay under glibc's largest mmap threshold, so they are reused from the heap
+# instead of being mapped and page-faulted anew per chunk (1024 rows: 1.2-1.4x slower in bfloat16)
 INPUT_GATE_ROWS = 256
 
 
