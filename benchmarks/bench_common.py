@@ -140,20 +140,23 @@ def flops_per_token(options: BiLMOptions) -> dict[str, float]:
             "total": cnn + highway + projection + lstm}
 
 
-def gemm_rates(seconds: float = 2.0, sizes: tuple[int, ...] = (1024, 2048, 3072)) -> dict[str, float]:
-    """The best float32 matrix-product rate (FLOP/s) over square sizes at the current thread count, per
-    method: ``torch.mm``, and oneDNN on prepacked weights where the build has it (the biLM's inference
-    path uses it, and it runs faster here). The machine's limit is set by the faster of the two."""
+def gemm_rates(seconds: float = 2.0, sizes: tuple[int, ...] = (1024, 2048, 3072),
+               dtype: torch.dtype = torch.float32) -> dict[str, float]:
+    """The best matrix-product rate (FLOP/s) in ``dtype`` over square sizes at the current thread count,
+    per method: ``torch.mm``, and oneDNN on prepacked weights where the build has it for ``dtype`` (the
+    biLM's inference path uses it; in bfloat16 it runs on AMX / AVX512-BF16 where the CPU has them).
+    The machine's limit is set by the faster of the two."""
     from elmo_tasks.bilm import packed
 
+    cpu = torch.device("cpu")
     methods = {"torch.mm": lambda a, w: a @ w.t()}
-    if packed.ready(torch.device("cpu")):
+    if packed.ready(cpu) if dtype == torch.float32 else packed.ready_low(cpu, dtype):
         methods["oneDNN packed"] = lambda a, w: packed.linear(a, w)
     rates = {}
     for name, product in methods.items():
         best = 0.0
         for n in sizes:
-            a, w = torch.randn(n, n), torch.randn(n, n)
+            a, w = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
             if name == "oneDNN packed":
                 w = packed.pack(w)
             product(a, w)

@@ -220,13 +220,15 @@ def print_table(rows: list[dict]) -> None:
               f"{max(r['ours_peak_mib'], 0):.0f} / {max(r['ref_peak_mib'], 0):.0f} ({r['weights_mib']:.0f}) |")
     if any("bf16" in r for r in rows):
         print("\nopt-in bfloat16 matrix products (embed-file --precision bfloat16):\n")
-        print("| model | ours bf16 tok/s | vs reference | vs ours float32 | max abs diff (largest |value|) |")
-        print("| --- | --- | --- | --- | --- |")
+        print("| model | ours bf16 tok/s | vs reference | vs ours float32 | max abs diff (largest |value|) "
+              "| bf16 GEMM GFLOP/s | ours / bf16 limit (LSTM only) |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
         for r in rows:
             if "bf16" in r:
                 b = r["bf16"]
                 print(f"| {r['model']} | {b['tok_s']:.0f} | {b['ratio']:.2f}x | {b['tok_s'] / r['ours_tok_s']:.2f}x | "
-                      f"{b['max_abs_diff']:.1e} ({b['max_abs_value']:.1f}) |")
+                      f"{b['max_abs_diff']:.1e} ({b['max_abs_value']:.1f}) | {b['gemm_gflops']:.0f} | "
+                      f"{b['fraction_of_limit']:.0%} ({b['lstm_fraction_of_limit']:.0%}) |")
     if any("before" in r for r in rows):
         print("\nbefore (--before tree) and now, interleaved in this run (tokens/s, best of the rounds):\n")
         print("| model | rounds | float32 before | float32 now | now / before | bfloat16 before | bfloat16 now "
@@ -292,6 +294,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"float32 GEMM rate: {rate / 1e9:.1f} GFLOP/s ({args.threads} threads; best square product of "
           + ", ".join(f"{name} {value / 1e9:.1f}" for name, value in rates.items()) + ")")
 
+    low_rate = 0.0
+    if args.bf16:
+        low_rates = gemm_rates(dtype=torch.bfloat16)
+        low_rate = max(low_rates.values())
+        print(f"bfloat16 GEMM rate: {low_rate / 1e9:.1f} GFLOP/s (the same sizes; "
+              + ", ".join(f"{name} {value / 1e9:.1f}" for name, value in low_rates.items()) + ")")
+
     rows = []
     with tempfile.TemporaryDirectory(prefix="bilm-speed-") as tmp:
         for name in names:
@@ -307,6 +316,10 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
             row = bench_model(name, directory, sentences, warmup, args.batch_size, rate, args.ablation, args.bf16,
                               args.before, args.threads, args.repeats)
+            if "bf16" in row:  # the bfloat16 run against the bfloat16 products' own limit
+                row["bf16"].update(gemm_gflops=low_rate / 1e9,
+                                   fraction_of_limit=row["bf16"]["tok_s"] * row["flops_per_token"] / low_rate,
+                                   lstm_fraction_of_limit=row["bf16"]["tok_s"] * row["lstm_flops_per_token"] / low_rate)
             print(f"{name}: ours {row['ours_tok_s']:.0f} tok/s, reference {row['ref_tok_s']:.0f} tok/s, "
                   f"{row['ratio']:.2f}x, max abs diff {row['max_abs_diff']:.1e} "
                   f"({time.perf_counter() - start:.0f} s)", flush=True)
