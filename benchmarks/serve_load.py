@@ -86,16 +86,32 @@ class ServerProcess:
         self.process.kill()
         raise SystemExit(f"the server was not ready within {ready_within:g} s")
 
+    def pids(self) -> list[int]:
+        """The server process and its children (the model process)."""
+        pids, i = [self.process.pid], 0
+        while i < len(pids):
+            for task in Path(f"/proc/{pids[i]}/task").iterdir():
+                children = (task / "children").read_text().split()
+                pids.extend(int(c) for c in children if int(c) not in pids)
+            i += 1
+        return pids
+
     def status(self, key: str) -> int:
-        """A ``/proc/PID/status`` field in KiB (VmRSS, VmHWM)."""
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-        raise KeyError(key)
+        """A ``/proc/PID/status`` field in KiB (VmRSS, VmHWM), summed over the server and its model process."""
+        total = 0
+        for pid in self.pids():
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith(key + ":"):
+                    total += int(line.split()[1])
+        return total
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU seconds of the server and its model process."""
+        total = 0
+        for pid in self.pids():
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def stop(self, timeout: float = 30) -> tuple[int, float]:
         """SIGTERM; the exit code and the seconds to exit."""
