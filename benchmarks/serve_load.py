@@ -146,8 +146,13 @@ def in_process(embedder: Embedder, sentences: list[list[str]]) -> dict:
     for _ in embedder.embed_sentences(sentences):
         pass
     warm = tokens / (time.perf_counter() - start)
+    # as a server meets them: consecutive batches of 64 in arrival order, not sorted by length (warm cache)
+    start = time.perf_counter()
+    for i in range(0, len(sentences), 64):
+        embedder.embed_batch(sentences[i:i + 64])
+    arrival = tokens / (time.perf_counter() - start)
     return {"tokens": tokens, "cold_tokens_per_s": cold, "warm_tokens_per_s": warm,
-            "top": [a[-1].copy() for a in arrays]}
+            "arrival_order_tokens_per_s": arrival, "top": [a[-1].copy() for a in arrays]}
 
 
 def encoding_cost(embedder: Embedder, sentences: list[list[str]], repeats: int) -> dict:
@@ -528,10 +533,11 @@ def main() -> int:
     top = inproc.pop("top")
     figures["in_process"] = inproc
     print(f"\nin-process Embedder, batches of 64: {inproc['cold_tokens_per_s']:,.0f} tokens/s (token cache cold), "
-          f"{inproc['warm_tokens_per_s']:,.0f} (warm)")
+          f"{inproc['warm_tokens_per_s']:,.0f} (warm); unsorted batches of 64 in arrival order (warm) "
+          f"{inproc['arrival_order_tokens_per_s']:,.0f}")
     cost = encoding_cost(embedder, sentences, 4 if quick else 16)
     figures["encoding_ms_per_64"] = {k: v * 1000 for k, v in cost.items()}
-    print("per batch of 64 sentences, ms: model " + ", ".join(f"{k} {v * 1000:.1f}" for k, v in cost.items()))
+    print("per batch of 64 sentences, ms: " + ", ".join(f"{k} {v * 1000:.1f}" for k, v in cost.items()))
     if not quick:
         sweep = batch_token_sweep(embedder, sentences, (128, 256, 512, 1024, 2048, 4096))
         figures["batch_tokens_sweep"] = [{"tokens": t, "tokens_per_s": r, "ms_per_batch": s * 1000}
@@ -572,10 +578,13 @@ def main() -> int:
     n64 = next(r for r in rows if r["server"] == "default" and r["clients"] == 64 and r["output"] == "top")
     one = next(r for r in rows if r["server"] != "default")
     share, speedup = n64["tokens_per_s"] / inproc["warm_tokens_per_s"], n64["tokens_per_s"] / one["tokens_per_s"]
+    arrival = n64["tokens_per_s"] / inproc["arrival_order_tokens_per_s"]
     figures["targets"] = {"n64_top_vs_in_process_warm": share, "n64_top_vs_in_process_cold":
-                          n64["tokens_per_s"] / inproc["cold_tokens_per_s"], "n64_top_vs_unbatched": speedup}
+                          n64["tokens_per_s"] / inproc["cold_tokens_per_s"], "n64_top_vs_unbatched": speedup,
+                          "n64_top_vs_in_process_arrival_order": arrival}
     print(f"\nN=64 top: {share:.0%} of in-process (warm cache; target >= 70%), "
           f"{n64['tokens_per_s'] / inproc['cold_tokens_per_s']:.0%} of in-process cold, "
+          f"{arrival:.0%} of in-process unsorted batches of 64, "
           f"{speedup:.1f}x --max-batch-requests 1 (target >= 3x)")
 
     print(f"\n10 million tokens ({huge['body_bytes']:,} bytes of JSON): declared by Content-Length "
