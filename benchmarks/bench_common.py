@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from elmo_tasks import modules
 from elmo_tasks.bilm.model import BiLM
 from elmo_tasks.bilm.options import BiLMOptions
 from elmo_tasks.bilm.weights import save_bilm
@@ -24,6 +25,38 @@ SHAPES = {
     "small": dict(lstm_dim=1024, projection_dim=128, n_highway=1),  # elmo_2x1024_128_2048cnn_1xhighway
     "original": dict(lstm_dim=4096, projection_dim=512, n_highway=2),  # elmo_2x4096_512_2048cnn_2xhighway
 }
+
+
+def two_lstm_forward(lstm: modules.BiLSTM, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The heads' BiLSTM before the fused recurrence (still the CUDA path): one ``nn.LSTM`` per direction and layer."""
+    lengths = mask.sum(dim=1)
+    for i, (fwd, bwd) in enumerate(zip(lstm.forward_layers, lstm.backward_layers)):
+        if i:
+            x = lstm.dropout(x)
+        forward_out, _ = fwd(x)
+        backward_out, _ = bwd(modules.reverse_within_lengths(x, lengths))
+        x = torch.cat([forward_out, modules.reverse_within_lengths(backward_out, lengths)], dim=-1)
+    return x * mask.unsqueeze(-1)
+
+
+def autograd_crf_nll(crf, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The CRF's loss before its log-partition function: autograd through a log-sum-exp per position."""
+    with torch.autocast(emissions.device.type, enabled=False):
+        emissions = emissions.float()
+        trans, start = crf._scores()
+        b, t, _ = emissions.shape
+        tags, maskf, rows = tags.clamp_min(0), mask.to(emissions.dtype), torch.arange(b)
+        emitted = emissions.gather(2, tags.unsqueeze(2)).squeeze(2)
+        moves = trans[tags[:, :-1], tags[:, 1:]]
+        score = start[tags[:, 0]] + (emitted * maskf).sum(1) + (moves * maskf[:, 1:]).sum(1)
+        score = score + crf.end[tags[rows, (mask.sum(1) - 1).clamp_min(0)]]
+        alpha = start.unsqueeze(0) + emissions[:, 0]
+        for i in range(1, t):
+            step = torch.logsumexp(alpha.unsqueeze(2) + trans.unsqueeze(0), dim=1) + emissions[:, i]
+            alpha = torch.where(mask[:, i:i + 1], step, alpha)
+        log_z = torch.logsumexp(alpha + crf.end.unsqueeze(0), dim=1)
+        nonempty = mask[:, 0]
+        return ((log_z - score) * nonempty).sum() / nonempty.sum().clamp_min(1)
 
 
 def corpus_dir() -> Path:

@@ -1,4 +1,4 @@
-"""The heads' BiLSTM: the fused recurrence (``modules.BiLSTM`` on CPU) against two ``nn.LSTM`` per layer.
+"""The heads' BiLSTM: the fused recurrence (``modules.BiLSTM(fused=True)``) against two ``nn.LSTM`` per layer.
 
 Interleaved A/B in one process, forward + backward on a tagger-shaped batch (32 sentences of 5-40
 tokens, GloVe 100 + ELMo 1024 inputs, hidden 100), float32 and bfloat16 autocast; medians printed.
@@ -17,19 +17,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this tree's elmo_tasks, not the installed one
 
-from elmo_tasks.modules import BiLSTM, reverse_within_lengths  # noqa: E402
+from bench_common import two_lstm_forward  # noqa: E402
 
-
-def two_lstm_forward(lstm: BiLSTM, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The previous path (still the CUDA one): one ``nn.LSTM`` per direction and layer."""
-    lengths = mask.sum(dim=1)
-    for i, (fwd, bwd) in enumerate(zip(lstm.forward_layers, lstm.backward_layers)):
-        if i:
-            x = lstm.dropout(x)
-        forward_out, _ = fwd(x)
-        backward_out, _ = bwd(reverse_within_lengths(x, lengths))
-        x = torch.cat([forward_out, reverse_within_lengths(backward_out, lengths)], dim=-1)
-    return x * mask.unsqueeze(-1)
+from elmo_tasks.modules import BiLSTM  # noqa: E402
 
 
 def main() -> None:
@@ -39,7 +29,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    lstm = BiLSTM(1124, 100, layers=1)
+    lstm = BiLSTM(1124, 100, layers=1, fused=True)
     lengths = torch.randint(5, 40, (32,))
     mask = torch.arange(40).unsqueeze(0) < lengths.unsqueeze(1)
     x = torch.randn(32, 40, 1124)

@@ -1,10 +1,12 @@
-"""Seconds per training epoch of a task head, three ways: as it was (``nn.Dropout``, float32), with
-``modules.Dropout`` (float32), and with ``modules.Dropout`` under ``trainer.amp`` (bfloat16 products).
+"""Seconds per training epoch of a task head, three ways (issue 21): "before" (the CRF's log
+partition through autograd, as kept in bench_common.py), "now" (``CRF``'s log-partition function;
+the BiLSTM as two ``nn.LSTM`` per layer in both) and "fused" (now, with ``BiLSTM(fused=True)``: both
+directions in one hand-written recurrence), each in float32 and under ``trainer.amp`` (bfloat16).
 
-The offline suite's hour depends on these epochs: its 150 runs are task heads trained on cached
-ELMo layers, and most of an epoch is the head's own BiLSTM. Each config is prepared once; the
-three arms train copies of the same initial model on the same batches, in interleaved rounds (so
-they see the same machine load), and the median epoch is reported.
+The offline suite's hour depends on these epochs: its runs are task heads trained on cached ELMo
+layers, and most of an epoch is the head's own BiLSTM and CRF. Each config is prepared once; the
+arms train copies of the same initial model on the same batches, in interleaved rounds (so they
+see the same machine load), and the median epoch is reported.
 
     python benchmarks/head_speed.py configs/benchmarks/wnut16_glove_elmo.yaml configs/benchmarks/polarity_glove_elmo.yaml
 
@@ -19,6 +21,7 @@ import json
 import statistics
 import sys
 import time
+import types
 from pathlib import Path
 
 import torch
@@ -27,21 +30,23 @@ from torch import nn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench_common import autograd_crf_nll  # noqa: E402
+
 from elmo_tasks import modules  # noqa: E402
 from elmo_tasks.device import bf16_supported  # noqa: E402
 from elmo_tasks.errors import run_script  # noqa: E402
 from elmo_tasks.experiment import load_config  # noqa: E402
+from elmo_tasks.heads.crf import CRF  # noqa: E402
 from elmo_tasks.training import trainer  # noqa: E402
 
-ARMS = ("nn.Dropout float32", "Dropout float32", "Dropout bfloat16")
+ARMS = tuple(f"{code} {dtype}" for dtype in ("float32", "bfloat16") for code in ("before", "now", "fused"))
 
 
-def with_nn_dropout(model: nn.Module) -> nn.Module:
-    """The same model with every ``modules.Dropout`` swapped for ``nn.Dropout`` (the code before)."""
-    for parent in model.modules():
-        for name, child in list(parent.named_children()):
-            if isinstance(child, modules.Dropout):
-                setattr(parent, name, nn.Dropout(child.p))
+def as_before(model: nn.Module) -> nn.Module:
+    """The same model running the code before: the CRF through autograd."""
+    for module in model.modules():
+        if isinstance(module, CRF):
+            module.nll = types.MethodType(autograd_crf_nll, module)
     return model
 
 
@@ -49,22 +54,30 @@ def time_config(path: str, epochs: int) -> dict:
     config = load_config(path, {"trainer.amp": False})
     task, splits, model, _ = trainer.prepare(config, progress=False, log=lambda m: None)
     models = {arm: copy.deepcopy(model) for arm in ARMS}
-    with_nn_dropout(models[ARMS[0]])
-    models[ARMS[2]].amp = bf16_supported(torch.device("cpu"))
+    bf16 = bf16_supported(torch.device("cpu"))
+    for arm, m in models.items():
+        if arm.startswith("before"):
+            as_before(m)
+        for module in m.modules():
+            if isinstance(module, modules.BiLSTM):
+                module.fused = arm.startswith("fused")
+        m.amp = bf16 and arm.endswith("bfloat16")
     optimizers = {arm: torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=config.trainer.lr)
                   for arm, m in models.items()}
     seconds: dict[str, list[float]] = {arm: [] for arm in ARMS}
     losses: dict[str, float] = {}
     for epoch in range(1, epochs + 1):  # rounds: every arm once per round
         for arm in ARMS:
+            torch.manual_seed(epoch)  # the same dropout masks for before and now
             tick = time.perf_counter()
             losses[arm] = trainer.train_epoch(models[arm], splits["train"], config, optimizers[arm], epoch,
                                               torch.device("cpu"), progress=False)
             seconds[arm].append(time.perf_counter() - tick)
-    base = statistics.median(seconds[ARMS[0]])
+    base = {kind: statistics.median(seconds[f"before {kind}"]) for kind in ("float32", "bfloat16")}
     return {"config": path, "head": config.head.name, "train_sentences": len(splits["train"]),
-            "bfloat16_units": models[ARMS[2]].amp,
-            "arms": {arm: {"epoch_seconds": round(statistics.median(s), 3), "speedup": round(base / statistics.median(s), 2),
+            "bfloat16_units": bf16,
+            "arms": {arm: {"epoch_seconds": round(statistics.median(s), 3),
+                           "speedup": round(base[arm.split()[1]] / statistics.median(s), 2),
                            "epochs": [round(x, 3) for x in s], "last_train_loss": round(losses[arm], 4)}
                      for arm, s in seconds.items()}}
 
@@ -79,6 +92,7 @@ def main() -> int:
     results = [time_config(path, args.epochs) for path in args.configs]
     print(f"seconds per training epoch, one thread, median of {args.epochs} interleaved rounds "
           f"(bfloat16 units here: {results[0]['bfloat16_units']})")
+    print("speedups against 'before' of the same precision (before: the CRF through autograd; fused: BiLSTM(fused=True))")
     print(f"{'config':<44}" + "".join(f"{arm:>22}" for arm in ARMS))
     for r in results:
         cells = "".join(f"{a['epoch_seconds']:>13.2f} ({a['speedup']:.2f}x)" for a in r["arms"].values())

@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "compare": "compare",
     "bench": "bench",
     "convert": "convert",
+    "models": "models",
     "predict": "predict",
     "package": "package",
     "serve": "serve",

@@ -39,6 +39,7 @@ from elmo_tasks.data.sources import sha256_file
 from elmo_tasks.experiment_checks import check_config
 from elmo_tasks.features import FEATURES
 from elmo_tasks.heads import head_options
+from elmo_tasks.model_sources import is_remote
 from elmo_tasks.paths import input_file_problem
 from elmo_tasks.schema import ConfigError, Source, build, parse_yaml
 
@@ -246,23 +247,28 @@ def _read_with_extends(path: Path, chain: list[Path]) -> tuple[dict[str, Any], d
 
 
 # keys whose values are input paths, relative to the file that names them
-def _path_keys() -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
-    """(dotted key, names that are not paths) of every key holding an input path: the feature
-    options' fields marked ``metadata={"path": (names...)}``, and the sense frequencies file."""
-    keys: list[tuple[tuple[str, ...], tuple[str, ...]]] = [(("dataset", "sense_frequencies"), ())]
+def _path_keys() -> list[tuple[tuple[str, ...], tuple[str, ...], bool]]:
+    """(dotted key, names that are not paths, whether model names and URLs are taken) of every key holding
+    an input path: the feature options' fields marked ``metadata={"path": (names...)}`` (and
+    ``"remote": True``), and the sense frequencies file."""
+    keys: list[tuple[tuple[str, ...], tuple[str, ...], bool]] = [(("dataset", "sense_frequencies"), (), False)]
     for name, cls in FEATURES.items():
-        keys.extend((("features", name, f.name), tuple(f.metadata["path"]))
+        keys.extend((("features", name, f.name), tuple(f.metadata["path"]), bool(f.metadata.get("remote")))
                     for f in dataclasses.fields(cls.Options) if "path" in f.metadata)
     return keys
 
 
 def _absolutize_paths(data: dict[str, Any], folder: Path) -> None:
-    for keys, names in _path_keys():
+    for keys, names, remote in _path_keys():
         parent = data
         for key in keys[:-1]:
             parent = parent.get(key) if isinstance(parent, dict) else None
-        if isinstance(parent, dict) and isinstance(parent.get(keys[-1]), str) and parent[keys[-1]] not in names:
-            parent[keys[-1]] = str((folder / parent[keys[-1]]).resolve())
+        if not isinstance(parent, dict) or not isinstance(parent.get(keys[-1]), str) or parent[keys[-1]] in names:
+            continue
+        value = parent[keys[-1]]
+        if remote and is_remote(value) and not (folder / value).exists():  # a public model's name or URL
+            continue
+        parent[keys[-1]] = str((folder / value).resolve())
     files = data.get("dataset", {}).get("files") if isinstance(data.get("dataset"), dict) else None
     if isinstance(files, dict):
         for split, value in files.items():

@@ -2,10 +2,10 @@
 
 ``--model``, ``features.elmo.model`` and the benchmarks all go through :func:`resolve_model`:
 ``default`` (the shipped default model, or the tiny fixture while none ships), ``fixture`` (the
-tiny test model), or a folder holding ``options.json`` + ``weights.hdf5`` (what ``elmo-tasks
-pretrain`` exports, with ``vocab.txt`` and ``softmax.hdf5`` beside them). A new kind of source (a
-TF-Hub module, a bilm-tf checkpoint) becomes one more branch of :func:`resolve_model` that
-converts it into such a folder.
+tiny test model), a folder holding ``options.json`` + ``weights.hdf5`` (what ``elmo-tasks
+pretrain`` exports, with ``vocab.txt`` and ``softmax.hdf5`` beside them), a public model's name or
+URL (``elmo_tasks.model_sources``: downloaded once into the cache), or a TF-Hub module, bilm-tf
+checkpoint or NLPL zip on disk (converted once into the cache). A local path wins over a name.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from elmo_tasks.bilm.options import BiLMOptions
 from elmo_tasks.data.sources import sha256_file
+from elmo_tasks.model_sources import is_remote, resolve_remote
 
 MODELS_DIR = Path(__file__).parent / "models"
 DEFAULT_MODEL_DIR = MODELS_DIR / "default"
@@ -95,8 +96,9 @@ class ModelFolder:
 
 
 def resolve_model(source: str | Path | None) -> ModelFolder:
-    """The model folder ``source`` names: None or ``default``, ``fixture``, a folder path, or a TF-Hub
-    module, bilm-tf checkpoint or NLPL zip (converted once into the cache by ``elmo_tasks.formats``).
+    """The model folder ``source`` names: None or ``default``, ``fixture``, a folder path, a registry name
+    or URL (``elmo-tasks models``), or a TF-Hub module, bilm-tf checkpoint or NLPL zip (converted once
+    into the cache by ``elmo_tasks.formats``).
 
     This is the one place a user's model string becomes files on disk.
     """
@@ -104,6 +106,8 @@ def resolve_model(source: str | Path | None) -> ModelFolder:
         return ModelFolder(default_model_dir())
     if str(source) == "fixture":
         return ModelFolder(FIXTURE_MODEL_DIR)
+    if isinstance(source, str) and is_remote(source) and not Path(source).exists():
+        return ModelFolder(resolve_remote(source))
     folder = ModelFolder(Path(source))
     if folder.options_file.is_file() and folder.weights_file.is_file():
         return folder

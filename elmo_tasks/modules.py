@@ -91,15 +91,17 @@ class BiLSTM(nn.Module):
 
     The backward direction reads each sentence reversed within its length, so padding never
     reaches a real token in either direction. The weights live in one ``nn.LSTM`` per layer and
-    direction. On a CPU both directions run as one recurrence with a hand-written backward
-    (``recurrence.run_recurrence``: one batched product per step for both directions, the input
-    half of the gates as one product for both), 1.7x faster forward+backward than two ``nn.LSTM``
-    calls (benchmarks/bilstm_speed.py); without gradients (evaluation, prediction) and on a GPU the
-    ``nn.LSTM`` modules run (batch-invariant results; cuDNN: no GPU here to compare).
+    direction, which run by default (oneDNN on a CPU, cuDNN on a GPU). ``fused=True`` trains on a
+    CPU with both directions in one recurrence with a hand-written backward
+    (``recurrence.run_recurrence``): 1.7x faster forward+backward on benchmarks/bilstm_speed.py's
+    batch, but 0.93x on the WNUT-16 tagger's epoch and 0.87x on polarity's on an AVX-512/AMX Xeon
+    (benchmarks/head_speed.py), so it is not the default; without gradients ``nn.LSTM`` always runs
+    (batch-invariant results).
     """
 
-    def __init__(self, input_dim: int, hidden: int, layers: int = 1, dropout: float = 0.0) -> None:
+    def __init__(self, input_dim: int, hidden: int, layers: int = 1, dropout: float = 0.0, fused: bool = False) -> None:
         super().__init__()
+        self.fused = fused
         dims = [input_dim] + [2 * hidden] * (layers - 1)
         self.forward_layers = nn.ModuleList(nn.LSTM(d, hidden, batch_first=True) for d in dims)
         self.backward_layers = nn.ModuleList(nn.LSTM(d, hidden, batch_first=True) for d in dims)
@@ -109,10 +111,9 @@ class BiLSTM(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         lengths = mask.sum(dim=1)
-        # The fused recurrence pays off in training (forward + backward); at inference the nn.LSTM calls
-        # run, whose per-row results do not depend on the batch's other rows (TaskModel's and the
-        # server's batch invariance, to 1e-6; the fused steps' shrinking products differ by ~1e-5).
-        fused = x.device.type == "cpu" and torch.is_grad_enabled()
+        # At inference the nn.LSTM calls run, whose per-row results do not depend on the batch's other
+        # rows (TaskModel's and the server's batch invariance, to 1e-6; the fused steps differ by ~1e-5).
+        fused = self.fused and x.device.type == "cpu" and torch.is_grad_enabled()
         if fused:
             to_frames, to_batch = direction_frames(lengths, x.shape[1])
         for i, (fwd, bwd) in enumerate(zip(self.forward_layers, self.backward_layers)):

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("ELMO_TASKS_OFFLINE", "1")  # no test reaches the internet; tests/http_util.py serves 127.0.0.1
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 ELMO_FIXTURES = Path(__file__).parent / "fixtures" / "elmo"

@@ -214,3 +214,36 @@ def test_amp_trains_in_bfloat16_where_the_cpu_has_it(tmp_path):
     assert amp_loss != loss  # it did run otherwise ...
     assert abs(amp_loss - loss) < 0.05 * loss  # ... and learns alike (bfloat16 keeps 3 significant digits)
     assert amp["test"]["span_f1"] > 0.10  # (see test_tagger_finds_entities)
+
+
+def _reference_nll(crf: CRF, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The CRF's loss through autograd: a log-sum-exp over (B, K, K) per position (the code before)."""
+    trans, start = crf._scores()
+    alpha = start.unsqueeze(0) + emissions[:, 0]
+    for i in range(1, emissions.shape[1]):
+        step = torch.logsumexp(alpha.unsqueeze(2) + trans.unsqueeze(0), dim=1) + emissions[:, i]
+        alpha = torch.where(mask[:, i:i + 1], step, alpha)
+    log_z = torch.logsumexp(alpha + crf.end.unsqueeze(0), dim=1)
+    return log_z.mean() - _gold_score_mean(crf, emissions, tags, mask)
+
+
+@pytest.mark.parametrize("scale", [1.0, 30.0])
+def test_crf_gradients_equal_autograd_of_the_forward_algorithm(scale):
+    # every parameter's gradient, BIO's forbidden moves, lengths 1 and padding, small and large scores
+    labels = ["B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "O"]
+    torch.manual_seed(2)
+    crf = CRF(7, *bio_transitions(labels))
+    with torch.no_grad():
+        for p in crf.parameters():
+            p.normal_(0, scale / 10)
+    emissions = (torch.randn(5, 9, 7) * scale).requires_grad_(True)
+    lengths = torch.tensor([9, 1, 4, 9, 2])
+    mask = torch.arange(9).unsqueeze(0) < lengths.unsqueeze(1)
+    tags = torch.where(mask, torch.tensor(6), torch.tensor(-100))
+    tags[0, 2], tags[0, 3], tags[3, 0] = 0, 1, 4
+    params = [emissions, crf.transitions, crf.start, crf.end]
+    ours = crf.nll(emissions, tags, mask)
+    reference = _reference_nll(crf, emissions, tags, mask)
+    assert torch.allclose(ours, reference, rtol=1e-6, atol=1e-4)
+    for got, want in zip(torch.autograd.grad(ours, params), torch.autograd.grad(reference, params)):
+        assert torch.allclose(got, want, atol=1e-5), (got - want).abs().max()

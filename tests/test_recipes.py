@@ -31,6 +31,7 @@ from elmo_tasks.data.recipes import (
     read_exceptions,
     retokenize_pretokenized,
 )
+from elmo_tasks.data.recipes.wordnet import definition
 from elmo_tasks.errors import UserError
 
 DATA = Path(__file__).parent / "fixtures" / "data"
@@ -262,7 +263,24 @@ def test_wordnet_wsd_on_real_excerpts(tmp_path, name):
     assert [e["sense_number"] for e in table["brush%n"]] == sorted(e["sense_number"] for e in table["brush%n"])
     assert most_frequent_sense(table, "course", "n") == "course%1:04:01::"  # course n sense 1 (SemCor count 61)
     assert most_frequent_sense(table, "nothing", "n") is None
+    # a sense carries its synset's definition, the usage examples cut off, where data.* has the synset
+    # (the excerpts hold only the synsets with usage examples)
+    entries = [e for senses in table.values() for e in senses]
+    in_excerpts = {(line[:8], pos) for name, pos in (("noun", "n"), ("verb", "v"), ("adj", "a"), ("adv", "r"))
+                   for line in (DATA / "wordnet" / f"data.{name}").read_text().splitlines()}
+    assert [bool(e.get("gloss")) for e in entries] == [
+        (e["synset"][:8], {"s": "a"}.get(e["synset"][-1], e["synset"][-1])) in in_excerpts for e in entries]
+    by_synset = {e["synset"]: e.get("gloss") for e in entries}
+    assert by_synset["00039545-n"] == "contact with something dangerous or undesirable"  # brush, data.noun
     assert set(manifest["baselines"]) == {"dev", "test"}
+
+
+def test_definitions_keep_quotes_inside_and_drop_the_examples():
+    assert definition('as the agent of (usually expressed as "on behalf of"); "signed on behalf of the child";  ') == \
+        'as the agent of (usually expressed as "on behalf of")'
+    assert definition('act of assembling for war: "mobilization of the troops"') == "act of assembling for war"
+    assert definition('"it was a bright sunny day"') == ""
+    assert definition("a   mode of action") == "a mode of action"
 
 
 def test_wordnet_wsd_held_out_lemmas_go_whole_to_dev_or_test():

@@ -177,7 +177,7 @@ def test_fused_bilstm_equals_nn_lstm(layers, dropout, lengths):
     from elmo_tasks.modules import BiLSTM
 
     torch.manual_seed(0)
-    lstm = BiLSTM(7, 5, layers=layers, dropout=dropout)
+    lstm = BiLSTM(7, 5, layers=layers, dropout=dropout, fused=True)
     steps = max(lengths)
     mask = torch.tensor([[t < n for t in range(steps)] for n in lengths])
     x = torch.randn(len(lengths), steps, 7)
@@ -200,7 +200,7 @@ def test_fused_bilstm_under_bfloat16_autocast():
     from elmo_tasks.modules import BiLSTM
 
     torch.manual_seed(0)
-    lstm = BiLSTM(8, 6, layers=2)
+    lstm = BiLSTM(8, 6, layers=2, fused=True)
     mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]], dtype=torch.bool)
     x = torch.randn(2, 4, 8)
     reference = _reference_bilstm(lstm, x, mask)

@@ -98,7 +98,15 @@ HOSTILE = {
     "absurd tensor shapes": (lambda d: (d.update({"network.safetensors": _reshaped(d["network.safetensors"])}),
                                         _meta_for(d, "network.safetensors")), "does not fit the network"),
     "a missing member": (lambda d: d.pop("network.safetensors"), "network.safetensors is missing"),
+    "glosses that are not strings": (lambda d: (d.update({"task.json": _with_glosses(d["task.json"])}),
+                                                _meta_for(d, "task.json")), "glosses must map sense keys"),
 }
+
+
+def _with_glosses(blob):
+    task = json.loads(blob)
+    task["glosses"] = {"bank%1:14:00::": {"gloss": ["a", "list"]}}
+    return json.dumps(task).encode()
 
 
 def _reshaped(blob):

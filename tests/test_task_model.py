@@ -20,6 +20,7 @@ from elmo_tasks import TaskModel
 from elmo_tasks.errors import UserError
 from elmo_tasks.experiment import load_config
 from elmo_tasks.heads.crf import CRF
+from elmo_tasks.task_model.archive import write_archive
 from elmo_tasks.task_model.inputs import token_offsets
 from elmo_tasks.task_model.outputs import crf_marginals, spans
 from elmo_tasks.training import trainer
@@ -129,6 +130,25 @@ def test_bad_items_name_their_index_and_field(runs):
         TaskModel.load(runs["wnut16_elmo"] / "checkpoints")
 
 
+def test_word_senses_carry_their_synset_and_gloss(runs, tmp_path, monkeypatch):
+    """The synset and WordNet definition of the answered sense, from the sense-frequency table, in the
+    run folder and its archive; a sense the table lacks has null ones."""
+    model = TaskModel.load(runs["wsd_elmo"])
+    table = json.loads((TASK_FIXTURES / "wsd" / "sense_frequencies.json").read_text())
+    by_sense = {e["sense"]: e for entries in table.values() for e in entries}
+    items, _ = split_items(runs["wsd_elmo"], "wsd")
+    results = model.predict(items[:20])
+    assert all(r["sense"] in by_sense for r in results)
+    for r in results:
+        assert (r["synset"], r["gloss"]) == (by_sense[r["sense"]]["synset"], by_sense[r["sense"]]["gloss"])
+    monkeypatch.setenv("ELMO_TASKS_CACHE", str(tmp_path / "cache"))
+    write_archive(model.parts, tmp_path / "wsd.tar.gz", bilm_ref="fixture")
+    assert TaskModel.load(tmp_path / "wsd.tar.gz").predict(items[:20]) == results
+    model.parts.glosses.pop(results[0]["sense"])
+    again = model.predict(items[:1])[0]
+    assert again["sense"] == results[0]["sense"] and again["synset"] is None and again["gloss"] is None
+
+
 def test_a_glove_word_no_split_had_gets_its_vector(tmp_path):
     """The table has a word the task never saw (a copy of 'london'): it predicts as 'london' does (up to the
     float16 its vector is kept in), unlike a word with no vector."""
@@ -170,6 +190,21 @@ def test_crf_marginals_equal_the_enumerated_posterior():
                 totals[i, t] += math.exp(float(score))
         expected = totals / totals.sum(1, keepdim=True)
         assert torch.allclose(marginals[row, :n], expected, atol=1e-5)
+
+
+def test_crf_marginals_stay_probabilities_on_long_confident_sentences():
+    """Scores summing to thousands (40 tokens of large emissions): each position's marginals still sum to 1
+    and none passes 1 (float32 sums there are off by 1e-4)."""
+    torch.manual_seed(1)
+    crf = CRF(21)
+    emissions = torch.randn(3, 40, 21) * 30
+    mask = torch.ones(3, 40, dtype=torch.bool)
+    mask[2, 25:] = False
+    with torch.no_grad():
+        marginals = crf_marginals(crf, emissions, mask)
+    assert marginals.dtype == torch.float32 and float(marginals.max()) <= 1.0
+    sums = marginals.double().sum(-1)
+    assert float((sums[mask] - 1).abs().max()) < 1e-6
 
 
 def test_spans_and_character_offsets():

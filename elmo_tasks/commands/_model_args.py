@@ -11,7 +11,8 @@ from elmo_tasks.model_folder import FIXTURE_WARNING, resolve_model
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, files: bool = True) -> None:
-    parser.add_argument("--model", metavar="DIR", help="model folder with options.json and weights.hdf5, or a "
+    parser.add_argument("--model", metavar="M", help="a public model's name or URL (elmo-tasks models lists them; "
+                        "downloaded once into the cache), a model folder with options.json and weights.hdf5, or a "
                         "TF-Hub module (folder or .tar.gz), bilm-tf checkpoint or NLPL zip, converted once into the "
                         "cache (default: the toolkit's default model)")
     if files:

@@ -37,7 +37,8 @@ The same options mean the same thing in every command that has them:
 - `--quiet` / `--verbose` wherever a command reports progress. Neither: progress bars and the main
   log lines on stderr. `--quiet`: errors, the result and the closing line (what was written) only.
   `--verbose`: also the runtime (device, threads, CPU kind, torch) and each step's details.
-- `--model`: the shipped `default`, `fixture` (the tiny test model), or a model folder, TF-Hub
+- `--model`: the shipped `default`, `fixture` (the tiny test model), a public model's name or URL
+  (`elmo-tasks models`; downloaded once, [models.md](models.md)), or a model folder, TF-Hub
   module, bilm-tf checkpoint or NLPL zip ([coming-from.md](coming-from.md)).
 - `run --set KEY=VALUE` (repeatable) changes a dotted config key without editing the file; the
   value is YAML (`--set trainer.epochs=5`, `--set head.hidden=64`, `null` removes a key) and is

@@ -20,8 +20,9 @@ lists what matches AllenNLP exactly and every difference; the main ones:
   carries the states by row exactly as AllenNLP does, and reproduces its numbers call after call;
   ``reset_states()`` (or AllenNLP's path ``elmo._elmo_lstm._elmo_lstm.reset_states()``) clears them.
 * Masks are bool tensors (AllenNLP 0.9's are 0/1 int64).
-* Model files are local paths (every file argument goes through ``allennlp_bilm.load_model_files``);
-  a URL, such as the default of ``ElmoEmbedder()`` (AllenNLP's original model), is a one-line error.
+* Model files are local paths or URLs (every file argument goes through ``allennlp_bilm.load_model_files``):
+  a URL, such as the default of ``ElmoEmbedder()`` (AllenNLP's original model), is downloaded once into
+  the cache (``elmo_tasks.download``), and a model's name (``ElmoEmbedder("small")``) takes its files.
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ class Elmo(nn.Module):
 class ElmoTokenEmbedder(nn.Module):
     """AllenNLP's ``ElmoTokenEmbedder`` as a plain module: one ELMo representation (B, T, 2P), optionally
     projected to ``projection_dim`` by a Linear layer (with bias) per token. The files default to
-    AllenNLP's original model (a URL, so pass local files here)."""
+    AllenNLP's original model (downloaded once)."""
 
     def __init__(self, options_file: str | Path | None = DEFAULT_OPTIONS_FILE,
                  weight_file: str | Path | None = DEFAULT_WEIGHT_FILE, do_layer_norm: bool = False,
@@ -177,9 +178,9 @@ def empty_embedding(dim: int) -> np.ndarray:
 class ElmoEmbedder:
     """AllenNLP 0.9's ``ElmoEmbedder``: the frozen biLM's three layers as numpy arrays.
 
-    The files default to AllenNLP's original model, which this version cannot download (a one-line
-    error says so). ``elmo_bilm`` is the ``_ElmoBiLm`` AllenNLP's has (sharing the weights); the
-    embedding methods run this toolkit's batching ``Embedder`` on the same biLM.
+    The files default to AllenNLP's original model (downloaded once into the cache). ``elmo_bilm`` is
+    the ``_ElmoBiLm`` AllenNLP's has (sharing the weights); the embedding methods run this toolkit's
+    batching ``Embedder`` on the same biLM.
     """
 
     def __init__(self, options_file: str | Path | None = DEFAULT_OPTIONS_FILE,

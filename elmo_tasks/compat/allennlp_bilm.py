@@ -31,7 +31,8 @@ from elmo_tasks.bilm.inference import InferenceEngine
 from elmo_tasks.bilm.model import BiLM
 from elmo_tasks.bilm.weights import load_bilm
 from elmo_tasks.errors import UserError
-from elmo_tasks.model_folder import default_model_dir
+from elmo_tasks.model_sources import fetch_pair, resolve_remote
+from elmo_tasks.models.registry import find, is_url
 
 # AllenNLP 0.9's defaults (allennlp.commands.elmo): the original model, 2x4096_512_2048cnn_2xhighway
 _ORIGINAL = "https://allennlp.s3.amazonaws.com/models/elmo/2x4096_512_2048cnn_2xhighway/elmo_2x4096_512_2048cnn_2xhighway"
@@ -40,18 +41,26 @@ DEFAULT_WEIGHT_FILE = f"{_ORIGINAL}_weights.hdf5"
 
 
 def load_model_files(options_file: str | Path | None, weight_file: str | Path | None, stateful: bool = False) -> BiLM:
-    """The one place the compat's ``options_file``/``weight_file`` arguments become a biLM (frozen)."""
+    """The one place the compat's ``options_file``/``weight_file`` arguments become a biLM (frozen): local
+    paths, URLs (downloaded once into the cache, checked before use), or, flair-style, a model's name
+    as ``options_file`` (``"original"``, ``"small"``...; ``weight_file`` then None or left at its default)."""
     for name, value in (("options_file", options_file), ("weight_file", weight_file)):
-        if value is None:
+        if value is None and not (name == "weight_file" and _is_name(options_file)):
             raise UserError(f"{name} is None: give both model files (or Elmo(None, None, ..., module=a_bilm))")
-        if str(value).split("://", 1)[0] in ("http", "https", "s3") and "://" in str(value):
-            default = " (AllenNLP's default: the original model)" if value in (DEFAULT_OPTIONS_FILE,
-                                                                               DEFAULT_WEIGHT_FILE) else ""
-            folder = default_model_dir()
-            raise UserError(f"{name} {value}{default} is a URL, and this version of elmo-tasks reads model files "
-                            f"from disk only: download both files and pass their paths (the toolkit's own model is "
-                            f"{folder / 'options.json'} with {folder / 'weights.hdf5'})")
-    return load_bilm(options_file, weight_file, stateful=stateful)  # type: ignore[arg-type]
+    if _is_name(options_file):
+        if weight_file not in (None, DEFAULT_WEIGHT_FILE, options_file):
+            raise UserError(f"options_file {options_file!r} names a model; its weights come with it: give "
+                            f"weight_file=None (got {weight_file})")
+        folder = resolve_remote(str(options_file))
+        options_file, weight_file = folder / "options.json", folder / "weights.hdf5"
+    else:
+        options_file, weight_file = fetch_pair(options_file, weight_file)  # type: ignore[arg-type]
+    return load_bilm(options_file, weight_file, stateful=stateful)
+
+
+def _is_name(value: object) -> bool:
+    """A registry name (not a URL, not an existing file) given where a file is expected."""
+    return isinstance(value, str) and not is_url(value) and not Path(value).exists() and find(value) is not None
 
 
 def _check_char_ids(inputs: torch.Tensor, where: str) -> None:

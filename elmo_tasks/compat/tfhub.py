@@ -1,8 +1,9 @@
 """The TF-Hub ELMo module's interface (``google/elmo/2``, ``/3``) on top of this toolkit's biLM.
 
     >>> from elmo_tasks.compat import tfhub as hub
-    >>> elmo = hub.Module("elmo_3.tar.gz")        # or hub.load(...): a module folder or archive, or any model source
-    >>> hub.Module("default")                     # the names --model takes: default, fixture
+    >>> elmo = hub.Module("https://tfhub.dev/google/elmo/3")  # downloaded once, converted, cached (or the Kaggle handle)
+    >>> hub.Module("elmo_3.tar.gz")               # or hub.load(...): a module folder or archive, or any model source
+    >>> hub.Module("default")                     # the names --model takes: default, fixture, original...
     >>> out = elmo(["I love to watch TV", "I am wearing a wrist watch"], signature="default", as_dict=True)
     >>> out["elmo"].shape, out["default"].shape   # (2, 6, 2P), (2, 2P): numpy arrays, no session
 
@@ -43,7 +44,7 @@ class Module:
     """A loaded ELMo with the TF-Hub module's call signature; outputs are numpy arrays."""
 
     def __init__(self, spec: str | Path, trainable: bool = False, batch_size: int = 64) -> None:
-        folder = resolve_model(spec).path  # a name (default, fixture), a model folder, or a module to convert
+        folder = resolve_model(spec).path  # a name or URL (downloaded once), a model folder, or a module to convert
         self.embedder = Embedder.from_dir(folder, batch_size=batch_size)
         self.trainable = trainable
         layers = self.embedder.num_layers
@@ -83,8 +84,8 @@ class Module:
 
 
 def load(path: str | Path, trainable: bool = False) -> Module:
-    """``hub.load``/``hub.Module`` for ELMo: a TF-Hub module (folder or .tar.gz) or any model source
-    ``--model`` takes (``default``, ``fixture``, a model folder, a bilm-tf checkpoint...)."""
+    """``hub.load``/``hub.Module`` for ELMo: a TF-Hub handle or module (folder or .tar.gz) or any model source
+    ``--model`` takes (``default``, ``fixture``, a name or URL, a model folder, a bilm-tf checkpoint...)."""
     return Module(path, trainable=trainable)
 
 

@@ -34,7 +34,8 @@ PLACES = {"input": ("input",), "output": ("output",), "both": ("input", "output"
 @dataclass
 class ElmoOptions:
     # "default": the toolkit's default model; "fixture": the tiny test model; or a model folder
-    model: str = field(default="default", metadata={"path": NAMED})  # a folder: relative to the config's folder
+    # a folder (relative to the config's folder), or a public model's name or URL (elmo-tasks models)
+    model: str = field(default="default", metadata={"path": NAMED, "remote": True})
     layer_norm: bool = False
     l2: float = 0.0  # lambda * ||w||^2 on the mix weights (the paper's regulariser)
     dropout: float = 0.5  # on the mixed vector

@@ -35,7 +35,7 @@ def detect(source: Path) -> str:
     """One of ``FORMATS``; a one-line error says what was expected when it is none of them."""
     if not source.exists() and not Path(f"{source}.index").is_file():
         raise UserError(f"model folder not found: {source} (a folder with {OPTIONS_NAME} + {WEIGHTS_NAME}, a TF-Hub "
-                        "module, a bilm-tf checkpoint or an NLPL zip)")
+                        "module, a bilm-tf checkpoint, an NLPL zip, a URL, or a name `elmo-tasks models` lists)")
     if source.is_dir() and (source / OPTIONS_NAME).is_file() and (source / WEIGHTS_NAME).is_file():
         return "hdf5"
     if tfhub.is_module_dir(source) or tfhub.is_module_archive(source):

@@ -1,7 +1,10 @@
 """A linear-chain CRF: the tagger's structured output layer (negative log-likelihood + Viterbi).
 
 With ``allowed`` (a (K, K) bool matrix from :func:`bio_transitions`) impossible transitions such
-as ``O -> I-PER`` get a large negative score, so decoding never produces them.
+as ``O -> I-PER`` get a large negative score, so decoding never produces them. The log partition runs
+the forward algorithm as one small product per position in float64 (shifted exponentials: exact
+where a log-sum-exp over (B, K, K) is) and its gradient is the forward-backward marginals
+(:class:`_LogPartition`), in place of autograd's graph of T log-sum-exps.
 """
 
 from __future__ import annotations
@@ -10,6 +13,77 @@ import torch
 from torch import nn
 
 _NEG = -1e4
+_TINY = 1e-300  # a float64 sum below it is a state no path reaches (a forbidden move's e^-1e4)
+
+
+def _forward_scores(emissions: torch.Tensor, trans: torch.Tensor, start: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(T, B, K) float64 forward scores alpha: log-sum over paths ending in tag k at position t (kept
+    past a sentence's end). Each step is (B, K) @ (K, K) on exponentials shifted by the row's maximum
+    and the column's, so nothing over- or underflows that a log-sum-exp would keep."""
+    b, t, k = emissions.shape
+    column_top = trans.max(dim=0).values  # (K,)
+    moves = (trans - column_top).exp()
+    alphas = emissions.new_empty(t, b, k)
+    alpha = start + emissions[:, 0]
+    alphas[0] = alpha
+    for i in range(1, t):
+        top = alpha.max(dim=1, keepdim=True).values
+        step = ((alpha - top).exp() @ moves).clamp_min(_TINY).log() + top + column_top + emissions[:, i]
+        alpha = torch.where(mask[:, i:i + 1], step, alpha)
+        alphas[i] = alpha
+    return alphas
+
+
+def _backward_scores(emissions: torch.Tensor, trans: torch.Tensor, end: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(T, B, K) float64 backward scores beta: log-sum over the rest of the path after tag k at t
+    (``end`` at a sentence's last position and past it)."""
+    b, t, k = emissions.shape
+    row_top = trans.max(dim=1).values  # (K,)
+    moves_t = (trans - row_top.unsqueeze(1)).exp().T  # (K_next, K)
+    betas = emissions.new_empty(t, b, k)
+    beta = end.expand(b, k)
+    betas[t - 1] = beta
+    for i in range(t - 1, 0, -1):
+        after = emissions[:, i] + beta
+        top = after.max(dim=1, keepdim=True).values
+        step = ((after - top).exp() @ moves_t).clamp_min(_TINY).log() + top + row_top
+        beta = torch.where(mask[:, i:i + 1], step, beta)
+        betas[i - 1] = beta
+    return betas
+
+
+class _LogPartition(torch.autograd.Function):
+    """log Z per sentence (B,) from emissions (B, T, K), transitions, start and end scores; its
+    backward gives each score its posterior marginal (forward-backward) times the incoming gradient."""
+
+    @staticmethod
+    def forward(ctx, emissions, trans, start, end, mask):
+        e, tr, st, en = (x.double() for x in (emissions, trans, start, end))
+        alphas = _forward_scores(e, tr, st, mask)
+        log_z = torch.logsumexp(alphas[-1] + en, dim=1)
+        ctx.save_for_backward(e, tr, en, mask, alphas, log_z)
+        return log_z.to(emissions.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        e, tr, en, mask, alphas, log_z = ctx.saved_tensors
+        betas = _backward_scores(e, tr, en, mask)
+        weight = grad.double().view(1, -1, 1)  # (1, B, 1)
+        real = mask.T.unsqueeze(2)  # (T, B, 1)
+        unary = torch.exp(alphas + betas - log_z.view(1, -1, 1)) * weight * real  # (T, B, K)
+        grad_emissions = unary.transpose(0, 1)
+        grad_start = unary[0].sum(0)
+        grad_end = (torch.exp(alphas[-1] + en - log_z.unsqueeze(1)) * weight[0]).sum(0)
+        # transitions: sum over the real moves (b, i-1 -> i) of exp(alpha_{i-1}(x) + trans(x, y) + e_i(y) +
+        # beta_i(y) - log Z), taken in float64 on the moves only (no padding), as one weighted sum
+        moves = mask[:, 1:].T  # (T-1, B)
+        before = (alphas[:-1] - log_z.view(1, -1, 1))[moves]  # (N, K)
+        after = (e[:, 1:].transpose(0, 1) + betas[1:])[moves]  # (N, K)
+        pair = before.unsqueeze(2) + after.unsqueeze(1)
+        pair += tr
+        grad_trans = (weight.view(1, -1).expand(moves.shape)[moves] @ pair.exp_().flatten(1)).view_as(tr)
+        dtype = grad.dtype
+        return grad_emissions.to(dtype), grad_trans.to(dtype), grad_start.to(dtype), grad_end.to(dtype), None
 
 
 def bio_transitions(labels: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,14 +138,19 @@ class CRF(nn.Module):
         score = start[tags[:, 0]] + (emitted * maskf).sum(1) + (moves * maskf[:, 1:]).sum(1)
         last = tags[rows, (mask.sum(1) - 1).clamp_min(0)]
         score = score + self.end[last]
-        # log partition
-        alpha = start.unsqueeze(0) + emissions[:, 0]
-        for i in range(1, t):
-            nxt = torch.logsumexp(alpha.unsqueeze(2) + trans.unsqueeze(0), dim=1) + emissions[:, i]
-            alpha = torch.where(mask[:, i:i + 1], nxt, alpha)
-        log_z = torch.logsumexp(alpha + self.end.unsqueeze(0), dim=1)
+        log_z = _LogPartition.apply(emissions, trans, start, self.end, mask)
         nonempty = mask[:, 0]
         return ((log_z - score) * nonempty).sum() / nonempty.sum().clamp_min(1)
+
+    @torch.no_grad()
+    def marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, T, K) float32 posterior probability of each tag at each position (forward-backward)."""
+        trans, start = self._scores()
+        e, trans, start, end = (x.double() for x in (emissions.float(), trans, start, self.end))
+        alphas = _forward_scores(e, trans, start, mask)
+        betas = _backward_scores(e, trans, end, mask)
+        log_z = torch.logsumexp(alphas[-1] + end, dim=1)
+        return torch.exp(alphas + betas - log_z.view(1, -1, 1)).transpose(0, 1).float()
 
     def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
         """The best tag sequence of each sentence (Viterbi), trimmed to its length."""

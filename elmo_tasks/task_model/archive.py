@@ -250,7 +250,12 @@ def _parts(folder: Path, archive: Path) -> ModelParts:
         raise UserError(f"{archive}: task.json lacks kind, labels, spans, candidates or mfs") from None
     if task.kind not in ("tagging", "classification", "wsd"):
         raise UserError(f"{archive}: task.json: unknown task kind {task.kind!r}")
-    parts = ModelParts(config, task, {}, None, metrics, glosses=dict(task_data.get("glosses") or {}), source=str(archive))
+    glosses = task_data.get("glosses") or {}
+    if not (isinstance(glosses, dict) and all(
+            isinstance(v, dict) and all(k in ("synset", "gloss") and isinstance(x, str) for k, x in v.items())
+            for v in glosses.values())):
+        raise UserError(f"{archive}: task.json: glosses must map sense keys to {{synset, gloss}} strings")
+    parts = ModelParts(config, task, {}, None, metrics, glosses=glosses, source=str(archive))
     bilm = meta.get("bilm")
     if isinstance(bilm, dict):
         if bilm.get("bundled"):

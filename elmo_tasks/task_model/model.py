@@ -6,9 +6,10 @@ archive (``elmo-tasks package``), predicting on new text.
     >>> model.predict(["Barack Obama visited Paris ."])[0]["spans"]
 
 Inputs are checked and tokenised first (:meth:`TaskModel.examples`, no model run), then run in
-batches of similar length (:meth:`TaskModel.predict_examples`); a result never depends on which
-other inputs share its batch. The biLM runs live (no feature cache); its layers are rounded to the
-cache's dtype, as the head saw them in training.
+batches of similar length (:meth:`TaskModel.predict_examples`); a result does not depend on which
+other inputs share its batch, but the biLM's token cache (kept across calls) can move a probability
+by a few 1e-6 (docs/task-models.md, Measured). The biLM runs live (no feature cache); its layers are
+rounded to the cache's dtype, as the head saw them in training.
 """
 
 from __future__ import annotations

@@ -30,23 +30,9 @@ def tag_scores(head: Any, features: Features) -> torch.Tensor:
 
 
 def crf_marginals(crf: CRF, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """(B, T, K) posterior probability of each tag at each position (forward-backward, float32)."""
+    """(B, T, K) posterior probability of each tag at each position (forward-backward, autocast off)."""
     with torch.autocast(emissions.device.type, enabled=False):
-        e = emissions.float()
-        trans, start = crf._scores()
-        b, t, k = e.shape
-        alphas = [start.unsqueeze(0) + e[:, 0]]
-        for i in range(1, t):
-            nxt = torch.logsumexp(alphas[-1].unsqueeze(2) + trans.unsqueeze(0), dim=1) + e[:, i]
-            alphas.append(torch.where(mask[:, i:i + 1], nxt, alphas[-1]))
-        end = crf.end.unsqueeze(0).expand(b, k)
-        betas = [end] * t
-        for i in range(t - 2, -1, -1):
-            nxt = torch.logsumexp(trans.unsqueeze(0) + (e[:, i + 1] + betas[i + 1]).unsqueeze(1), dim=2)
-            betas[i] = torch.where(mask[:, i + 1:i + 2], nxt, end)
-        log_z = torch.logsumexp(alphas[-1] + crf.end.unsqueeze(0), dim=1)
-        alpha, beta = torch.stack(alphas, 1), torch.stack(betas, 1)
-        return torch.exp(alpha + beta - log_z.view(b, 1, 1))
+        return crf.marginals(emissions, mask)
 
 
 def spans(tags: list[str], probabilities: list[float]) -> list[dict[str, Any]]:
@@ -128,8 +114,7 @@ def wsd_results(head: Any, task: Task, features: Features, batch: dict[str, Any]
                                   "pos": example.pos, "sense": sense,
                                   "backoff": answer is not None and answer != best,
                                   "score": round(score, 6) if best is not None and math.isfinite(score) else None}
-        known = glosses.get(sense or "")
-        if known:
-            result.update({k: known[k] for k in ("synset", "gloss") if k in known})
+        known = glosses.get(sense or "", {})
+        result.update(synset=known.get("synset"), gloss=known.get("gloss"))
         out.append(result)
     return out

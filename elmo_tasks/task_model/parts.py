@@ -114,12 +114,15 @@ def from_run_folder(path: Path) -> ModelParts:
     where = str(path / "config.yaml")
     dataset = dataset_config(config, where)
     raw = load_splits(dataset)
-    task = Task.build(raw, load_sense_frequencies(dataset) if "sense" in raw["train"].column_names else None)
+    frequencies = load_sense_frequencies(dataset) if "sense" in raw["train"].column_names else None
+    task = Task.build(raw, frequencies)
     options = feature_options(config, where)
     state = load_checkpoint(path / "checkpoints" / "best.pt")
     if not isinstance(state, dict):
         raise UserError(f"{path / 'checkpoints/best.pt'}: not a checkpoint of elmo-tasks run")
     parts = ModelParts(config, task, state, None, metrics, source=str(path))
+    if task.kind == "wsd":
+        parts.glosses = sense_glosses(task.labels, frequencies or {}, raw)
     if "elmo" in options:
         model = str(options["elmo"].model)
         parts.bilm, parts.bilm_name = resolve_model(model), model if model in ("default", "fixture") else None
@@ -136,6 +139,26 @@ def from_run_folder(path: Path) -> ModelParts:
                                        else f"GloVe text file {Path(glove.source).name} (licence not recorded)")
     parts.provenance.update(_data_provenance(dataset))
     return parts
+
+
+def sense_glosses(labels: list[str], frequencies: dict[str, list[dict]], splits: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Sense key -> its ``synset`` and ``gloss`` where known: from the sense-frequency table's entries
+    (prepared wordnet-wsd has both), else a split's ``synset`` column; senses with neither are left out."""
+    wanted = set(labels)
+    out: dict[str, dict[str, str]] = {}
+    for entries in frequencies.values():
+        for entry in entries if isinstance(entries, list) else ():
+            sense = entry.get("sense") if isinstance(entry, dict) else None
+            if sense in wanted:
+                known = {k: entry[k] for k in ("synset", "gloss") if isinstance(entry.get(k), str)}
+                if known:
+                    out[sense] = known
+    for data in splits.values():
+        if "synset" in data.column_names:
+            for sense, synset in zip(data["sense"], data["synset"]):
+                if sense in wanted and isinstance(synset, str):
+                    out.setdefault(sense, {}).setdefault("synset", synset)
+    return out
 
 
 def _data_provenance(dataset: DatasetConfig) -> dict[str, str]:

@@ -49,6 +49,7 @@ _SS_TYPE_NUMBER = {"n": "1", "v": "2", "a": "3", "r": "4", "s": "5"}
 _DATA_FILES = {"noun": "n", "verb": "v", "adj": "a", "adv": "r"}
 _QUOTED = re.compile(r'"([^"]+)"')
 _ADJ_MARKER = re.compile(r"\((?:a|p|ip)\)$")
+_FIRST_EXAMPLE = re.compile(r'[;:]\s*"')  # the usage examples follow the definition as '; "..."'
 
 
 def read_exceptions(files: dict[str, Path]) -> dict[str, dict[str, set[str]]]:
@@ -146,6 +147,30 @@ def read_usage_examples(files: dict[str, Path]) -> Iterable[dict[str, Any]]:
                    "examples": [e.strip() for e in examples if e.strip()]}
 
 
+def definition(gloss: str) -> str:
+    """A WordNet gloss without its usage examples (quotes inside the definition stay)."""
+    gloss = " ".join(gloss.split())
+    cut = 0 if gloss.startswith('"') else (m.start() if (m := _FIRST_EXAMPLE.search(gloss)) else len(gloss))
+    return gloss[:cut].strip(" ;:,")
+
+
+def read_definitions(files: dict[str, Path], wanted: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """(synset offset, pos n/v/a/r) -> the synset's definition (:func:`definition`), for the ``wanted``
+    synsets, from WordNet's ``data.*`` files."""
+    out: dict[tuple[str, str], str] = {}
+    for name, pos in _DATA_FILES.items():
+        path = files.get(f"data.{name}")
+        if path is None or not any(p == pos for _, p in wanted):
+            continue
+        for _number, line in readers.lines(path):
+            if line.startswith("  ") or " | " not in line:  # the licence header
+                continue
+            key = (line.split(" ", 1)[0], pos)
+            if key in wanted:
+                out[key] = definition(line.partition(" | ")[2])
+    return out
+
+
 def _build_wordnet_wsd(files: dict[str, Path], min_senses: int = 2, dev: float = 0.1,
                        test: float = 0.1, seen_senses: bool = False, held_out_lemmas: float = 0.0) -> Built:
     """The word-sense rows and their split (see the recipes' ``split_rule``). ``held_out_lemmas``: the
@@ -222,13 +247,17 @@ def _build_wordnet_wsd(files: dict[str, Path], min_senses: int = 2, dev: float =
     splits = {name: [instances[i] for i in kept if split_of[i] == name] for name in SPLITS}
 
     # sense frequencies (SemCor tag counts from index.sense) for every kept lemma's senses
+    # and each sense's synset definition (its gloss; the usage examples, which are the data, left out)
     wanted = set(kept_lemmas)
+    chosen = [(lemma, offset, pos, value) for (lemma, offset, pos), value in senses.items() if (lemma, pos) in wanted]
+    definitions = read_definitions(files, {(offset, pos) for _, offset, pos, _ in chosen})
     frequencies: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
-    for (lemma, offset, pos), (key, sense_number, count) in senses.items():
-        if (lemma, pos) in wanted:
-            ss_type = {"1": "n", "2": "v", "3": "a", "4": "r", "5": "s"}[key.partition("%")[2][0]]
-            frequencies[f"{lemma}%{pos}"].append({"sense": key, "synset": f"{offset}-{ss_type}",
-                                                  "sense_number": sense_number, "count": count})
+    for lemma, offset, pos, (key, sense_number, count) in chosen:
+        ss_type = {"1": "n", "2": "v", "3": "a", "4": "r", "5": "s"}[key.partition("%")[2][0]]
+        entry = {"sense": key, "synset": f"{offset}-{ss_type}", "sense_number": sense_number, "count": count}
+        if (offset, pos) in definitions:
+            entry["gloss"] = definitions[(offset, pos)]
+        frequencies[f"{lemma}%{pos}"].append(entry)
     table = {k: sorted(v, key=lambda e: (e["sense_number"], e["sense"])) for k, v in sorted(frequencies.items())}
 
     train_senses = {r["sense"] for r in splits["train"]}
