@@ -7,7 +7,7 @@ axis) and ``encoding_format`` (``float``: JSON numbers, each float32 written in 
 that read back to the same float32; ``base64``: each array's little-endian float32 bytes, C order,
 with its shape in ``shapes``). The shapes are those ``embed-file`` writes (``dump.reduce_layers``).
 
-Answers are encoded by orjson, which writes numpy arrays itself: on this project's CPU a (16, 256)
+Answers are encoded by orjson, which writes numpy arrays itself: on a 2-core Intel Xeon a (16, 256)
 float32 array took 0.13 ms, against 2.1 ms for ``json.dumps(array.tolist())``, in half the bytes.
 """
 

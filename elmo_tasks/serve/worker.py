@@ -2,7 +2,7 @@
 
 Why a process and not a thread: the biLM's inference loop makes many small torch calls, each of which
 releases and retakes the GIL, so any Python work in another thread of the same process (parsing
-requests, encoding answers) stalls it for whole switch intervals. Measured on this project's 2-core
+requests, encoding answers) stalls it for whole switch intervals. Measured on a 2-core Intel Xeon
 CPU (``benchmarks/gil_contention.py``): a batch of 32 sentences took 59 ms alone and 9.4 s beside one
 thread encoding JSON. In its own process the model runs at full speed while the server's event loop
 and encoders work in parallel (``benchmarks/serve_load.py``: 972 -> ~6,000 tokens/s at 64 clients).
