@@ -7,8 +7,8 @@ archive (``elmo-tasks package``), predicting on new text.
 
 Inputs are checked and tokenised first (:meth:`TaskModel.examples`, no model run), then run in
 batches of similar length (:meth:`TaskModel.predict_examples`); a result does not depend on which
-other inputs share its batch, but the biLM's token cache (kept across calls) can move a probability
-by a few 1e-6 (docs/task-models.md, Measured). The biLM runs live (no feature cache); its layers are
+other inputs share its batch, nor on earlier calls (the biLM's token cache keeps a token's own
+vector). The biLM runs live (no feature cache); its layers are
 rounded to the cache's dtype, as the head saw them in training.
 """
 
