@@ -29,7 +29,7 @@ def wait_for(predicate, child, timeout: float = 120) -> None:
 
 def kill(child, sig=signal.SIGKILL) -> int:
     os.kill(child.pid, sig)
-    child.communicate(timeout=120)
+    child.stderr_text = child.communicate(timeout=120)[1]
     return child.returncode
 
 
@@ -62,7 +62,7 @@ def test_embed_file(tmp_path, sig):
     wait_for(lambda: any(tmp_path.glob("out.hdf5.tmp-*")), child)
     time.sleep(0.05)
     code = kill(child, sig)
-    assert not out.exists()
+    assert not out.exists(), (code, child.stderr_text[-2000:])  # the kill landed before the end
     if sig == signal.SIGKILL:
         assert code == -9 and len(list(tmp_path.glob("out.hdf5.tmp-*"))) == 1  # a kill -9 cannot clean up
     else:

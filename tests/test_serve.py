@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
+import signal
 import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -241,3 +244,36 @@ def test_a_failing_batch_answers_500_and_the_worker_goes_on():
 
     asyncio.run(asyncio.wait_for(main(), 30))
     assert batches[0] == ["boom"] and all(len(b) <= 4 for b in batches[1:]) and len(batches) == 4
+
+
+def model_process(server: Server) -> int:
+    """The pid of the server's model process (its spawned child that is not multiprocessing's resource tracker)."""
+    for task in Path(f"/proc/{server.process.pid}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            if b"multiprocessing" in command and b"resource_tracker" not in command:
+                return int(pid)
+    raise AssertionError("no model process")
+
+
+def test_the_model_runs_in_its_own_process_and_a_dead_one_is_replaced(embedder):
+    """The models live in one child process; killed, the next batch starts a new one and the server goes on."""
+    server = Server("--model", "fixture")
+    try:
+        first = model_process(server)
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{first}").exists() and b"zombie" not in Path(f"/proc/{first}/status").read_bytes() \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with server.client() as client:
+            answer = client.post("/v1/embed", json={"tokens": [["a", "bank"]]})
+            assert answer.status_code in (200, 500), answer.text
+            again = client.post("/v1/embed", json={"tokens": [["a", "bank"]]})
+            assert again.status_code == 200, again.text
+            got = np.array(again.json()["embeddings"][0], dtype=np.float32)
+            assert np.abs(got - embedder.embed_batch([["a", "bank"]])[0]).max() <= 1e-6
+            assert client.get("/health").status_code == 200
+        assert model_process(server) != first
+    finally:
+        assert server.stop() == 0

@@ -4,6 +4,7 @@ over HTTP, with dynamic batching, bounds, metrics and a demo page (the ``serve``
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 
 from elmo_tasks.commands._model_args import add_model_arguments
@@ -54,6 +55,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         import fastapi  # noqa: F401
+        import orjson  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError:
         raise UserError("serve needs the 'serve' extra: pip install 'elmo-tasks[serve]'") from None
@@ -75,16 +77,20 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--task {name}={path}: not found (give a run folder or a .tar.gz of elmo-tasks package)")
     runtime = apply_runtime(args)
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
-    return run_server(lambda: _load(args, runtime.device), limits, args.host, args.port, api_key)
+    load = functools.partial(_load, args, runtime.device, runtime.threads)
+    return run_server(load, limits, args.host, args.port, api_key)
 
 
-def _load(args: argparse.Namespace, device):
-    """The models, loaded in the server's worker thread."""
+def _load(args: argparse.Namespace, device, threads: int):
+    """The models, loaded in the server's model process (its own torch threads)."""
+    import torch
+
     from elmo_tasks.commands._model_args import load_embedder
     from elmo_tasks.model_folder import resolve_model
     from elmo_tasks.serve.models import Models
     from elmo_tasks.task_model import TaskModel
 
+    torch.set_num_threads(threads)
     embedder = load_embedder(args)
     embedder.to(device)
     if getattr(args, "options", None):

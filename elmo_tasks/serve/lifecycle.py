@@ -1,10 +1,11 @@
-"""uvicorn around the app: load the models in the worker thread while ``/health`` says 503, drain on SIGTERM."""
+"""uvicorn around the app: load the models in the model process while ``/health`` says 503, drain on SIGTERM."""
 
 from __future__ import annotations
 
 import signal
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import uvicorn
 
@@ -12,7 +13,7 @@ from elmo_tasks.errors import UserError
 from elmo_tasks.serve.app import ServerState, create_app
 from elmo_tasks.serve.batcher import Batcher
 from elmo_tasks.serve.limits import Limits
-from elmo_tasks.serve.models import Models
+from elmo_tasks.serve.worker import ModelProcess
 
 
 class DrainingServer(uvicorn.Server):
@@ -29,29 +30,29 @@ class DrainingServer(uvicorn.Server):
             self._captured_signals = [s for s in self._captured_signals if s != signal.SIGTERM]
 
 
-def run_server(load: Callable[[], Models], limits: Limits, host: str = "127.0.0.1", port: int = 8000,
+def run_server(load: Callable[[], Any], limits: Limits, host: str = "127.0.0.1", port: int = 8000,
                api_key: str | None = None) -> int:
-    """Serve until SIGTERM; the models load in the background (health 503 until then). 0 on a clean drain."""
+    """Serve until SIGTERM; the models load in their own process (health 503 until then). 0 on a clean drain.
+
+    ``load`` returns the ``Models`` and must be picklable (a module-level function or a partial of one): it
+    runs in the model process (``worker.py``)."""
     state = ServerState(limits)
     app = create_app(state, api_key)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
                             timeout_graceful_shutdown=int(limits.timeout_s) + 5, timeout_keep_alive=5)
     server = DrainingServer(config, state)
     failure: list[str] = []
+    models = ModelProcess(load)
+    batcher = Batcher(models.run, limits, on_batch=state.metrics.on_batch)
 
-    def runner(kind, items):
-        return state.models.run(kind, items)
-
-    batcher = Batcher(runner, limits, on_batch=state.metrics.on_batch)
-
-    def prepare() -> None:  # in the worker thread: the thread that loads the models is the one that runs them
+    def prepare() -> None:  # in the batcher's thread, while uvicorn already answers /health with 503
         try:
-            models = load()
+            state.models = models.start()
         except Exception as exc:
             failure.append(str(exc) if isinstance(exc, UserError) else f"loading the models failed: {type(exc).__name__}: {exc}")
             server.should_exit = True
             raise
-        state.models, state.batcher = models, batcher
+        state.batcher = batcher
         print(f"elmo-tasks serve: ready on http://{host}:{port} (docs: /docs)", file=sys.stderr, flush=True)
 
     batcher.start(prepare)
@@ -61,6 +62,7 @@ def run_server(load: Callable[[], Models], limits: Limits, host: str = "127.0.0.
     finally:
         state.draining = True
         batcher.stop()
+        models.stop()
     if failure:
         raise UserError(failure[0])
     if not server.started:

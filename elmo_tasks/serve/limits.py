@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from elmo_tasks.errors import UserError
 from elmo_tasks.serve.errors import ApiError
 
-# Measured on this project's 2-core CPU with the default model (benchmarks/serve_load.py prints the
-# sweep): Embedder throughput rises to ~6.5k tokens/s at batches of ~1,300 tokens and ~7k at
-# ~2,700; 2,048 keeps one batch near 0.3 s, so a short request waits little behind a full one.
+# Measured on a 2-core Intel Xeon (avx512_bf16) with the default model (benchmarks/serve_load.py prints the
+# sweep of embed_batch on unsorted glosses; two runs, they vary): 512 tokens 5-7k tokens/s, 1,024
+# 6.5-10k, 2,048 8-13k (0.16-0.26 s a batch), 4,096 14-15k (0.27-0.28 s). 2,048 keeps one batch
+# near a quarter of a second, so a short request waits little behind a full one; 64 clients of one
+# sentence each fill ~550 tokens, so this bound does not limit them.
 DEFAULT_MAX_BATCH_TOKENS = 2048
 
 

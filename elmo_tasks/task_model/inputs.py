@@ -157,3 +157,21 @@ def _gold(index: int, gold: Any, kind: str, n: int) -> Any:
     if not isinstance(gold, str):
         raise UserError(f"item {index}: \"{field}\" must be a string")
     return gold
+
+
+@dataclass(frozen=True)
+class InputReader:
+    """A task model's input checks without the model (picklable): its task kind and training tokeniser."""
+
+    kind: str
+    default_tokenizer: str = "ptb"
+
+    def examples(self, items: Any, tokenize: str | None = None) -> list[Example]:
+        """The checked, tokenised inputs; a bad item is a UserError naming its index and field."""
+        split = tokenizer_named(tokenize, self.default_tokenizer)
+        out = [item if isinstance(item, Example) else make_example(i, item, self.kind, split)
+               for i, item in enumerate(items)]
+        for i, example in enumerate(out):
+            if not example.tokens and self.kind != "tagging":
+                raise UserError(f"item {i}: no tokens (a {self.kind} model needs at least one)")
+        return out

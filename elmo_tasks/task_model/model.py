@@ -7,8 +7,8 @@ archive (``elmo-tasks package``), predicting on new text.
 
 Inputs are checked and tokenised first (:meth:`TaskModel.examples`, no model run), then run in
 batches of similar length (:meth:`TaskModel.predict_examples`); a result does not depend on which
-other inputs share its batch, but the biLM's token cache (kept across calls) can move a probability
-by a few 1e-6 (docs/task-models.md, Measured). The biLM runs live (no feature cache); its layers are
+other inputs share its batch, nor on earlier calls (the biLM's token cache keeps a token's own
+vector). The biLM runs live (no feature cache); its layers are
 rounded to the cache's dtype, as the head saw them in training.
 """
 
@@ -26,7 +26,7 @@ from tqdm import tqdm
 from elmo_tasks.data.tweets import normalize_sentences
 from elmo_tasks.device import bf16_supported
 from elmo_tasks.errors import UserError
-from elmo_tasks.task_model.inputs import Example, make_example, tokenizer_named
+from elmo_tasks.task_model.inputs import Example, InputReader
 from elmo_tasks.task_model.outputs import classification_results, tagging_results, wsd_results
 from elmo_tasks.task_model.parts import ModelParts, build_network, from_run_folder
 from elmo_tasks.training.evaluation import to_device
@@ -66,13 +66,11 @@ class TaskModel:
     def examples(self, items: Iterable[Any], tokenize: str | None = None) -> list[Example]:
         """The checked, tokenised inputs (strings, token lists or objects), without running the model;
         a bad item is a UserError naming its index and field."""
-        split = tokenizer_named(tokenize, self.default_tokenizer)
-        out = [item if isinstance(item, Example) else make_example(i, item, self.task, split)
-               for i, item in enumerate(items)]
-        for i, example in enumerate(out):
-            if not example.tokens and self.task != "tagging":
-                raise UserError(f"item {i}: no tokens (a {self.task} model needs at least one)")
-        return out
+        return self.input_reader().examples(items, tokenize)
+
+    def input_reader(self) -> InputReader:
+        """The input checks alone (picklable), for a process that does not hold the model (the server's)."""
+        return InputReader(self.task, self.default_tokenizer)
 
     # -- prediction --------------------------------------------------------------------------------
 
