@@ -9,9 +9,13 @@ Command modules import torch and other heavy libraries inside ``run`` so start-u
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import signal
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from elmo_tasks.commands import add_subcommands
 from elmo_tasks.distributed import current_rank
@@ -65,6 +69,32 @@ def _on_sigterm(signum, frame) -> None:
     raise Terminated
 
 
+def _deliver_sigterm_soon() -> None:
+    time.sleep(0.01)  # by then the main thread has left the finalizer (if not, it is swallowed and sent again)
+    _thread.interrupt_main(signal.SIGTERM)
+
+
+@contextmanager
+def sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM raises ``Terminated`` where the program is. Raised inside a finalizer (``__del__``, a
+    weakref or GC callback) Python prints it and goes on, so another thread delivers it again (the
+    main thread takes it once out of the finalizer)."""
+    previous_handler, previous_hook = signal.signal(signal.SIGTERM, _on_sigterm), sys.unraisablehook
+
+    def redeliver(unraisable) -> None:
+        if isinstance(unraisable.exc_value, Terminated):
+            _thread.start_new_thread(_deliver_sigterm_soon, ())  # not threading.Thread: its start() waits
+        else:
+            previous_hook(unraisable)
+
+    sys.unraisablehook = redeliver
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+        sys.unraisablehook = previous_hook
+
+
 def _is_out_of_memory(exc: BaseException) -> bool:
     return type(exc).__name__ == "OutOfMemoryError" or "can't allocate memory" in str(exc) \
         or "out of memory" in str(exc).lower()
@@ -73,11 +103,8 @@ def _is_out_of_memory(exc: BaseException) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)  # `kill` unwinds like Ctrl-C
-    try:
+    with sigterm_unwinds():  # `kill` unwinds like Ctrl-C
         return _run(args)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -148,3 +150,27 @@ def test_bench(tmp_path):
         assert (tmp_path / "unbroken" / name).read_text() == (out / name).read_text()
     assert leftovers(tmp_path) == []
     assert json.loads((out / "bench.json").read_text())["reused"] >= 1
+
+
+def test_sigterm_inside_a_finalizer_still_unwinds(tmp_path):
+    """A SIGTERM that lands while a ``__del__`` runs is printed and swallowed by Python; the command
+    line delivers it again once out of the finalizer (embed-file once went on to the end that way)."""
+    script = tmp_path / "finalizer.py"
+    script.write_text(
+        "import os, signal\n"
+        "from elmo_tasks.cli import Terminated, sigterm_unwinds\n"
+        "class Finalized:\n"
+        "    def __del__(self):\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        sum(range(1000))\n"
+        "with sigterm_unwinds():\n"
+        "    try:\n"
+        "        Finalized()\n"
+        "        for _ in range(10 ** 8):\n"
+        "            pass\n"
+        "        print('went on')\n"
+        "    except Terminated:\n"
+        "        print('terminated')\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.stdout.strip() == "terminated", done.stderr[-2000:]
