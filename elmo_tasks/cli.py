@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import _thread
 import argparse
+import os
 import signal
 import sys
 import time
@@ -131,5 +132,17 @@ def _run(args: argparse.Namespace) -> int:
         return 130
 
 
+def entry() -> None:
+    """The console script: ``main``, then exit. A torchrun rank (its process group destroyed by then)
+    skips the interpreter's teardown, where gloo's threads can still abort it ("terminate called
+    without an active exception", pytorch/pytorch#179291) after its work is written."""
+    code = main()
+    if current_rank().world > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
