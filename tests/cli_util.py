@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import resource
 import subprocess
@@ -42,3 +43,12 @@ def assert_user_error(result: subprocess.CompletedProcess, *words: str) -> str:
     for word in words:
         assert str(word) in err, f"{word!r} not in {err!r}"
     return err
+
+
+def load_benchmark(name: str):
+    """``benchmarks/NAME.py`` imported as a module (its functions tested directly)."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -3,11 +3,10 @@ its path (here this very tree, on the tiny fixture model), and a folder that is 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+from cli_util import load_benchmark
 
 from elmo_tasks.errors import UserError
 
@@ -15,11 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("bilm_speed", ROOT / "benchmarks" / "bilm_speed.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bilm_speed")
 
 
 def test_before_runs_the_tree_in_a_child_and_refuses_a_folder_that_is_no_checkout(tmp_path):

@@ -4,7 +4,6 @@ sample, one seed (about a minute of subprocess runs: marked benchmark)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import subprocess
@@ -12,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_util import load_benchmark
 
 from elmo_tasks.errors import UserError
 
@@ -20,11 +20,7 @@ TASKS = ROOT / "tests" / "fixtures" / "tasks"
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("model_quality", ROOT / "benchmarks" / "model_quality.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("model_quality")
 
 
 def test_perplexity_watch_oov_and_table(tmp_path):

@@ -175,13 +175,11 @@ class InferenceEngine:
                 return encoder(ids)
 
         parallel = self._parallel(char_ids.device)
-        if fused is None:
-            return encode_by_length(encode, char_ids, encoder.max_width, ENCODE_CHUNK, parallel=parallel)
         # the fused product takes the tokens that leave a padding tail on their own, the per-filter
         # encoder the longer ones: a token's path, and so its vector, never depends on its batch
         # (a group mixing both went per-filter whole: vectors 2.6e-6 apart, kept by the token cache)
-        short = token_lengths(char_ids) + encoder.max_width <= char_ids.shape[1]
-        if bool(short.all()) or not bool(short.any()):
+        short = None if fused is None else token_lengths(char_ids) + encoder.max_width <= char_ids.shape[1]
+        if short is None or bool(short.all()) or not bool(short.any()):
             return encode_by_length(encode, char_ids, encoder.max_width, ENCODE_CHUNK, parallel=parallel)
         out = encoder.projection.weight.new_empty(char_ids.shape[0], encoder.projection.out_features)
         for rows in (short, ~short):

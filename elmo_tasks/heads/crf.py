@@ -52,6 +52,16 @@ def _backward_scores(emissions: torch.Tensor, trans: torch.Tensor, end: torch.Te
     return betas
 
 
+def _log_partition(alphas: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
+    """(B,) log Z from the forward scores (T, B, K) and the end scores."""
+    return torch.logsumexp(alphas[-1] + end, dim=1)
+
+
+def _posteriors(alphas: torch.Tensor, betas: torch.Tensor, log_z: torch.Tensor) -> torch.Tensor:
+    """(T, B, K) probability of each tag at each position (past a sentence's end: its last tag's)."""
+    return torch.exp(alphas + betas - log_z.view(1, -1, 1))
+
+
 class _LogPartition(torch.autograd.Function):
     """log Z per sentence (B,) from emissions (B, T, K), transitions, start and end scores; its
     backward gives each score its posterior marginal (forward-backward) times the incoming gradient."""
@@ -60,7 +70,7 @@ class _LogPartition(torch.autograd.Function):
     def forward(ctx, emissions, trans, start, end, mask):
         e, tr, st, en = (x.double() for x in (emissions, trans, start, end))
         alphas = _forward_scores(e, tr, st, mask)
-        log_z = torch.logsumexp(alphas[-1] + en, dim=1)
+        log_z = _log_partition(alphas, en)
         ctx.save_for_backward(e, tr, en, mask, alphas, log_z)
         return log_z.to(emissions.dtype)
 
@@ -70,7 +80,7 @@ class _LogPartition(torch.autograd.Function):
         betas = _backward_scores(e, tr, en, mask)
         weight = grad.double().view(1, -1, 1)  # (1, B, 1)
         real = mask.T.unsqueeze(2)  # (T, B, 1)
-        unary = torch.exp(alphas + betas - log_z.view(1, -1, 1)) * weight * real  # (T, B, K)
+        unary = _posteriors(alphas, betas, log_z) * weight * real  # (T, B, K)
         grad_emissions = unary.transpose(0, 1)
         grad_start = unary[0].sum(0)
         grad_end = (torch.exp(alphas[-1] + en - log_z.unsqueeze(1)) * weight[0]).sum(0)
@@ -128,7 +138,7 @@ class CRF(nn.Module):
 
     def _nll(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         trans, start = self._scores()
-        b, t, _ = emissions.shape
+        b = emissions.shape[0]
         tags = tags.clamp_min(0)
         maskf = mask.to(emissions.dtype)
         rows = torch.arange(b, device=emissions.device)
@@ -148,9 +158,7 @@ class CRF(nn.Module):
         trans, start = self._scores()
         e, trans, start, end = (x.double() for x in (emissions.float(), trans, start, self.end))
         alphas = _forward_scores(e, trans, start, mask)
-        betas = _backward_scores(e, trans, end, mask)
-        log_z = torch.logsumexp(alphas[-1] + end, dim=1)
-        return torch.exp(alphas + betas - log_z.view(1, -1, 1)).transpose(0, 1).float()
+        return _posteriors(alphas, _backward_scores(e, trans, end, mask), _log_partition(alphas, end)).transpose(0, 1).float()
 
     def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
         """The best tag sequence of each sentence (Viterbi), trimmed to its length."""
